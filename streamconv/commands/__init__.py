@@ -1,0 +1,1 @@
+"""Subcommands of the ``streamconv`` program, one module each (see ``streamconv.cli``)."""

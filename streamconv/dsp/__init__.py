@@ -1,0 +1,1 @@
+"""Pure signal processing: numpy and scipy only, no files, devices, threads or logging."""

@@ -1,0 +1,41 @@
+"""The one exception tree of streamconv.
+
+::
+
+    StreamconvError              anything streamconv raises on purpose; the CLI prints it as
+    |                            ``error: <message>`` and exits with ``exit_code``
+    +-- UsageError        (2)    bad command line, bad config, bad input file or sample
+    |   +-- ConfigError   (2)    a config that does not validate (every problem listed)
+    +-- RuntimeFailure    (1)    the environment failed: device lost for good, disk full
+
+Invalid arguments to the Python API (wrong shapes, NaN taps, ...) raise the built-in
+``ValueError`` / ``TypeError`` as numpy and scipy do; the CLI maps those to exit code 2 too.
+"""
+
+from __future__ import annotations
+
+
+class StreamconvError(Exception):
+    """Base class of every error streamconv raises on purpose."""
+
+    exit_code = 1
+
+
+class UsageError(StreamconvError):
+    """The user asked for something that cannot be done: bad arguments, file, or samples."""
+
+    exit_code = 2
+
+
+class ConfigError(UsageError):
+    """A configuration that does not validate; ``errors`` lists every problem found."""
+
+    def __init__(self, message: str, errors: list[str] | None = None):
+        super().__init__(message)
+        self.errors = list(errors or [])
+
+
+class RuntimeFailure(StreamconvError):
+    """A failure of the environment rather than of the input (device gone, disk full)."""
+
+    exit_code = 1
