@@ -236,14 +236,15 @@ class _SegmentRunner:
         cin, cout = kernel.in_channels, kernel.out_channels
         if self.kind == "diagonal":
             groups = kernel.taps.shape[1]
-            self._x_shape = (groups, cout, bins)
+            self.x_shape = (groups, cout, bins)
             self._product = np.empty((k, groups, cout, bins), self.spectra.dtype)
         else:
-            self._x_shape = (cin, 1, bins)
+            self.x_shape = (cin, 1, bins)
             self._product = np.empty((k, cin, cout, bins), self.spectra.dtype)
-        self._fdl = np.zeros((2 * k, *self._x_shape), self.spectra.dtype)
+        self._fdl = np.zeros((2 * k, *self.x_shape), self.spectra.dtype)
         self._out_len = seg.block + seg.length - 1
         self.blocks_done = 0
+        self.donor: _SegmentRunner | None = None  # an earlier segment with the same transform
 
     def reset(self) -> None:
         self._fdl[:] = 0
@@ -252,7 +253,7 @@ class _SegmentRunner:
     def transform(self, block: np.ndarray) -> np.ndarray:
         """Spectrum of one complete input block (Cin, N), in FDL layout."""
         self.fft.time[:, : self.seg.block] = block
-        return self.fft.forward().reshape(self._x_shape)
+        return self.fft.forward().reshape(self.x_shape)
 
     def accumulate(self, spectrum: np.ndarray, acc: np.ndarray, at: int) -> None:
         """Push a block spectrum into the FDL and add the segment's output at ``acc[:, at:]``."""
@@ -271,7 +272,7 @@ class _SegmentRunner:
         p = block.shape[1]
         self.fft.time[:, :p] = block
         self.fft.time[:, p : self.seg.block] = 0
-        spectrum = self.fft.forward().reshape(self._x_shape)
+        spectrum = self.fft.forward().reshape(self.x_shape)
         product = self._product[0]
         np.multiply(spectrum, self.spectra[-1], out=product)
         product.sum(axis=0, out=self.fft.inverse_spectrum)
@@ -298,11 +299,10 @@ class PartitionedEngine:
         self.dtype = np.dtype(dtype)
         self._runners = [_SegmentRunner(seg, kernel, self.dtype) for seg in plan]
         # Segments with the same block and FFT size transform the same input: do it once.
-        self._donors = []
         for i, runner in enumerate(self._runners):
             same = [r for r in self._runners[:i] if r.fft.nfft == runner.fft.nfft]
             same = [r for r in same if r.seg.block == runner.seg.block]
-            self._donors.append(same[0] if same else None)
+            runner.donor = same[0] if same else None
         self._head = self._runners[0]
         self._base = head.block
         # History must hold the largest block; the accumulator everything a block can reach.
@@ -354,14 +354,14 @@ class PartitionedEngine:
             t_end = t + m
             due = self._acc[:, t - a0 : t_end - a0]
             if phase + m == base:  # a base block is complete: every segment due runs
-                for runner, donor in zip(self._runners, self._donors):
+                for runner in self._runners:
                     seg = runner.seg
                     if t_end % seg.block == 0:
-                        if donor is None:
+                        if runner.donor is None:
                             block = self._history[:, t_end - seg.block - h0 : t_end - h0]
                             spectrum = runner.transform(block)
                         else:
-                            spectrum = donor.fft.spectrum.reshape(runner._x_shape)
+                            spectrum = runner.donor.fft.spectrum.reshape(runner.x_shape)
                         at = t_end - seg.block + seg.offset - a0
                         runner.accumulate(spectrum, self._acc, at)
                 out[i : i + m] = due.T
