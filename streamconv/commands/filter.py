@@ -1,0 +1,168 @@
+"""``streamconv filter``: run a stream through an FIR filter, block by block."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from streamconv.errors import UsageError
+from streamconv.io import files, open_sink, open_source
+from streamconv.io.pcm import PCM_FORMATS
+from streamconv.io.taps import load_taps, taps_channels
+
+METHODS = ("auto", "direct", "ola", "partitioned")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
+
+
+def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``--rate/--channels/--format`` options raw streams need (shared by commands)."""
+    group = parser.add_argument_group("raw streams (-, .raw/.pcm, .csv, udp://)")
+    group.add_argument("--rate", type=_positive_float, help="sample rate in Hz")
+    group.add_argument("--channels", type=_positive_int, help="channels per frame")
+    group.add_argument(
+        "--format",
+        metavar="FMT",
+        help=f"raw PCM sample format: {', '.join(PCM_FORMATS)} (also the output's)",
+    )
+    group.add_argument(
+        "--out-format", metavar="FMT", help="output sample format (default --format)"
+    )
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "filter",
+        help="filter a stream through an FIR (files, pipes, devices, udp)",
+        description=(
+            "Filter a stream through an FIR filter. Output frames = input frames; --tail adds "
+            "the L-1 frames of the filter's tail. Locators: - (raw PCM on stdin/stdout), a file "
+            "(.wav .flac .ogg .aiff ..., .csv, .raw/.pcm), device[:NAME|:INDEX], pyaudio:INDEX, "
+            "udp://HOST:PORT, null (output only)."
+        ),
+    )
+    parser.add_argument("-i", "--input", required=True, metavar="IN", help="input locator")
+    parser.add_argument("-o", "--output", required=True, metavar="OUT", help="output locator")
+    taps = parser.add_mutually_exclusive_group(required=True)
+    taps.add_argument(
+        "--fir", metavar="FILE", help="taps: .txt/.csv (a column per channel), .npy, or audio IR"
+    )
+    taps.add_argument("-c", "--config", metavar="CONFIG", help="filters from a config file")
+    parser.add_argument(
+        "--block", type=_positive_int, default=1024, help="frames per block (default 1024)"
+    )
+    parser.add_argument("--tail", action="store_true", help="append the L-1 frames of the tail")
+    parser.add_argument("--method", choices=METHODS, default="auto", help="convolution engine")
+    parser.add_argument(
+        "--duration", type=_positive_float, metavar="S", help="stop after S seconds of input"
+    )
+    parser.add_argument(
+        "--stats", action="store_true", help="print frame, overflow and clipping counts at the end"
+    )
+    add_stream_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+def _is_device(locator: str) -> bool:
+    return locator.split(":", 1)[0] in ("device", "pyaudio")
+
+
+def run(args) -> int:
+    if args.config is not None:
+        raise UsageError(f"{args.config}: filter -c is not available yet; use --fir FILE")
+    taps, taps_rate = load_taps(args.fir)
+    in_channels, out_channels = taps_channels(taps)
+    device_in = _is_device(args.input)
+    src = open_source(
+        args.input,
+        sample_rate=args.rate or (taps_rate if device_in else None),
+        channels=args.channels or (in_channels if device_in else None),
+        fmt=args.format,
+        block_size=args.block,
+    )
+    with src:
+        if taps_rate is not None and taps_rate != src.sample_rate:
+            raise UsageError(
+                f"{args.fir}: the impulse response is at {taps_rate:g} Hz, "
+                f"the input {args.input} at {src.sample_rate:g} Hz"
+            )
+        if in_channels is not None and in_channels != src.channels:
+            raise UsageError(
+                f"{args.fir}: taps for {in_channels} channels, "
+                f"the input {args.input} has {src.channels}"
+            )
+        from streamconv.dsp.convolve import Convolver
+
+        conv = Convolver(taps, block_size=args.block, method=args.method, channels=src.channels)
+        sink = open_sink(
+            args.output,
+            sample_rate=src.sample_rate,
+            channels=out_channels or src.channels,
+            fmt=args.out_format or args.format,
+            subtype=_same_subtype(src, args.output) if not args.out_format else None,
+            block_size=args.block,
+        )
+        interrupted = _run(src, sink, conv, args)
+    _report(src, sink, args.stats or _is_device(args.output) or device_in)
+    return 130 if interrupted else 0
+
+
+def _run(src, sink, conv, args) -> bool:
+    """Pump blocks; return True if interrupted (Ctrl-C ends the input, the output is kept)."""
+    limit = None if args.duration is None else round(args.duration * src.sample_rate)
+    interrupted = False
+    with sink:
+        try:
+            while limit is None or src.frames_read < limit:
+                want = args.block if limit is None else min(args.block, limit - src.frames_read)
+                x = src.read(want)
+                if not len(x):
+                    break
+                sink.write(conv.process(x))
+        except KeyboardInterrupt:
+            interrupted = True
+        if args.tail:
+            sink.write(conv.flush())
+    return interrupted
+
+
+def _same_subtype(src, output: str) -> str | None:
+    """Keep the input file's sample type for an output audio file when it can hold it."""
+    subtype = getattr(src, "subtype", None)
+    if subtype is None or files.file_kind(output) != "audio" or output == "-":
+        return None
+    import soundfile as sf
+
+    try:
+        return subtype if sf.check_format(files.audio_format(output), subtype) else None
+    except UsageError:
+        return None
+
+
+def _report(src, sink, verbose: bool) -> None:
+    counts = {f"{src.name} {k}": v for k, v in src.stats().items()}
+    counts.update({f"{sink.name} {k}": v for k, v in sink.stats().items()})
+    if sink.clipped:
+        print(f"warning: {sink.name}: {sink.clipped} samples clipped", file=sys.stderr)
+    if verbose:
+        parts = [f"{src.frames_read} frames in", f"{sink.frames_written} frames out"]
+        parts += [f"{name}={value}" for name, value in counts.items()]
+        print(f"streamconv filter: {', '.join(parts)}", file=sys.stderr)

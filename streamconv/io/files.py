@@ -1,0 +1,382 @@
+"""Files: audio through libsndfile, ``.csv`` sensor data, ``.raw``/``.pcm`` raw PCM.
+
+Files are read and written in blocks, so memory does not grow with the file. An output file is
+written under a temporary name in the same directory and renamed when complete (`close`); a job
+that fails (`abort`) removes it, so no half file is ever left under the real name.
+
+Integer audio (PCM_16, PCM_24, ...) is converted by full scale in both directions by this module,
+not by libsndfile, so integer samples round-trip exactly and clipping is counted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import re
+import tempfile
+
+import numpy as np
+import soundfile as sf
+
+from streamconv.errors import RuntimeFailure, UsageError
+from streamconv.io import pcm
+from streamconv.io.base import Sink, Source
+from streamconv.io.pipes import RawSink, RawSource
+
+#: Extensions read as raw PCM rather than through libsndfile.
+RAW_EXTENSIONS = (".raw", ".pcm")
+CSV_EXTENSIONS = (".csv",)
+_EXTENSION_ALIASES = {"aif": "AIFF", "aifc": "AIFF", "oga": "OGG", "opus": "OGG"}
+# Integer subtypes, as the integer type they are read and written through (bits of precision).
+_INT_SUBTYPES = {"PCM_S8": 8, "PCM_U8": 8, "PCM_16": 16, "PCM_24": 24, "PCM_32": 32}
+_PCM_SUBTYPES = {"s16le": "PCM_16", "s32le": "PCM_32", "f32le": "FLOAT", "f64le": "DOUBLE"}
+_DECLARED_TOO_LONG = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+
+
+def file_kind(path: str) -> str:
+    """Return ``"raw"``, ``"csv"`` or ``"audio"`` for a path, by its extension."""
+    ext = os.path.splitext(path)[1].lower()
+    if ext in RAW_EXTENSIONS:
+        return "raw"
+    if ext in CSV_EXTENSIONS:
+        return "csv"
+    return "audio"
+
+
+def audio_format(path: str) -> str:
+    """Return the libsndfile major format for a path's extension, or raise `UsageError`."""
+    ext = os.path.splitext(path)[1].lower().lstrip(".")
+    fmt = _EXTENSION_ALIASES.get(ext, ext.upper())
+    if fmt not in sf.available_formats():
+        raise UsageError(
+            f"{path}: unknown file type {('.' + ext) if ext else '(no extension)'} "
+            "(audio: .wav .flac .ogg .aiff ...; sensor data: .csv; raw PCM: .raw .pcm)"
+        )
+    return fmt
+
+
+def _check_readable(path: str) -> None:
+    if not os.path.exists(path):
+        raise UsageError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise UsageError(f"{path}: is a directory, not a file")
+    if not os.access(path, os.R_OK):
+        raise UsageError(f"{path}: permission denied")
+
+
+class AtomicFile:
+    """A temporary file beside `path` that becomes `path` on `commit` and vanishes on `discard`."""
+
+    def __init__(self, path: str, suffix: str = ""):
+        directory = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(directory):
+            raise UsageError(f"{path}: directory {directory} does not exist")
+        if os.path.isdir(path):
+            raise UsageError(f"{path}: is a directory")
+        self.path = path
+        try:
+            fd, self.tmp_path = tempfile.mkstemp(
+                prefix=f".{os.path.basename(path)}.", suffix=".part" + suffix, dir=directory
+            )
+        except OSError as exc:
+            raise UsageError(f"{path}: cannot create: {exc.strerror}") from None
+        os.close(fd)
+
+    def commit(self) -> None:
+        os.replace(self.tmp_path, self.path)
+
+    def discard(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.tmp_path)
+
+
+class SoundFileSource(Source):
+    """Read an audio file through libsndfile, block by block.
+
+    Parameters
+    ----------
+    path : str
+        wav, flac, ogg, aiff, ... (any format libsndfile knows).
+    dtype : numpy dtype
+        float32 or float64, the type of the blocks.
+
+    Raises
+    ------
+    UsageError
+        Missing, empty, unreadable, garbage or truncated file (named, with libsndfile's reason).
+    """
+
+    def __init__(self, path: str, dtype=np.float64):
+        _check_readable(path)
+        self.name = path
+        try:
+            self._file = sf.SoundFile(path)
+        except (sf.LibsndfileError, RuntimeError) as exc:
+            reason = getattr(exc, "error_string", None) or str(exc)
+            if os.path.getsize(path) == 0:
+                reason = "file is empty"
+            raise UsageError(f"{path}: cannot read audio: {reason}") from None
+        self.sample_rate = float(self._file.samplerate)
+        self.channels = self._file.channels
+        self.subtype = self._file.subtype
+        self.dtype = np.dtype(dtype)
+        self.frames_read = 0
+        self.frames = self._file.frames
+        declared = _DECLARED_TOO_LONG.search(self._file.extra_info)
+        if declared and int(declared.group(2)) < int(declared.group(1)) < 0xFFFFFF00:
+            self._file.close()
+            raise UsageError(
+                f"{path}: truncated: the header promises {declared.group(1)} bytes of audio, "
+                f"the file holds {declared.group(2)}"
+            )
+        self._int_bits = _INT_SUBTYPES.get(self.subtype)
+
+    def _read(self, frames: int) -> np.ndarray:
+        try:
+            if self._int_bits:
+                raw = self._file.read(frames, dtype="int32", always_2d=True)
+                block = raw.astype(self.dtype)
+                block *= 2.0**-31
+            else:
+                block = self._file.read(frames, dtype=self.dtype.name, always_2d=True)
+        except (sf.LibsndfileError, RuntimeError) as exc:
+            raise UsageError(
+                f"{self.name}: corrupt audio after frame {self.frames_read}: {exc}"
+            ) from None
+        if not len(block) and 0 < self.frames != self.frames_read and self.frames < 2**62:
+            raise UsageError(
+                f"{self.name}: truncated: {self.frames_read} of {self.frames} frames readable"
+            )
+        return block
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class SoundFileSink(Sink):
+    """Write an audio file through libsndfile under a temporary name; rename it on `close`.
+
+    Parameters
+    ----------
+    path : str
+        The output file; its extension picks the format.
+    sample_rate : float
+        Frames per second (libsndfile stores an integer rate).
+    channels : int
+        Samples per frame.
+    subtype : str, optional
+        A libsndfile subtype (``PCM_16``, ``FLOAT``, ...); default: the format's default.
+    """
+
+    def __init__(self, path: str, sample_rate: float, channels: int, subtype: str | None = None):
+        fmt = audio_format(path)
+        if subtype is not None and not sf.check_format(fmt, subtype):
+            raise UsageError(f"{path}: a {fmt} file cannot hold {subtype} samples")
+        self.name = path
+        self.sample_rate = float(sample_rate)
+        self.channels = int(channels)
+        self.clipped = 0
+        self._atomic = AtomicFile(path)
+        try:
+            self._file = sf.SoundFile(
+                self._atomic.tmp_path,
+                "w",
+                samplerate=round(sample_rate),
+                channels=self.channels,
+                subtype=subtype,
+                format=fmt,
+            )
+        except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+            self._atomic.discard()
+            raise UsageError(f"{path}: cannot write audio: {exc}") from None
+        self.subtype = self._file.subtype
+        self._int_bits = _INT_SUBTYPES.get(self.subtype)
+
+    def _write(self, block: np.ndarray) -> None:
+        if self._int_bits:
+            # Quantize at the file's own precision and hand libsndfile integers that it only
+            # shifts, so rounding and clipping are ours: exact, and counted.
+            samples, clipped = pcm.quantize_bits(block, self._int_bits)
+            self.clipped += clipped
+            container = np.int16 if self._int_bits <= 16 else np.int32
+            shift = 8 * np.dtype(container).itemsize - self._int_bits
+            samples = (samples << shift).astype(container)
+        else:
+            samples = block
+        try:
+            self._file.write(samples)
+        except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+            raise RuntimeFailure(f"{self.name}: write failed: {exc}") from None
+
+    def _commit(self) -> None:
+        try:
+            self._file.close()
+        except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+            self._atomic.discard()
+            raise RuntimeFailure(f"{self.name}: write failed: {exc}") from None
+        self._atomic.commit()
+
+    def _discard(self) -> None:
+        with contextlib.suppress(Exception):
+            self._file.close()
+        self._atomic.discard()
+
+
+def pcm_subtype(fmt: str | None) -> str | None:
+    """Return the libsndfile subtype matching a raw PCM format name (``s16le`` -> ``PCM_16``)."""
+    if fmt is None:
+        return None
+    pcm.pcm_dtype(fmt)
+    return _PCM_SUBTYPES[fmt]
+
+
+class CsvSource(Source):
+    """Read sensor data from a ``.csv`` file: one row per frame, one column per channel.
+
+    A first line that is not numbers is taken as a header and skipped.
+
+    Parameters
+    ----------
+    path : str
+        The file.
+    sample_rate : float
+        Frames per second (a CSV file does not say).
+    dtype : numpy dtype
+        float32 or float64.
+    """
+
+    def __init__(self, path: str, sample_rate: float | None, dtype=np.float64):
+        _check_readable(path)
+        if sample_rate is None:
+            raise UsageError(f"{path}: a .csv stream needs --rate (its sample rate)")
+        self.name = path
+        self.sample_rate = float(sample_rate)
+        self.dtype = np.dtype(dtype)
+        self.frames_read = 0
+        self._file = open(path, encoding="utf-8", errors="replace")
+        first = self._file.readline()
+        if not first.strip():
+            self._file.close()
+            raise UsageError(f"{path}: empty CSV file")
+        self.channels = len(first.split(","))
+        self._lines_done = 0
+        self._pending = [first]
+        try:
+            np.array(first.split(","), dtype=self.dtype)
+        except ValueError:
+            self._pending = []  # a header line
+            self._lines_done = 1
+
+    def _read(self, frames: int) -> np.ndarray:
+        lines = self._pending + list(itertools.islice(self._file, frames - len(self._pending)))
+        self._pending = []
+        first_line = self._lines_done + 1
+        self._lines_done += len(lines)
+        rows = [line.split(",") for line in lines if line.strip()]
+        try:
+            block = np.array(rows, dtype=self.dtype).reshape(len(rows), -1)
+            if block.shape[1] != self.channels and rows:
+                raise ValueError
+        except ValueError:
+            self._raise_bad_line(lines, first_line)
+        return block
+
+    def _raise_bad_line(self, lines: list[str], first_line: int):
+        for number, line in enumerate(lines, first_line):
+            if not line.strip():
+                continue
+            fields = line.split(",")
+            if len(fields) != self.channels:
+                problem = f"{len(fields)} columns, expected {self.channels}"
+            else:
+                try:
+                    np.array(fields, dtype=self.dtype)
+                    continue
+                except ValueError:
+                    problem = f"not a number in {line.strip()!r}"
+            raise UsageError(f"{self.name}: line {number}: {problem}")
+        raise UsageError(f"{self.name}: lines {first_line}-{number}: unreadable")
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class CsvSink(Sink):
+    """Write a ``.csv`` file (one row per frame) under a temporary name; rename on `close`."""
+
+    def __init__(self, path: str, sample_rate: float, channels: int):
+        self.name = path
+        self.sample_rate = float(sample_rate)
+        self.channels = int(channels)
+        self.clipped = 0
+        self._atomic = AtomicFile(path)
+        self._file = open(self._atomic.tmp_path, "w", encoding="utf-8")
+
+    def _write(self, block: np.ndarray) -> None:
+        fmt = "%.9g" if block.dtype == np.float32 else "%.17g"
+        try:
+            np.savetxt(self._file, block, fmt=fmt, delimiter=",")
+        except OSError as exc:
+            raise RuntimeFailure(f"{self.name}: write failed: {exc.strerror}") from None
+
+    def _commit(self) -> None:
+        try:
+            self._file.close()
+        except OSError as exc:
+            self._atomic.discard()
+            raise RuntimeFailure(f"{self.name}: write failed: {exc.strerror}") from None
+        self._atomic.commit()
+
+    def _discard(self) -> None:
+        with contextlib.suppress(OSError):
+            self._file.close()
+        self._atomic.discard()
+
+
+def open_raw_file_source(path, fmt, sample_rate, channels, dtype=np.float64) -> RawSource:
+    """Open a ``.raw``/``.pcm`` file of interleaved PCM (needs format, rate and channels)."""
+    _check_readable(path)
+    _need_raw_params(path, fmt, sample_rate, channels)
+    return RawSource(
+        open(path, "rb"),
+        fmt,
+        sample_rate,
+        channels,
+        name=path,
+        dtype=dtype,
+        close_stream=True,
+    )
+
+
+class RawFileSink(RawSink):
+    """Write a ``.raw``/``.pcm`` file under a temporary name; rename it on `close`."""
+
+    def __init__(self, path: str, fmt: str, sample_rate: float, channels: int):
+        pcm.pcm_dtype(fmt)
+        self._atomic = AtomicFile(path)
+        super().__init__(open(self._atomic.tmp_path, "wb"), fmt, sample_rate, channels, name=path)
+
+    def _commit(self) -> None:
+        try:
+            self._stream.close()
+        except OSError as exc:
+            self._atomic.discard()
+            raise RuntimeFailure(f"{self.name}: write failed: {exc.strerror}") from None
+        self._atomic.commit()
+
+    def _discard(self) -> None:
+        with contextlib.suppress(OSError):
+            self._stream.close()
+        self._atomic.discard()
+
+
+def _need_raw_params(name, fmt, sample_rate, channels) -> None:
+    missing = [
+        opt
+        for opt, value in (("--format", fmt), ("--rate", sample_rate), ("--channels", channels))
+        if value is None
+    ]
+    if missing:
+        raise UsageError(f"{name}: raw PCM needs {', '.join(missing)}")
+    pcm.pcm_dtype(fmt)

@@ -1,0 +1,161 @@
+"""Stream locators (SPEC section 4) -> sources and sinks.
+
+======================  ====================================================================
+``-``                   raw PCM on stdin / stdout (needs format, rate, channels)
+``PATH``                audio file by extension (libsndfile); ``.csv`` (needs rate);
+                        ``.raw`` / ``.pcm`` raw PCM (needs format, rate, channels)
+``device[:NAME|:N]``    a sound device through sounddevice (PortAudio)
+``pyaudio:N``           the same through PyAudio
+``udp://HOST:PORT``     raw PCM datagrams (needs format, rate, channels)
+``null``                discard (sink only)
+======================  ====================================================================
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from streamconv.errors import UsageError
+from streamconv.io import files
+from streamconv.io.base import Sink, Source
+from streamconv.io.memory import NullSink
+from streamconv.io.pipes import RawSink, RawSource
+
+
+def _split_device(locator: str) -> tuple[str, str | None] | None:
+    for prefix, backend in (("device", "sounddevice"), ("pyaudio", "pyaudio")):
+        if locator == prefix:
+            return backend, None
+        if locator.startswith(prefix + ":"):
+            return backend, locator[len(prefix) + 1 :] or None
+    return None
+
+
+def open_source(
+    locator: str,
+    *,
+    sample_rate: float | None = None,
+    channels: int | None = None,
+    fmt: str | None = None,
+    block_size: int = 1024,
+    dtype=np.float64,
+    stdin=None,
+) -> Source:
+    """Open the source a locator names.
+
+    Parameters
+    ----------
+    locator : str
+        See the module docstring.
+    sample_rate, channels, fmt : optional
+        ``--rate``, ``--channels``, ``--format``: needed where the stream does not say them
+        (raw PCM, csv, udp); for a device they choose instead of its defaults.
+    block_size : int
+        Frames per device callback.
+    dtype : numpy dtype
+        float32 or float64, the type of the blocks.
+    stdin : binary file object, optional
+        What ``-`` reads (default ``sys.stdin.buffer``).
+
+    Returns
+    -------
+    Source
+
+    Raises
+    ------
+    UsageError
+        A missing parameter, a missing or unreadable file, an unknown device, ...
+    """
+    if not locator:
+        raise UsageError("empty input locator")
+    if locator == "null":
+        raise UsageError("null: is a sink only; it cannot be read")
+    device = _split_device(locator)
+    if device:
+        from streamconv.io.devices import DeviceSource
+
+        backend, spec = device
+        return DeviceSource(spec, sample_rate, channels, block_size, backend=backend, dtype=dtype)
+    if locator.startswith("udp://"):
+        from streamconv.io.network import UdpSource
+
+        files._need_raw_params(locator, fmt, sample_rate, channels)
+        return UdpSource(locator, fmt, sample_rate, channels, dtype=dtype)
+    if locator == "-":
+        files._need_raw_params("-", fmt, sample_rate, channels)
+        stream = stdin if stdin is not None else sys.stdin.buffer
+        return RawSource(stream, fmt, sample_rate, channels, name="-", dtype=dtype)
+    kind = files.file_kind(locator)
+    if kind == "raw":
+        return files.open_raw_file_source(locator, fmt, sample_rate, channels, dtype=dtype)
+    if kind == "csv":
+        return files.CsvSource(locator, sample_rate, dtype=dtype)
+    files.audio_format(locator)
+    return files.SoundFileSource(locator, dtype=dtype)
+
+
+def open_sink(
+    locator: str,
+    *,
+    sample_rate: float,
+    channels: int,
+    fmt: str | None = None,
+    subtype: str | None = None,
+    block_size: int = 1024,
+    stdout=None,
+) -> Sink:
+    """Open the sink a locator names.
+
+    Parameters
+    ----------
+    locator : str
+        See the module docstring.
+    sample_rate : float
+        Frames per second of the stream written.
+    channels : int
+        Samples per frame of the stream written.
+    fmt : str, optional
+        Raw PCM format (``-``, ``.raw``, udp); for an audio file, the sample type to store
+        (``s16le`` -> PCM_16, ``f32le`` -> FLOAT, ...) unless `subtype` says.
+    subtype : str, optional
+        A libsndfile subtype for audio files.
+    block_size : int
+        Frames per device callback.
+    stdout : binary file object, optional
+        What ``-`` writes (default ``sys.stdout.buffer``).
+
+    Returns
+    -------
+    Sink
+        Output files appear under their name only when the sink is closed.
+    """
+    if not locator:
+        raise UsageError("empty output locator")
+    if locator == "null":
+        return NullSink(sample_rate, channels)
+    device = _split_device(locator)
+    if device:
+        from streamconv.io.devices import DeviceSink
+
+        backend, spec = device
+        return DeviceSink(spec, sample_rate, channels, block_size, backend=backend)
+    if locator.startswith("udp://"):
+        from streamconv.io.network import UdpSink
+
+        files._need_raw_params(locator, fmt, sample_rate, channels)
+        return UdpSink(locator, fmt, sample_rate, channels)
+    if locator == "-":
+        files._need_raw_params("-", fmt, sample_rate, channels)
+        stream = stdout if stdout is not None else sys.stdout.buffer
+        return RawSink(stream, fmt, sample_rate, channels, name="-", flush=True)
+    kind = files.file_kind(locator)
+    if kind == "raw":
+        files._need_raw_params(locator, fmt, sample_rate, channels)
+        return files.RawFileSink(locator, fmt, sample_rate, channels)
+    if kind == "csv":
+        return files.CsvSink(locator, sample_rate, channels)
+    return files.SoundFileSink(
+        locator, sample_rate, channels, subtype=subtype or files.pcm_subtype(fmt)
+    )

@@ -1,0 +1,129 @@
+"""Raw interleaved PCM over a byte stream: stdin/stdout pipes and ``.raw``/``.pcm`` files.
+
+A read from a pipe may end anywhere, also in the middle of a frame; the bytes of an incomplete
+frame are carried over to the next read, so frames are never dropped or misaligned. A stream
+that ends in the middle of a frame is an error (it was truncated).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from streamconv.errors import RuntimeFailure, UsageError
+from streamconv.io import pcm
+from streamconv.io.base import Sink, Source
+
+
+class RawSource(Source):
+    """Read raw PCM frames from a binary file object.
+
+    Parameters
+    ----------
+    stream : binary file object
+        Anything with ``read(n)`` returning bytes (``sys.stdin.buffer``, an open file).
+    fmt : str
+        ``s16le``, ``s32le``, ``f32le`` or ``f64le``.
+    sample_rate : float
+        Frames per second.
+    channels : int
+        Samples per frame.
+    name : str
+        For messages.
+    dtype : numpy dtype
+        float32 or float64, the type of the blocks.
+    close_stream : bool
+        Close `stream` in `close` (not for stdin).
+    """
+
+    def __init__(
+        self,
+        stream,
+        fmt: str,
+        sample_rate: float,
+        channels: int,
+        name: str = "-",
+        dtype=np.float64,
+        close_stream: bool = False,
+    ):
+        self._stream = stream
+        self._sample_dtype = pcm.pcm_dtype(fmt)
+        self.sample_rate = float(sample_rate)
+        self.channels = int(channels)
+        self.name = name
+        self.dtype = np.dtype(dtype)
+        self.frames_read = 0
+        self._frame_bytes = self._sample_dtype.itemsize * self.channels
+        self._carry = b""
+        self._close_stream = close_stream
+
+    def _read(self, frames: int) -> np.ndarray:
+        want = frames * self._frame_bytes
+        parts = [self._carry]
+        have = len(self._carry)
+        eof = False
+        while have < want:
+            chunk = self._stream.read(want - have)
+            if not chunk:
+                eof = True
+                break
+            parts.append(chunk)
+            have += len(chunk)
+        data = b"".join(parts)
+        whole = len(data) - len(data) % self._frame_bytes
+        self._carry = data[whole:]
+        if eof and self._carry:
+            raise UsageError(
+                f"{self.name}: stream ends in the middle of a frame ({len(self._carry)} stray "
+                f"bytes after frame {self.frames_read + whole // self._frame_bytes}; "
+                f"frames are {self._frame_bytes} bytes)"
+            )
+        return pcm.decode(data[:whole], self._sample_dtype, self.channels, self.dtype)
+
+    def close(self) -> None:
+        if self._close_stream:
+            self._stream.close()
+
+
+class RawSink(Sink):
+    """Write raw PCM frames to a binary file object.
+
+    Parameters
+    ----------
+    stream : binary file object
+        Anything with ``write(bytes)``.
+    fmt : str
+        ``s16le``, ``s32le``, ``f32le`` or ``f64le``; integers are clipped and counted.
+    sample_rate : float
+        Frames per second.
+    channels : int
+        Samples per frame.
+    name : str
+        For messages.
+    flush : bool
+        Flush after every block (pipes: the next program gets each block at once).
+    """
+
+    def __init__(self, stream, fmt: str, sample_rate: float, channels: int, name="-", flush=False):
+        self._stream = stream
+        self._sample_dtype = pcm.pcm_dtype(fmt)
+        self.sample_rate = float(sample_rate)
+        self.channels = int(channels)
+        self.name = name
+        self.clipped = 0
+        self._flush = flush
+
+    def _write(self, block: np.ndarray) -> None:
+        data, clipped = pcm.encode(block, self._sample_dtype)
+        self.clipped += clipped
+        try:
+            self._stream.write(data)
+            if self._flush:
+                self._stream.flush()
+        except BrokenPipeError:
+            raise RuntimeFailure(f"{self.name}: the reading end of the pipe was closed") from None
+
+    def _commit(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise RuntimeFailure(f"{self.name}: the reading end of the pipe was closed") from None
