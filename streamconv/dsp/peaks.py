@@ -112,7 +112,7 @@ class PeakTracker:
     Examples
     --------
     >>> t = PeakTracker(3)
-    >>> t.push(np.array([0.1, 0.9]), 0.5).tolist(), t.push(np.array([0.2, 0.3]), 0.5).tolist()
+    >>> t.push(np.array([0.1, 0.9]), 0.5)[0].tolist(), t.push(np.array([0.2, 0.3]), 0.5)[0].tolist()
     ([], [1])
     """
 
@@ -135,10 +135,15 @@ class PeakTracker:
 
     def push(
         self, scores: np.ndarray, threshold: float | np.ndarray, final: bool = False
-    ) -> np.ndarray:
-        """Append scores (with their thresholds); return the stream indices of new peaks.
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Append scores (with their thresholds); return the new peaks.
 
         With ``final=True`` the trace ends here and every remaining candidate is decided.
+
+        Returns
+        -------
+        (indices, scores, thresholds) of the new peaks; indices count from the first score
+        ever pushed.
         """
         scores = np.asarray(scores, dtype=np.float64)
         thr = np.broadcast_to(np.asarray(threshold, dtype=np.float64), scores.shape)
@@ -150,9 +155,10 @@ class PeakTracker:
         found = pick_peaks(
             self._scores, self._thr, self.min_distance, self.decided - base, stop - base
         )
+        values, thresholds = self._scores[found], self._thr[found]
         self.decided = stop
         keep_from = max(self.decided - w, self._base)
         self._scores = self._scores[keep_from - self._base :]
         self._thr = self._thr[keep_from - self._base :]
         self._base = keep_from
-        return found + base
+        return found + base, values, thresholds

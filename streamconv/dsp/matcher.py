@@ -1,0 +1,431 @@
+"""Streaming zero-normalized cross-correlation (a matched filter) against several templates.
+
+The score of template ``t`` (length ``L``) at sample ``s`` is the Pearson correlation of ``t``
+with the window ``x[s : s + L]``::
+
+    score[s] = sum_k tc[k] x[s + k] / (||tc|| * sqrt(sum_k (x[s + k] - mean_s)^2))
+
+with ``tc = t - mean(t)``. It is 0 where the window has (near) zero variance. This is ObsPy's
+``correlate_template(..., normalize="full")`` and OpenCV's ``TM_CCOEFF_NORMED``.
+
+How it runs: the stream is cut into fixed segments counted from sample 0 (``block_size`` window
+starts each, plus the ``Lmax - 1`` samples the longest template needs). Per segment one real
+FFT of the signal is shared by every template; the numerator of every template is one product
+and one inverse FFT. Window sums of ``x`` and ``x**2`` are formed from float64 prefix and
+suffix sums over blocks of ``L`` samples, so every term summed lies inside the window: a loud
+event never spoils the variance of a quiet window after it. Because the segments are fixed,
+the scores, and so the detections, are bit-identical for any way the stream is cut into calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy import fft as sp_fft
+
+from streamconv.dsp.peaks import PeakTracker
+
+__all__ = ["DEFAULT_THRESHOLD", "Detection", "MadThreshold", "Matcher", "window_sums"]
+
+DEFAULT_THRESHOLD = 0.7
+#: A window whose sum of squared deviations is below this fraction of its sum of squares
+#: (std below 1e-5 of its RMS, e.g. a DC level, a clipped stretch, silence) scores 0.
+FLAT_RTOL = 1e-10
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One final detection of a template (SPEC section 2).
+
+    Attributes
+    ----------
+    template : str
+        The template's name.
+    sample : int
+        Index of the first frame of the matched window (sample 0 is the first frame streamed).
+    time : float
+        ``sample / sample_rate`` in seconds.
+    score : float
+        Normalized correlation in [-1, 1].
+    channel : int or None
+        The channel scored, or None where channels are combined.
+    threshold : float
+        The threshold the score reached.
+    """
+
+    template: str
+    sample: int
+    time: float
+    score: float
+    channel: int | None
+    threshold: float
+
+    def to_dict(self) -> dict:
+        """The fields as a plain dict (JSON-ready)."""
+        return asdict(self)
+
+
+def window_sums(a: np.ndarray, length: int, count: int) -> np.ndarray:
+    """``out[s] = sum(a[s : s + length], axis=0)`` for ``s < count``, summed stably.
+
+    Parameters
+    ----------
+    a : (n, C) float64 array with ``n >= count + length - 1``
+    length, count : int
+
+    Returns
+    -------
+    (count, C) float64 array
+
+    Notes
+    -----
+    ``a`` is cut into blocks of ``length``; a window is the suffix sum of one block plus the
+    prefix sum of the next, so each addend is inside the window and the rounding error is
+    relative to the window's own content, not to everything summed before it.
+    """
+    nblk = -(-(count + length) // length)
+    padded = np.zeros((nblk * length, a.shape[1]))
+    used = min(len(a), nblk * length)
+    padded[:used] = a[:used]
+    blocks = padded.reshape(nblk, length, a.shape[1])
+    suffix = np.cumsum(blocks[:, ::-1], axis=1)[:, ::-1].reshape(-1, a.shape[1])
+    prefix = np.cumsum(blocks, axis=1).reshape(-1, a.shape[1])
+    # Window s = suffix[s] + (inclusive prefix at s + length - 1, unless s starts a block).
+    out = suffix[:count].copy()
+    s = np.arange(count)
+    inner = (s % length) != 0
+    out[inner] += prefix[s[inner] + length - 1]
+    return out
+
+
+def _mad(x: np.ndarray) -> float:
+    med = np.median(x)
+    return float(np.median(np.abs(x - med)))
+
+
+class MadThreshold:
+    """A threshold of ``k`` times the median absolute deviation of a score trace.
+
+    The trace is cut into hops of ``hop`` scores counted from score 0. Every score of hop ``j``
+    gets the threshold ``k * MAD(scores[e - window : e])`` with ``e = (j + 1) * hop`` (``e`` is
+    the end of the trace when it ends inside the hop; the window is clipped at score 0), so
+    the threshold does not depend on how the trace arrives.
+
+    Parameters
+    ----------
+    k : float
+        Multiple of the MAD, > 0.
+    window, hop : int
+        Trailing window and hop, in scores; ``window >= hop >= 1``.
+    """
+
+    def __init__(self, k: float, window: int, hop: int):
+        if not np.isfinite(k) or k <= 0:
+            raise ValueError(f"mad must be a positive number, got {k}")
+        if not 1 <= int(hop) <= int(window):
+            raise ValueError(f"need 1 <= mad hop <= mad window, got hop={hop}, window={window}")
+        self.k, self.window, self.hop = float(k), int(window), int(hop)
+        self.reset()
+
+    def reset(self) -> None:
+        self._buf = np.zeros(0)
+        self._base = 0  # index of self._buf[0]
+        self._next = 0  # first score without a threshold (a multiple of hop)
+
+    def push(self, scores: np.ndarray, final: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Append scores; return ``(scores, thresholds)`` for those whose threshold is known."""
+        self._buf = np.concatenate([self._buf, np.asarray(scores, dtype=np.float64)])
+        end = self._base + len(self._buf)
+        out_s, out_t = [], []
+        while self._next + self.hop <= end or (final and self._next < end):
+            hop_end = min(self._next + self.hop, end)
+            lo = max(hop_end - self.window, 0)
+            thr = self.k * _mad(self._buf[lo - self._base : hop_end - self._base])
+            seg = self._buf[self._next - self._base : hop_end - self._base]
+            out_s.append(seg)
+            out_t.append(np.full(len(seg), thr))
+            self._next = hop_end
+        # The next hop may end early (end of trace): its window can start at next + 1 - window.
+        keep = max(min(self._next, self._next + 1 - self.window), self._base)
+        self._buf = self._buf[keep - self._base :]
+        self._base = keep
+        if not out_s:
+            return np.zeros(0), np.zeros(0)
+        return np.concatenate(out_s), np.concatenate(out_t)
+
+
+class _Track:
+    """The score trace of one template on one channel (or combined): threshold and peaks."""
+
+    def __init__(self, template: int, channel: int | None, thr: float | None, mad, distance):
+        self.template, self.channel = template, channel
+        self.fixed = thr
+        self.mad = mad
+        self.peaks = PeakTracker(distance)
+
+    def reset(self) -> None:
+        self.peaks.reset()
+        if self.mad is not None:
+            self.mad.reset()
+
+    def push(self, scores: np.ndarray, final: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Return (sample indices, scores, thresholds) of new final peaks."""
+        if self.mad is None:
+            thr = np.full(len(scores), self.fixed)
+        else:
+            scores, thr = self.mad.push(scores, final)
+        return self.peaks.push(scores, thr, final)
+
+
+def _per_template(value, names: list[str], what: str) -> dict:
+    if value is None or isinstance(value, Mapping):
+        value = dict(value or {})
+        unknown = sorted(set(value) - set(names))
+        if unknown:
+            raise ValueError(f"{what} names unknown templates: {', '.join(unknown)}")
+        return value
+    return dict.fromkeys(names, value)
+
+
+class Matcher:
+    """Find templates in a stream by zero-normalized cross-correlation.
+
+    Parameters
+    ----------
+    templates : mapping of str to array
+        Name to template: ``(L,)`` applied to every channel, or ``(L, C)`` one column per
+        channel of the stream. Different lengths are fine. ``L >= 2``, finite, not constant.
+    sample_rate : float
+        Of the stream, in Hz (for ``Detection.time`` and the MAD window).
+    threshold : float or mapping, optional
+        Absolute score a peak must reach; one value or per template name. Default 0.7 for
+        templates that have no ``mad``.
+    mad : float or mapping, optional
+        Use ``mad * MAD(score)`` over a trailing window instead (see :class:`MadThreshold`).
+    min_distance : int or mapping, optional
+        Samples; default: the template's length. A peak is the largest score within
+        ``min_distance - 1`` samples either side; of equal scores the earliest wins.
+    combine : {None, "mean"}
+        None scores each channel on its own; "mean" averages the channel scores (the
+        detections then have ``channel=None``).
+    channels : int, optional
+        Channels of the stream; by default taken from the first block (1 for a 1-D block).
+    block_size : int, optional
+        Window starts scored per internal segment; default about twice the longest template.
+        Detections come out up to ``latency`` frames after the sample they report.
+    mad_window_s, mad_hop_s : float
+        Trailing window and hop of the MAD threshold, in seconds.
+
+    Notes
+    -----
+    ``process`` returns final detections only, in stream order (by sample, then template
+    order, then channel). Concatenating ``process`` results for any split of the stream plus
+    ``flush()`` gives the same list.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=4000); t = x[1000:1100].copy()
+    >>> m = Matcher({"bit": t}, sample_rate=1000, threshold=0.9)
+    >>> dets = m.process(x[:1500]) + m.process(x[1500:]) + m.flush()
+    >>> [(d.sample, round(d.score, 6)) for d in dets]
+    [(1000, 1.0)]
+    """
+
+    def __init__(
+        self,
+        templates: Mapping[str, np.ndarray],
+        sample_rate: float,
+        threshold: float | Mapping[str, float] | None = None,
+        mad: float | Mapping[str, float] | None = None,
+        min_distance: int | Mapping[str, int] | None = None,
+        combine: str | None = None,
+        channels: int | None = None,
+        block_size: int | None = None,
+        mad_window_s: float = 10.0,
+        mad_hop_s: float = 1.0,
+    ):
+        if not templates:
+            raise ValueError("at least one template is needed")
+        if not (np.isfinite(sample_rate) and sample_rate > 0):
+            raise ValueError(f"sample_rate must be positive, got {sample_rate}")
+        if combine not in (None, "mean"):
+            raise ValueError(f"combine must be None or 'mean', got {combine!r}")
+        self.sample_rate = float(sample_rate)
+        self.combine = combine
+        self.names = [str(n) for n in templates]
+        self._templates = [self._check_template(n, t) for n, t in templates.items()]
+        thr = _per_template(threshold, self.names, "threshold")
+        mads = _per_template(mad, self.names, "mad")
+        dist = _per_template(min_distance, self.names, "min_distance")
+        self._rules = []
+        for i, name in enumerate(self.names):
+            if name in thr and name in mads:
+                raise ValueError(f"template {name!r}: give threshold or mad, not both")
+            if name in thr and not np.isfinite(thr[name]):
+                raise ValueError(f"template {name!r}: threshold must be finite")
+            d = int(dist.get(name, len(self._templates[i])))
+            if d < 1:
+                raise ValueError(f"template {name!r}: min_distance must be >= 1, got {d}")
+            fixed = None if name in mads else float(thr.get(name, DEFAULT_THRESHOLD))
+            self._rules.append((fixed, mads.get(name), d))
+        self._mad_window = max(1, round(mad_window_s * self.sample_rate))
+        self._mad_hop = max(1, round(mad_hop_s * self.sample_rate))
+        if self._mad_hop > self._mad_window:
+            raise ValueError("mad_hop_s must not exceed mad_window_s")
+        self._lmax = max(len(t) for t in self._templates)
+        if block_size is None:
+            n = sp_fft.next_fast_len(max(4096, 2 * self._lmax) + self._lmax - 1, real=True)
+            block_size = n - (self._lmax - 1)
+        if int(block_size) < 1:
+            raise ValueError(f"block_size must be >= 1, got {block_size}")
+        self.block_size = int(block_size)
+        self._seg_len = self.block_size + self._lmax - 1
+        self._nfft = sp_fft.next_fast_len(self._seg_len, real=True)
+        self.channels = None
+        if channels is not None:
+            self._setup(int(channels))
+
+    # -- setup -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _check_template(name: str, t) -> np.ndarray:
+        t = np.asarray(t, dtype=np.float64)
+        if t.ndim not in (1, 2) or t.shape[0] < 2 or t.size == 0:
+            raise ValueError(f"template {name!r} must have shape (L,) or (L, C) with L >= 2")
+        if not np.all(np.isfinite(t)):
+            raise ValueError(f"template {name!r} contains NaN or Inf")
+        centred = t - t.mean(axis=0)
+        flat = np.sum(centred**2, axis=0) <= FLAT_RTOL * np.sum(t**2, axis=0)
+        if np.any(flat):
+            raise ValueError(f"template {name!r} is constant (silence?): it cannot be matched")
+        return t
+
+    def _setup(self, channels: int) -> None:
+        if channels < 1:
+            raise ValueError(f"channels must be >= 1, got {channels}")
+        for name, t in zip(self.names, self._templates, strict=True):
+            if t.ndim == 2 and t.shape[1] != channels:
+                raise ValueError(
+                    f"template {name!r} has {t.shape[1]} channels, the stream has {channels}"
+                )
+        self.channels = channels
+        self._spectra, self._norms = [], []
+        for t in self._templates:
+            tc = t - t.mean(axis=0)
+            tc2 = tc if tc.ndim == 2 else tc[:, None]
+            self._spectra.append(np.conj(sp_fft.rfft(tc2, self._nfft, axis=0)))
+            self._norms.append(np.sqrt(np.sum(tc2**2, axis=0)))
+        self._tracks = []
+        for i, (fixed, mad, d) in enumerate(self._rules):
+            chans = [None] if self.combine == "mean" else list(range(channels))
+            for c in chans:
+                m = None if mad is None else MadThreshold(mad, self._mad_window, self._mad_hop)
+                self._tracks.append(_Track(i, c, fixed, m, d))
+        self._buf = np.zeros((self._seg_len, channels))
+        self.reset()
+
+    @property
+    def latency(self) -> int:
+        """Upper bound, in frames, on how late a detection is reported after its window ends."""
+        d = max(r[2] for r in self._rules)
+        mad = self._mad_hop if any(r[1] is not None for r in self._rules) else 0
+        return self.block_size + self._lmax - 1 + d - 1 + mad
+
+    def reset(self) -> None:
+        """Forget the stream: the next block is sample 0 again."""
+        self._fill = 0
+        self._seg_start = 0
+        self._pending: list[Detection] = []
+        for tr in getattr(self, "_tracks", []):
+            tr.reset()
+
+    # -- streaming ---------------------------------------------------------------------------
+
+    def _check_block(self, x) -> np.ndarray:
+        x = np.asarray(x)
+        if x.ndim == 1:
+            x = x[:, None]
+        if x.ndim != 2:
+            raise ValueError(f"a block must be (frames,) or (frames, channels), got {x.shape}")
+        if self.channels is None:
+            self._setup(x.shape[1])
+        elif x.shape[1] != self.channels:
+            raise ValueError(f"block has {x.shape[1]} channels, the stream has {self.channels}")
+        if not np.all(np.isfinite(x)):
+            raise ValueError("block contains NaN or Inf samples")
+        return x
+
+    def process(self, x) -> list[Detection]:
+        """Feed a block ``(frames, channels)`` (or ``(frames,)`` for mono); return detections
+        that became final."""
+        x = self._check_block(x)
+        pos, n = 0, len(x)
+        while pos < n:
+            take = min(n - pos, self._seg_len - self._fill)
+            self._buf[self._fill : self._fill + take] = x[pos : pos + take]
+            self._fill += take
+            pos += take
+            if self._fill == self._seg_len:
+                self._run_segment(self._seg_len, final=False)
+                keep = self._lmax - 1
+                self._buf[:keep] = self._buf[self.block_size : self.block_size + keep].copy()
+                self._fill = keep
+                self._seg_start += self.block_size
+        return self._release(final=False)
+
+    def flush(self) -> list[Detection]:
+        """End of stream: decide everything left, return it, and reset."""
+        if self.channels is None:
+            return []
+        self._run_segment(self._fill, final=True)
+        out = self._release(final=True)
+        self.reset()
+        return out
+
+    def _run_segment(self, m: int, final: bool) -> None:
+        seg = self._buf[:m]
+        spectrum = sp_fft.rfft(seg, self._nfft, axis=0) if m else None
+        squares = seg**2
+        for i, t in enumerate(self._templates):
+            length = len(t)
+            count = max(m - length + 1, 0) if final else self.block_size
+            scores = self._score(seg, squares, spectrum, i, length, count)
+            tracks = [tr for tr in self._tracks if tr.template == i]
+            for tr in tracks:
+                col = scores[:, 0] if tr.channel is None else scores[:, tr.channel]
+                idx, sc, th = tr.push(col, final)
+                for s, v, h in zip(idx.tolist(), sc.tolist(), th.tolist(), strict=True):
+                    self._pending.append(
+                        Detection(self.names[i], s, s / self.sample_rate, v, tr.channel, h)
+                    )
+
+    def _score(self, seg, squares, spectrum, i, length, count) -> np.ndarray:
+        if count == 0:
+            return np.zeros((0, 1 if self.combine else self.channels))
+        num = sp_fft.irfft(spectrum * self._spectra[i], self._nfft, axis=0)[:count]
+        s1 = window_sums(seg, length, count)
+        s2 = window_sums(squares, length, count)
+        var = np.maximum(s2 - s1 * s1 / length, 0.0)
+        flat = var <= FLAT_RTOL * s2
+        den = self._norms[i] * np.sqrt(np.where(flat, 1.0, var))
+        scores = np.where(flat, 0.0, np.clip(num / den, -1.0, 1.0))
+        if self.combine == "mean":
+            scores = scores.mean(axis=1, keepdims=True)
+        return scores
+
+    def _release(self, final: bool) -> list[Detection]:
+        if final:
+            ready, self._pending = self._pending, []
+        else:
+            # Hold a detection back until every trace has decided up to it: stream order.
+            upto = min(tr.peaks.decided for tr in self._tracks)
+            ready = [d for d in self._pending if d.sample < upto]
+            self._pending = [d for d in self._pending if d.sample >= upto]
+        order = {n: i for i, n in enumerate(self.names)}
+        ready.sort(
+            key=lambda d: (d.sample, order[d.template], -1 if d.channel is None else d.channel)
+        )
+        return ready
