@@ -1,0 +1,251 @@
+"""Convolver against scipy's oracles, for every engine, layout, dtype, stride and chunking."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+import scipy.signal
+
+import streamconv as sc
+from streamconv.dsp import engines
+from streamconv.dsp.engines import Kernel, PartitionedEngine, Segment, uniform_plan
+
+TOLERANCE = {np.float32: 1e-5, np.float64: 1e-10}  # of the output's peak (SPEC section 2)
+SEED_X = [0, 0, 0, 1, 2, 3, 2, 1, 0, 0]
+SEED_TAPS = [1, 2, 3, 2, 1]
+SEED_Y = [0, 0, 0, 1, 4, 10, 16, 19, 16, 10, 4, 1, 0, 0]
+
+
+def reference(x: np.ndarray, taps: np.ndarray, down: int = 1) -> np.ndarray:
+    """The full convolution, one obvious scipy call per filter path, kept every ``down``."""
+    x = x.astype(np.float64)
+    taps = taps.astype(np.float64)
+    if taps.ndim == 1:
+        taps = np.repeat(taps[:, None], x.shape[1], axis=1)
+    if taps.ndim == 2:
+        cols = [scipy.signal.upfirdn(taps[:, c], x[:, c], down=down) for c in range(x.shape[1])]
+        return np.stack(cols, axis=1)
+    outs = []
+    for o in range(taps.shape[2]):
+        outs.append(
+            sum(scipy.signal.upfirdn(taps[:, i, o], x[:, i], down=down) for i in range(x.shape[1]))
+        )
+    return np.stack(outs, axis=1)
+
+
+def chunk_sizes(total: int, rng: np.random.Generator, length: int) -> list[int]:
+    """A chunking with 0-, 1-frame, prime, power-of-two +-1 and larger-than-filter pieces."""
+    pool = [0, 1, 1, 2, 3, 7, 13, 31, 61, 63, 64, 65, 127, 257, length + 17, 2 * length + 3]
+    sizes, left = [], total
+    while left > 0:
+        size = min(left, int(rng.choice(pool)))
+        sizes.append(size)
+        left -= size
+    return sizes
+
+
+def stream(conv: sc.Convolver, x: np.ndarray, sizes: list[int]) -> np.ndarray:
+    outs, start = [], 0
+    for size in sizes:
+        outs.append(conv.process(x[start : start + size]))
+        start += size
+    outs.append(conv.flush())
+    return np.concatenate(outs)
+
+
+def assert_matches(y: np.ndarray, ref: np.ndarray, dtype) -> None:
+    assert y.shape == ref.shape
+    assert y.dtype == dtype
+    scale = max(np.abs(ref).max(), 1e-30)
+    err = np.abs(y.astype(np.float64) - ref).max() / scale
+    assert err < TOLERANCE[dtype], f"relative error {err:.2e}"
+
+
+def make_taps(shape, dtype, rng):
+    taps = rng.standard_normal(shape) * np.exp(-np.arange(shape[0]) / (shape[0] / 3 + 1)).reshape(
+        -1, *([1] * (len(shape) - 1))
+    )
+    return taps.astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("down", [1, 3])
+@pytest.mark.parametrize("layout", ["shared", "per_channel", "mimo"])
+@pytest.mark.parametrize(
+    ("method", "length"),
+    [("direct", 37), ("ola", 37), ("ola", 300), ("partitioned", 300), ("partitioned", 2500)],
+)
+def test_streaming_equals_full_convolution(method, length, layout, down, dtype):
+    rng = np.random.default_rng([length, down, len(layout), len(method)])
+    cin = 2
+    shape = {"shared": (length,), "per_channel": (length, cin), "mimo": (length, cin, 3)}[layout]
+    taps = make_taps(shape, dtype, rng)
+    x = rng.standard_normal((3 * length + 501, cin)).astype(dtype)
+    conv = sc.Convolver(taps, block_size=32, method=method, down=down)
+    for _ in range(2):  # a second stream after flush() must start clean
+        y = stream(conv, x, chunk_sizes(x.shape[0], rng, length))
+        assert conv.method == method
+        assert_matches(y, reference(x, taps, down), dtype)
+
+
+@pytest.mark.parametrize("method", ["direct", "ola", "partitioned"])
+@pytest.mark.parametrize("block", [1, 5, 4])
+def test_seed_example(method, block):
+    conv = sc.Convolver(SEED_TAPS, block_size=4, method=method)
+    x = np.array(SEED_X, dtype=float)
+    sizes = [block] * (len(SEED_X) // block) + [len(SEED_X) % block]
+    y = stream(conv, x, sizes)
+    assert y.ndim == 1
+    np.testing.assert_allclose(y, SEED_Y, atol=1e-12)
+    np.testing.assert_allclose(y, np.convolve(SEED_X, SEED_TAPS), atol=1e-12)
+
+
+def test_correlate_mode_slides_without_flipping():
+    rng = np.random.default_rng(5)
+    taps, x = rng.standard_normal(40), rng.standard_normal(500)
+    conv = sc.Convolver(taps, block_size=16, mode="correlate")
+    y = stream(conv, x, chunk_sizes(len(x), rng, 40))
+    np.testing.assert_allclose(y, scipy.signal.correlate(x, taps, mode="full"), atol=1e-10)
+    # Output n is the dot product of the kernel with the window ending at frame n.
+    n = 123
+    assert y[n] == pytest.approx(np.dot(taps, x[n - 39 : n + 1]))
+
+
+def test_impulse_in_gives_the_taps_out():
+    taps = np.random.default_rng(1).standard_normal((700, 2)).astype(np.float32)
+    impulse = np.zeros((700, 2), np.float32)
+    impulse[0] = 1
+    conv = sc.Convolver(taps, block_size=64, method="partitioned")
+    np.testing.assert_allclose(conv.process(impulse), taps, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("length", "block", "method"),
+    [
+        (5, 256, "direct"),
+        (255, 1024, "ola"),
+        (4096, 64, "partitioned"),
+        (65536, 256, "partitioned"),
+    ],
+)
+def test_auto_picks_the_engine_the_cost_model_favours(length, block, method):
+    conv = sc.Convolver(np.ones(length, np.float32), block_size=block, channels=2)
+    assert conv.method == method
+
+
+def test_long_filter_uses_growing_partitions():
+    conv = sc.Convolver(np.ones(65536, np.float32), block_size=256, channels=2)
+    blocks = [seg.block for seg in conv.plan]
+    assert blocks[0] == 256 and max(blocks) >= 16 * 256, blocks
+    assert all(seg.offset >= seg.block for seg in conv.plan[1:])
+    assert sum(seg.count * seg.length for seg in conv.plan) >= 65536
+
+
+def test_fast_path_runs_and_the_direct_fallback_does_not(monkeypatch):
+    """A partitioned engine really runs its FFT path: make the direct form unusable."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("np.convolve called on the partitioned path")
+
+    monkeypatch.setattr(engines.np, "convolve", refuse)
+    rng = np.random.default_rng(2)
+    taps, x = rng.standard_normal(3000), rng.standard_normal((4000, 1))
+    conv = sc.Convolver(taps, block_size=64, method="partitioned")
+    y = stream(conv, x, chunk_sizes(len(x), rng, 3000))
+    assert conv.method == "partitioned"
+    assert_matches(y, reference(x, taps), np.float64)
+
+
+@pytest.mark.parametrize("block", [16, 100])
+def test_uniformly_partitioned_plan(block):
+    rng = np.random.default_rng(block)
+    taps = rng.standard_normal((1000, 1, 1))
+    plan = uniform_plan(1000, block)
+    engine = PartitionedEngine(Kernel(taps, "diagonal", 1, 1), plan, np.float64, "uniform")
+    x = rng.standard_normal((3000, 1))
+    y = np.concatenate([engine.process(x[i : i + 7]) for i in range(0, 3000, 7)])
+    assert_matches(y, reference(x, taps[:, 0, 0])[:3000], np.float64)
+
+
+def test_invalid_plan_is_refused():
+    taps = np.ones((100, 1, 1))
+    late_start = (Segment(0, 16, 16, 1), Segment(16, 32, 32, 3))  # 32-block needs offset >= 32
+    with pytest.raises(ValueError, match="offset >= block"):
+        PartitionedEngine(Kernel(taps, "diagonal", 1, 1), late_start, np.float64, "bad")
+
+
+@pytest.mark.parametrize("method", ["direct", "ola", "partitioned"])
+def test_memory_does_not_grow_per_call(method):
+    conv = sc.Convolver(np.ones(2000, np.float32), block_size=128, method=method, channels=2)
+    x = np.ones((128, 2), np.float32)
+    for _ in range(50):  # warm up: lazy buffers, FFTW plans, caches
+        conv.process(x)
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    for _ in range(500):
+        conv.process(x)
+    after = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    grown = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
+    assert grown < 64 * 1024, f"{grown} bytes retained after 500 calls"
+
+
+def test_dtypes_are_kept():
+    x = np.ones((10, 1))
+    assert sc.Convolver(np.ones(3, np.float32)).process(x).dtype == np.float32
+    assert sc.Convolver(np.ones(3)).process(x.astype(np.float32)).dtype == np.float64
+    assert sc.Convolver([1, 2, 3]).process(x).dtype == np.float64
+
+
+def test_latency_is_zero_and_zero_frames_are_fine():
+    conv = sc.Convolver(np.ones(10), channels=2)
+    assert conv.latency == 0
+    assert conv.process(np.zeros((0, 2))).shape == (0, 2)
+
+
+def test_decimated_output_count_matches_upfirdn_for_every_remainder():
+    rng = np.random.default_rng(9)
+    for n in range(1, 14):
+        for length in (1, 2, 5, 6):
+            x, taps = rng.standard_normal(n), rng.standard_normal(length)
+            conv = sc.Convolver(taps, down=4, method="direct")
+            y = np.concatenate([conv.process(x), conv.flush()])
+            np.testing.assert_allclose(y, scipy.signal.upfirdn(taps, x, down=4), atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"taps": []}, ValueError, "at least one tap"),
+        ({"taps": np.zeros((4, 0))}, ValueError, "at least one tap"),
+        ({"taps": np.ones((2, 2, 2, 2))}, ValueError, r"\(L,\), \(L, C\) or \(L, Cin, Cout\)"),
+        ({"taps": 3.0}, ValueError, r"\(L,\), \(L, C\) or \(L, Cin, Cout\)"),
+        ({"taps": [1.0, np.nan]}, ValueError, "finite"),
+        ({"taps": [1.0, np.inf]}, ValueError, "finite"),
+        ({"taps": ["a", "b"]}, TypeError, "real numbers"),
+        ({"taps": [1 + 1j]}, TypeError, "real numbers"),
+        ({"taps": [1.0], "down": 0}, ValueError, "down must be an integer >= 1"),
+        ({"taps": [1.0], "down": 1.5}, TypeError, "down must be an integer >= 1"),
+        ({"taps": [1.0], "block_size": 0}, ValueError, "block_size must be an integer >= 1"),
+        ({"taps": [1.0], "method": "fast"}, ValueError, "method must be one of"),
+        ({"taps": [1.0], "mode": "same"}, ValueError, "mode must be one of"),
+        ({"taps": np.ones((3, 2)), "channels": 3}, ValueError, "does not match taps"),
+    ],
+)
+def test_bad_arguments_say_what_was_expected(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        sc.Convolver(**kwargs)
+
+
+def test_channel_mismatch_is_an_error():
+    conv = sc.Convolver(np.ones((5, 2)))
+    with pytest.raises(ValueError, match="expected 2 channel"):
+        conv.process(np.ones((4, 3)))
+    shared = sc.Convolver(np.ones(5))
+    shared.process(np.ones((4, 2)))
+    with pytest.raises(ValueError, match="expected 2 channel"):
+        shared.process(np.ones(4))
+    with pytest.raises(ValueError, match="frames, channels"):
+        shared.process(np.ones((2, 2, 2)))
