@@ -274,9 +274,11 @@ class CsvSource(Source):
         first_line = self._lines_done + 1
         self._lines_done += len(lines)
         rows = [line.split(",") for line in lines if line.strip()]
+        if not rows:
+            return np.zeros((0, self.channels), self.dtype)
         try:
             block = np.array(rows, dtype=self.dtype).reshape(len(rows), -1)
-            if block.shape[1] != self.channels and rows:
+            if block.shape[1] != self.channels:
                 raise ValueError
         except ValueError:
             self._raise_bad_line(lines, first_line)
@@ -296,7 +298,7 @@ class CsvSource(Source):
                 except ValueError:
                     problem = f"not a number in {line.strip()!r}"
             raise UsageError(f"{self.name}: line {number}: {problem}")
-        raise UsageError(f"{self.name}: lines {first_line}-{number}: unreadable")
+        raise UsageError(f"{self.name}: unreadable rows after line {first_line}")
 
     def close(self) -> None:
         self._file.close()

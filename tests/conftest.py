@@ -1,0 +1,8 @@
+import numpy as np
+import pytest
+from audio_server import audio_server  # noqa: F401  (session fixture for the device tests)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
