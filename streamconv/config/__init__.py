@@ -1,0 +1,116 @@
+"""Service configuration: one function loads, validates and cross-checks a config file.
+
+``load_config(path)`` is the only way in: ``streamconv check``, service start and reload all
+call it. It reads TOML (YAML for ``.yaml``/``.yml``), validates it against the strict models
+(stage one: unknown keys, types, bounds), then cross-checks it in pipeline order (stage two:
+rates, channel counts, names, files) and returns a `LoadedConfig` with every file read once and
+the filter chain combined into one ``(L, Cin, Cout)`` FIR. Any problem raises `ConfigError`
+listing every problem found, each as ``FILE:LINE: key.path: message``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+
+from pydantic import BaseModel, ValidationError
+
+from streamconv.config import models
+from streamconv.config.models import FILTER_TYPES, Config
+from streamconv.config.parse import LineMap, Problem, config_error, read_document
+from streamconv.config.resolve import FilterInfo, LoadedConfig, StreamInfo, TemplateInfo, resolve
+
+__all__ = [
+    "Config",
+    "FilterInfo",
+    "LoadedConfig",
+    "StreamInfo",
+    "TemplateInfo",
+    "config_schema",
+    "load_config",
+    "validate_document",
+]
+
+
+def _known_keys() -> set[str]:
+    """Every key any config table accepts, for "did you mean" hints."""
+    keys: set[str] = set()
+    for obj in vars(models).values():
+        if isinstance(obj, type) and issubclass(obj, BaseModel):
+            keys.update(obj.model_fields)
+    return keys
+
+
+def _problem_from_pydantic(err: dict, lines: LineMap) -> Problem:
+    loc = list(err["loc"])
+    # A discriminated union puts the tag in the path: filters.0.lowpass.cutoff_hz.
+    if len(loc) >= 3 and loc[0] == "filters" and loc[2] in FILTER_TYPES:
+        del loc[2]
+    kind = err["type"]
+    value = err.get("input")
+    if kind == "extra_forbidden":
+        key = str(loc[-1])
+        near = difflib.get_close_matches(key, sorted(_known_keys()), n=1, cutoff=0.7)
+        message = "unknown key" + (f" (did you mean '{near[0]}'?)" if near else "")
+    elif kind == "missing":
+        message = "required key is missing"
+    elif kind == "union_tag_not_found":
+        loc.append("type")
+        message = f"missing type (one of {', '.join(FILTER_TYPES)})"
+    elif kind == "union_tag_invalid":
+        loc.append("type")
+        message = f"unknown filter type {value.get('type')!r}; known: {', '.join(FILTER_TYPES)}"
+    else:
+        message = err["msg"]
+        if message.startswith("Value error, "):
+            message = message[len("Value error, ") :]
+        if isinstance(value, (bool, int, float, str)) and kind != "value_error":
+            message += f", got {value!r}"
+    path = tuple(loc)
+    return Problem(path, message, lines.line(path))
+
+
+def validate_document(data: dict, lines: LineMap | None = None) -> tuple[Config | None, list]:
+    """Stage one: the strict models. Returns ``(config, [])`` or ``(None, problems)``."""
+    lines = lines or LineMap()
+    try:
+        return Config.model_validate(data), []
+    except ValidationError as exc:
+        return None, [_problem_from_pydantic(e, lines) for e in exc.errors()]
+
+
+def load_config(path: str) -> LoadedConfig:
+    """Load, validate and cross-check the config file at ``path``.
+
+    Parameters
+    ----------
+    path : str
+        A TOML file, or YAML for ``.yaml``/``.yml``. Relative paths inside it are relative to
+        its directory.
+
+    Returns
+    -------
+    LoadedConfig
+        The validated config with the resolved source and sink, the sample rate, the combined
+        ``(L, Cin, Cout)`` taps, and the template samples.
+
+    Raises
+    ------
+    ConfigError
+        Any problem; ``errors`` lists every one as ``FILE:LINE: key.path: message``.
+    """
+    data, lines = read_document(path)
+    config, problems = validate_document(data, lines)
+    if config is not None:
+        loaded, problems = resolve(config, path)
+        problems = [Problem(p.path, p.message, lines.line(p.path)) for p in problems]
+        if not problems:
+            return loaded
+    raise config_error(path, problems)
+
+
+def config_schema() -> str:
+    """The JSON Schema of the config file, as indented JSON text."""
+    schema = Config.model_json_schema()
+    schema["title"] = "streamconv service config"
+    return json.dumps(schema, indent=2)

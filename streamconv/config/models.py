@@ -1,0 +1,325 @@
+"""The config schema: pydantic models, strict, with bounds and units on the fields.
+
+This is stage one of validation (shape, types, bounds, per-item consistency). Stage two, the
+cross-checks that need the sample rate, the channel counts or the files, is in
+:mod:`streamconv.config.resolve`. Units are in the names: ``*_hz``, ``*_db``, ``*_s``; counts of
+samples are plain (``taps``, ``samples``, ``block_size``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+PositiveInt = Annotated[int, Field(ge=1)]
+ChannelIndex = Annotated[int, Field(ge=0)]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+Window = Literal["hamming", "hann", "blackman", "boxcar"]
+PcmFormat = Literal["s16le", "s32le", "f32le", "f64le"]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Stream(_Model):
+    """A ``[source]`` or ``[sink]``: a locator (SPEC section 4) and what raw streams need."""
+
+    uri: Annotated[str, Field(min_length=1)] = Field(
+        description="`-` (stdin/stdout), a file path (relative to the config), `device`, "
+        "`device:NAME`, `device:INDEX`, `pyaudio:INDEX`, `udp://HOST:PORT`, or `null` (sink)."
+    )
+    format: PcmFormat | None = Field(
+        None, description="Raw PCM sample format; needed by `-`, `.raw`/`.pcm` and `udp://`."
+    )
+    rate: PositiveFloat | None = Field(
+        None,
+        description="Sample rate in Hz. Needed where the locator does not carry it (raw, csv, "
+        "udp, devices); for audio files it must match the file when given.",
+    )
+    channels: PositiveInt | None = Field(
+        None, description="Channel count; needed by raw, udp and devices; checked elsewhere."
+    )
+
+
+class Processing(_Model):
+    """``[processing]``: how the engine runs."""
+
+    block_size: Annotated[int, Field(ge=1, le=1 << 20)] = Field(
+        256, description="Frames per block read from the source and written to the sink."
+    )
+    method: Literal["auto", "direct", "ola", "partitioned"] = Field(
+        "auto", description="Convolution engine (see `streamconv.Convolver`)."
+    )
+
+
+class _FilterBase(_Model):
+    name: Name | None = Field(None, description="Optional unique name, used in messages.")
+
+
+class _ChannelFilter(_FilterBase):
+    channels: list[ChannelIndex] | None = Field(
+        None,
+        description="0-based channels (at this point of the chain) to filter; default all. "
+        "The others pass unchanged.",
+    )
+
+    def design_params(self) -> dict:
+        """The keyword arguments of the designer in `streamconv.dsp.design`."""
+        return self.model_dump(exclude={"type", "name", "channels"}, exclude_none=True)
+
+
+class _CutoffFilter(_ChannelFilter):
+    taps: PositiveInt | None = Field(None, description="Number of taps (window design).")
+    window: Window = Field("hamming", description="Window of the window design.")
+    transition_hz: PositiveFloat | None = Field(
+        None, description="Kaiser design: width of each transition band in Hz."
+    )
+    attenuation_db: PositiveFloat | None = Field(
+        None, description="Kaiser design: stopband attenuation in dB (guaranteed)."
+    )
+
+    @model_validator(mode="after")
+    def _one_method(self):
+        kaiser = (self.transition_hz, self.attenuation_db)
+        if self.taps is not None and any(v is not None for v in kaiser):
+            raise ValueError(
+                "give taps (window design) or transition_hz + attenuation_db, not both"
+            )
+        if self.taps is None and any(v is None for v in kaiser):
+            raise ValueError("give taps (window design) or both transition_hz and attenuation_db")
+        return self
+
+
+class LowpassFilter(_CutoffFilter):
+    type: Literal["lowpass"]
+    cutoff_hz: PositiveFloat = Field(description="Cutoff in Hz (-6 dB).")
+
+
+class HighpassFilter(_CutoffFilter):
+    type: Literal["highpass"]
+    cutoff_hz: PositiveFloat = Field(description="Cutoff in Hz (-6 dB).")
+
+
+class BandpassFilter(_CutoffFilter):
+    type: Literal["bandpass"]
+    low_hz: PositiveFloat = Field(description="Lower band edge in Hz (-6 dB).")
+    high_hz: PositiveFloat = Field(description="Upper band edge in Hz (-6 dB).")
+
+
+class BandstopFilter(_CutoffFilter):
+    type: Literal["bandstop"]
+    low_hz: PositiveFloat = Field(description="Lower edge of the rejected band in Hz.")
+    high_hz: PositiveFloat = Field(description="Upper edge of the rejected band in Hz.")
+
+
+class _BandsFilter(_ChannelFilter):
+    taps: PositiveInt = Field(description="Number of taps.")
+    bands_hz: list[Annotated[list[Finite], Field(min_length=2, max_length=2)]] = Field(
+        min_length=1, description="Bands as [low, high] pairs in Hz, increasing."
+    )
+    gains: list[Finite] = Field(min_length=1, description="Linear gain wanted in each band.")
+    weights: list[PositiveFloat] | None = Field(None, description="Error weight of each band.")
+
+
+class RemezFilter(_BandsFilter):
+    type: Literal["remez"]
+
+
+class FirlsFilter(_BandsFilter):
+    type: Literal["firls"]
+
+
+class HilbertFilter(_ChannelFilter):
+    type: Literal["hilbert"]
+    taps: PositiveInt = Field(description="Number of taps (odd).")
+    window: Window = "hamming"
+
+
+class DifferentiatorFilter(_ChannelFilter):
+    type: Literal["differentiator"]
+    taps: PositiveInt = Field(description="Number of taps (odd). Output is d/dn, per sample.")
+    window: Window = "hamming"
+
+
+class MovingAverageFilter(_ChannelFilter):
+    type: Literal["moving_average"]
+    taps: PositiveInt = Field(description="Number of samples averaged.")
+
+
+class GaussianFilter(_ChannelFilter):
+    type: Literal["gaussian"]
+    sigma_samples: PositiveFloat = Field(description="Standard deviation in samples.")
+    taps: PositiveInt | None = Field(None, description="Length; default 2*ceil(4 sigma)+1.")
+
+
+class GainFilter(_ChannelFilter):
+    type: Literal["gain"]
+    gain_db: Finite = Field(description="Gain in dB.")
+
+
+class DelayFilter(_ChannelFilter):
+    type: Literal["delay"]
+    samples: ChannelIndex | None = Field(None, description="Delay in samples.")
+    seconds: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = Field(
+        None, description="Delay in seconds (a whole number of samples)."
+    )
+
+    @model_validator(mode="after")
+    def _one_unit(self):
+        if (self.samples is None) == (self.seconds is None):
+            raise ValueError("give exactly one of samples and seconds")
+        return self
+
+
+class TapsFilter(_ChannelFilter):
+    type: Literal["taps"]
+    values: list[Finite] = Field(min_length=1, description="The taps, inline.")
+
+
+class FileFilter(_ChannelFilter):
+    type: Literal["file"]
+    path: Annotated[str, Field(min_length=1)] = Field(
+        description="Taps file relative to the config: .txt/.csv (one tap a line, one column "
+        "per channel), .npy (L,) or (L, C), or an audio file holding an impulse response."
+    )
+    column: ChannelIndex | None = Field(
+        None,
+        description="Use only this column (channel) of the file; default: a one-column file "
+        "for every channel, or one column per filtered channel.",
+    )
+
+
+class MixFilter(_FilterBase):
+    type: Literal["mix"]
+    matrix: list[list[Finite]] = Field(
+        min_length=1,
+        description="Channel routing: one row per channel in, one column per channel out, "
+        "linear gains. Output j = sum_i matrix[i][j] * input i.",
+    )
+
+
+Filter = Annotated[
+    LowpassFilter
+    | HighpassFilter
+    | BandpassFilter
+    | BandstopFilter
+    | RemezFilter
+    | FirlsFilter
+    | HilbertFilter
+    | DifferentiatorFilter
+    | MovingAverageFilter
+    | GaussianFilter
+    | GainFilter
+    | DelayFilter
+    | TapsFilter
+    | FileFilter
+    | MixFilter,
+    Field(discriminator="type"),
+]
+
+FILTER_TYPES = (
+    "lowpass",
+    "highpass",
+    "bandpass",
+    "bandstop",
+    "remez",
+    "firls",
+    "hilbert",
+    "differentiator",
+    "moving_average",
+    "gaussian",
+    "gain",
+    "delay",
+    "taps",
+    "file",
+    "mix",
+)
+
+DEFAULT_THRESHOLD = 0.7
+
+
+class Template(_Model):
+    """A ``[[templates]]`` entry: a pattern to find in the filtered stream."""
+
+    name: Name = Field(description="Unique name, reported in every detection.")
+    path: Annotated[str, Field(min_length=1)] = Field(
+        description="Template samples relative to the config: audio file, .npy, .txt or .csv."
+    )
+    threshold: Annotated[float, Field(ge=-1, le=1, allow_inf_nan=False)] | None = Field(
+        None, description=f"Absolute score threshold in [-1, 1]; default {DEFAULT_THRESHOLD}."
+    )
+    mad: PositiveFloat | None = Field(
+        None, description="Adaptive threshold: this many median absolute deviations."
+    )
+    min_distance: PositiveInt | None = Field(
+        None, description="Samples between detections; default the template length."
+    )
+    combine: Literal["per_channel", "mean"] = Field(
+        "per_channel", description="Score each channel, or the mean over channels."
+    )
+    resample: bool = Field(
+        False, description="Resample a template recorded at another sample rate."
+    )
+
+    @model_validator(mode="after")
+    def _one_threshold(self):
+        if self.threshold is not None and self.mad is not None:
+            raise ValueError("give threshold or mad, not both")
+        return self
+
+
+class Periodicity(_Model):
+    """A ``[[periodicity]]`` entry: an autocorrelation periodicity detector."""
+
+    name: Name = Field(description="Unique name, reported in every detection.")
+    min_period_s: PositiveFloat = Field(description="Shortest period searched, in seconds.")
+    max_period_s: PositiveFloat = Field(description="Longest period searched, in seconds.")
+    threshold: Annotated[float, Field(gt=0, le=1)] = Field(
+        0.5, description="Normalized autocorrelation a peak must reach."
+    )
+    window_s: PositiveFloat | None = Field(
+        None, description="Analysis window in seconds; default 2 * max_period_s."
+    )
+    hop_s: PositiveFloat | None = Field(None, description="Hop in seconds; default window_s / 2.")
+
+    @model_validator(mode="after")
+    def _range(self):
+        if self.min_period_s >= self.max_period_s:
+            raise ValueError("min_period_s must be below max_period_s")
+        if self.window_s is not None and self.window_s < self.max_period_s:
+            raise ValueError("window_s must be at least max_period_s")
+        return self
+
+
+class Detections(_Model):
+    """``[detections]``: where detections are appended as JSON lines."""
+
+    path: Annotated[str, Field(min_length=1)] = Field(
+        description="Detection log, relative to the config; its directory must exist."
+    )
+
+
+class Control(_Model):
+    """``[control]``: the HTTP control API."""
+
+    listen: Annotated[str, Field(min_length=1)] = Field(
+        description="`HOST:PORT` (loopback unless allow_remote) or `unix:PATH`."
+    )
+    allow_remote: bool = Field(False, description="Allow a non-loopback listen address.")
+
+
+class Config(_Model):
+    """A whole service config (SPEC section 5)."""
+
+    source: Stream
+    sink: Stream
+    processing: Processing = Processing()
+    filters: list[Filter] = Field(default_factory=list)
+    templates: list[Template] = Field(default_factory=list)
+    periodicity: list[Periodicity] = Field(default_factory=list)
+    detections: Detections | None = None
+    control: Control | None = None
