@@ -75,7 +75,9 @@ def _load_text(path: str) -> np.ndarray:
             raise UsageError(
                 f"{path}: line {number}: {len(rows[-1])} columns, expected {len(rows[0])}"
             )
-    return np.array(rows, dtype=np.float64).reshape(len(rows), -1)
+    if not rows:
+        raise UsageError(f"{path}: no taps in the file")
+    return np.array(rows, dtype=np.float64)
 
 
 def _load_npy(path: str) -> np.ndarray:
