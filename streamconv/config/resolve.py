@@ -22,6 +22,7 @@ from streamconv.config.models import DEFAULT_THRESHOLD, Config, MixFilter, Perio
 from streamconv.config.parse import Path, Problem
 from streamconv.dsp import design
 from streamconv.errors import UsageError
+from streamconv.io.taps import load_taps
 
 MAX_TAPS = 1 << 24
 PCM_BYTES = {"s16le": 2, "s32le": 4, "f32le": 4, "f64le": 8}
@@ -274,12 +275,15 @@ def _build_filters(
             ok = False
             continue
         try:
-            mimo = design.apply_filter(mimo, h, flt.channels)
+            if h.ndim == 3:
+                mimo = design.apply_mimo(mimo, h)
+            else:
+                mimo = design.apply_filter(mimo, h, flt.channels)
         except ValueError as exc:
             out.add((*where, "path" if flt.type == "file" else "channels"), str(exc))
             ok = False
             continue
-        infos.append(FilterInfo(i, label, flt.type, h, current, current))
+        infos.append(FilterInfo(i, label, flt.type, h, current, mimo.shape[2]))
         if mimo.shape[0] > MAX_TAPS:
             out.add(where, f"the chain is {mimo.shape[0]} taps long, more than {MAX_TAPS}")
             return None, infos
@@ -287,9 +291,10 @@ def _build_filters(
 
 
 def _file_taps(flt, base: str, rate: float, out: _Collector, where: Path) -> np.ndarray | None:
+    """Taps of a ``type = "file"`` filter, read as ``streamconv filter --fir`` reads them."""
     path = os.path.normpath(os.path.join(base, os.path.expanduser(flt.path)))
     try:
-        data, file_rate = read_array(path)
+        data, file_rate = load_taps(path)
     except UsageError as exc:
         out.add((*where, "path"), str(exc))
         return None
@@ -299,15 +304,19 @@ def _file_taps(flt, base: str, rate: float, out: _Collector, where: Path) -> np.
             f"{path}: impulse response is {file_rate:g} Hz but the stream is {rate:g} Hz",
         )
         return None
+    if data.ndim == 3 and (flt.column is not None or flt.channels is not None):
+        out.add((*where, "path"), f"{path}: MIMO taps {data.shape} take no column or channels")
+        return None
     if flt.column is not None:
-        if flt.column >= data.shape[1]:
+        columns = 1 if data.ndim == 1 else data.shape[1]
+        if flt.column >= columns:
             out.add(
                 (*where, "column"),
-                f"{path} has {data.shape[1]} column(s) (0..{data.shape[1] - 1}), not {flt.column}",
+                f"{path} has {columns} column(s) (0..{columns - 1}), not {flt.column}",
             )
             return None
-        return data[:, flt.column]
-    return data[:, 0] if data.shape[1] == 1 else data
+        return data if data.ndim == 1 else data[:, flt.column]
+    return data
 
 
 def _resolve_templates(

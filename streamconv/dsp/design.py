@@ -25,6 +25,7 @@ __all__ = [
     "WINDOW_TRANSITION",
     "analyze",
     "apply_filter",
+    "apply_mimo",
     "apply_mix",
     "bandpass",
     "bandstop",
@@ -34,6 +35,7 @@ __all__ = [
     "design_bands",
     "differentiator",
     "firls",
+    "frequency_response",
     "gain",
     "gaussian",
     "highpass",
@@ -75,14 +77,56 @@ def _check_numtaps(numtaps: int, *, odd: bool = False, why: str = "") -> None:
         raise ValueError(f"taps must be odd{why}, got {numtaps}")
 
 
+def _grid_size(length: int, minimum: int = 8192) -> int:
+    return 1 << math.ceil(math.log2(max(minimum, 16 * length)))
+
+
+def frequency_response(
+    h: np.ndarray, sample_rate: float, n_fft: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Frequency response and group delay of a 1-D FIR on a uniform grid from 0 to Nyquist.
+
+    Parameters
+    ----------
+    h : numpy.ndarray
+        Taps.
+    sample_rate : float
+        Sample rate in Hz.
+    n_fft : int, optional
+        FFT size; default a power of two of at least ``max(8192, 16 L)`` (16x oversampled).
+
+    Returns
+    -------
+    freqs, response, group_delay : numpy.ndarray
+        Frequencies in Hz, complex ``H(f)``, and group delay in samples (NaN where
+        ``|H|`` is below 1e-12 of its peak, where the phase is undefined).
+
+    Notes
+    -----
+    ``H(w) = sum_n h[n] e^{-jwn}`` and ``tau(w) = Re(sum_n n h[n] e^{-jwn} / H(w))``.
+    """
+    h = np.asarray(h, dtype=np.float64)
+    n_fft = n_fft or _grid_size(len(h))
+    resp = np.fft.rfft(h, n_fft)
+    ramp = np.fft.rfft(np.arange(len(h)) * h, n_fft)
+    mag = np.abs(resp)
+    valid = mag > 1e-12 * max(float(mag.max()), 1e-300)
+    delay = np.full(len(resp), np.nan)
+    delay[valid] = np.real(ramp[valid] / resp[valid])
+    freqs = np.arange(len(resp)) * sample_rate / n_fft
+    return freqs, resp, delay
+
+
 def _stopband_peak_db(h: np.ndarray, sample_rate: float, stopbands) -> float:
-    """Largest magnitude (dB re 1) of ``h`` over the stopbands, on a dense grid with the edges."""
-    worst = -np.inf
+    """Largest magnitude (dB re 1) of ``h`` over the stopbands: 16x oversampled grid + edges."""
+    freqs, resp, _ = frequency_response(h, sample_rate)
+    mag = np.abs(resp)
+    worst = 0.0
     for lo, hi in stopbands:
-        freqs = np.linspace(lo, hi, max(512, 16 * len(h)))
-        _, resp = signal.freqz(h, worN=freqs, fs=sample_rate)
-        worst = max(worst, float(np.max(20 * np.log10(np.abs(resp) + 1e-300))))
-    return worst
+        inside = mag[(freqs >= lo) & (freqs <= hi)]
+        _, edges = signal.freqz(h, worN=[lo, hi], fs=sample_rate)
+        worst = max(worst, float(np.max(np.abs(edges))), float(inside.max(initial=0.0)))
+    return float(20 * np.log10(worst)) if worst > 0 else float("-inf")
 
 
 def _windowed_sinc(
@@ -501,8 +545,7 @@ def analyze(
         np.allclose(h, h[::-1], rtol=0, atol=1e-12 * scale)
         or np.allclose(h, -h[::-1], rtol=0, atol=1e-12 * scale)
     )
-    n_grid = max(4096, 8 * length)
-    freqs, resp = signal.freqz(h, worN=n_grid, fs=sample_rate)
+    freqs, resp, delays = frequency_response(h, sample_rate)
     mag = np.abs(resp)
     if linear:
         delay_samples = (length - 1) / 2
@@ -513,8 +556,7 @@ def analyze(
                 mask |= (freqs >= lo) & (freqs <= hi)
         else:
             mask = mag >= mag.max() / math.sqrt(2)
-        with np.errstate(all="ignore"):
-            _, gd = signal.group_delay((h, [1.0]), w=freqs[mask], fs=sample_rate)
+        gd = delays[mask]
         gd = gd[np.isfinite(gd)]
         delay_samples = float(np.median(gd)) if len(gd) else float("nan")
     total = float(np.sum(h))
@@ -595,6 +637,23 @@ def apply_mix(mimo: np.ndarray, matrix: np.ndarray) -> np.ndarray:
             f"mix matrix needs {mimo.shape[2]} rows (one per channel), got shape {matrix.shape}"
         )
     return np.einsum("lic,cj->lij", mimo, matrix)
+
+
+def apply_mimo(mimo: np.ndarray, taps: np.ndarray) -> np.ndarray:
+    """Follow a MIMO FIR ``(L, Cin, C)`` by another, ``(M, C, Cout)``: their matrix convolution.
+
+    ``out[:, i, k] = sum_j mimo[:, i, j] * taps[:, j, k]`` (``*``: full convolution).
+    """
+    taps = np.asarray(taps, dtype=np.float64)
+    if taps.ndim != 3 or taps.shape[1] != mimo.shape[2]:
+        raise ValueError(f"MIMO taps need {mimo.shape[2]} input channels, got shape {taps.shape}")
+    length = mimo.shape[0] + taps.shape[0] - 1
+    out = np.zeros((length, mimo.shape[1], taps.shape[2]))
+    for j in range(mimo.shape[2]):
+        for k in range(taps.shape[2]):
+            if np.any(taps[:, j, k]):
+                out[:, :, k] += signal.convolve(mimo[:, :, j], taps[:, j, k, np.newaxis])
+    return out
 
 
 def compact_taps(mimo: np.ndarray) -> np.ndarray:
