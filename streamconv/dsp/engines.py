@@ -54,8 +54,8 @@ import numpy as np
 from streamconv.dsp._fft import RealFFTPair, fast_fft_size
 
 C_FFT = 0.15e-9  # s per real sample * log2(size) of one FFT
-C_MAC = 1.0e-9  # s per complex multiply-accumulate (numpy multiply + sum)
-C_RUN = 10e-6  # s of Python and numpy call overhead per segment block
+C_MAC = 1.5e-9  # s per complex multiply-accumulate (numpy multiply + sum)
+C_RUN = 15e-6  # s of Python and numpy call overhead per segment block
 C_DIRECT = 0.4e-9  # s per real multiply-accumulate in np.convolve
 C_CALL = 3e-6  # s of call overhead per np.convolve
 
@@ -118,13 +118,8 @@ def ola_plan(length: int, block: int) -> tuple[Segment, ...]:
 
 
 def uniform_plan(length: int, block: int) -> tuple[Segment, ...]:
-    """Uniformly partitioned convolution: partitions of ``block`` taps.
-
-    The first partition is a segment of its own: it alone sees the block still arriving.
-    """
-    count = -(-length // block)
-    head = Segment(0, block, block, 1)
-    return (head,) if count == 1 else (head, Segment(block, block, block, count - 1))
+    """Uniformly partitioned convolution: partitions of ``block`` taps."""
+    return (Segment(0, block, block, -(-length // block)),)
 
 
 def nonuniform_plan(kernel: Kernel, block: int, max_block: int = 1 << 16) -> tuple[Segment, ...]:
@@ -152,7 +147,13 @@ def _nonuniform_plan(length, block, max_block, in_channels, out_channels, paths)
                 cost = segment_cost(seg, kernel) + best[nxt]
                 if choice[u] is None or cost < best[u]:
                     best[u], choice[u] = cost, (factor, count)
-    plan, u = [Segment(0, block, block, 1)], 1
+    plan, head_best = None, math.inf
+    for count in {*range(1, min(64, units) + 1), units}:
+        head = Segment(0, block, block, count)
+        cost = segment_cost(head, kernel) + best[count]
+        if cost < head_best:
+            head_best, plan = cost, [head]
+    u = plan[0].count
     while u < units:
         factor, count = choice[u]
         plan.append(Segment(u * block, factor * block, factor * block, count))
@@ -217,12 +218,11 @@ class DirectEngine:
         return out
 
 
-class _SegmentRunner:
-    """The FDL and FFTs of one :class:`Segment`."""
+class _Partitions:
+    """Filter spectra, FDL and product buffers of one :class:`Segment`."""
 
     def __init__(self, seg: Segment, kernel: Kernel, dtype: np.dtype):
         self.seg = seg
-        self.kind = kernel.kind
         k, size = seg.count, seg.fft_size
         self.fft = RealFFTPair(size, kernel.in_channels, kernel.out_channels, dtype)
         bins = size // 2 + 1
@@ -233,81 +233,136 @@ class _SegmentRunner:
         spectra = np.fft.rfft(parts, n=size, axis=1) / size  # the inverse FFT is unnormalized
         spectra = np.moveaxis(spectra, 1, -1)[::-1]  # (K, ..., bins), oldest block first
         self.spectra = np.ascontiguousarray(spectra, dtype=self.fft.spectrum.dtype)
-        cin, cout = kernel.in_channels, kernel.out_channels
-        if self.kind == "diagonal":
+        if kernel.kind == "diagonal":
             groups = kernel.taps.shape[1]
-            self.x_shape = (groups, cout, bins)
-            self._product = np.empty((k, groups, cout, bins), self.spectra.dtype)
+            self.x_shape = (groups, kernel.out_channels, bins)
         else:
-            self.x_shape = (cin, 1, bins)
-            self._product = np.empty((k, cin, cout, bins), self.spectra.dtype)
+            self.x_shape = (kernel.in_channels, 1, bins)
+        # Per-channel filters with no groups to sum multiply straight into the inverse input.
+        self._plain = kernel.kind == "diagonal" and kernel.taps.shape[1] == 1
+        product_shape = np.broadcast_shapes((k, *self.x_shape), self.spectra.shape)
+        self._product = np.empty(product_shape, self.spectra.dtype)
         self._fdl = np.zeros((2 * k, *self.x_shape), self.spectra.dtype)
-        self._out_len = seg.block + seg.length - 1
         self.blocks_done = 0
-        self.donor: _SegmentRunner | None = None  # an earlier segment with the same transform
 
     def reset(self) -> None:
         self._fdl[:] = 0
         self.blocks_done = 0
 
-    def transform(self, block: np.ndarray) -> np.ndarray:
-        """Spectrum of one complete input block (Cin, N), in FDL layout."""
-        self.fft.time[:, : self.seg.block] = block
+    def forward(self, time: np.ndarray) -> np.ndarray:
+        """Spectrum of ``time`` (Cin, <= F; the rest of the FFT input stays as it is)."""
+        self.fft.time[:, : time.shape[1]] = time
         return self.fft.forward().reshape(self.x_shape)
 
-    def accumulate(self, spectrum: np.ndarray, acc: np.ndarray, at: int) -> None:
-        """Push a block spectrum into the FDL and add the segment's output at ``acc[:, at:]``."""
+    def multiply_accumulate(self, spectrum: np.ndarray, out: np.ndarray) -> None:
+        """``out`` (Cout, bins) = ``sum_i H_i X_{j - i}`` with ``X_j = spectrum``, the spectrum
+        of the current block (stored in the delay line until :meth:`advance` moves on)."""
         k = self.seg.count
-        slot = self.blocks_done % k
-        self._fdl[slot] = spectrum
-        self._fdl[slot + k] = spectrum
-        window = self._fdl[slot + 1 : slot + 1 + k]  # oldest .. newest
+        if k == 1 and self._plain:
+            np.multiply(spectrum, self.spectra[0], out=out.reshape(self.x_shape))
+            return
+        if k == 1:
+            window = spectrum[None]
+        else:
+            slot = self.blocks_done % k
+            self._fdl[slot] = spectrum
+            self._fdl[slot + k] = spectrum
+            window = self._fdl[slot + 1 : slot + 1 + k]  # oldest .. current
         np.multiply(window, self.spectra, out=self._product)
-        self._product.sum(axis=(0, 1), out=self.fft.inverse_spectrum)
-        acc[:, at : at + self._out_len] += self.fft.inverse()[:, : self._out_len]
+        np.add.reduce(self._product, axis=(0, 1), out=out)
+
+    def advance(self) -> None:
+        """The current block is complete: keep its spectrum, the next one goes after it."""
         self.blocks_done += 1
 
-    def partial(self, block: np.ndarray) -> np.ndarray:
-        """Output of a partial block (Cin, p < N) through the first partition, (Cout, p)."""
-        p = block.shape[1]
-        self.fft.time[:, :p] = block
-        self.fft.time[:, p : self.seg.block] = 0
-        spectrum = self.fft.forward().reshape(self.x_shape)
-        product = self._product[0]
-        np.multiply(spectrum, self.spectra[-1], out=product)
-        product.sum(axis=0, out=self.fft.inverse_spectrum)
-        return self.fft.inverse()[:, :p]
+
+class _OverlapSaveHead:
+    """The first segment, ``h[0 : K * M]``, by overlap-save: one FFT round trip per call.
+
+    For block ``j`` the FFT window holds the ``F`` input frames ending at the block's end, the
+    frames not yet arrived being zero; output frame ``j * N + r`` is sample ``F - N + r`` of
+    ``irfft(sum_i X_{j - i} * H_i)``. A call that ends inside a block costs the same round trip
+    on the partial window, so every call returns its output at once.
+    """
+
+    def __init__(self, seg: Segment, kernel: Kernel, dtype: np.dtype):
+        self.parts = _Partitions(seg, kernel, dtype)
+        self.window = seg.fft_size
+        self._lookback = seg.fft_size - seg.block
+
+    def reset(self) -> None:
+        self.parts.reset()
+
+    def output(self, window: np.ndarray, phase: int, complete: bool) -> np.ndarray:
+        """Output frames ``[phase, p)`` of the current block, (Cout, p - phase).
+
+        ``window`` is the input from ``F - N`` frames before the block's start to the last
+        frame received (``p`` frames into the block).
+        """
+        parts, fft = self.parts, self.parts.fft
+        received = window.shape[1]
+        if not complete:
+            fft.time[:, received:] = 0
+        parts.multiply_accumulate(parts.forward(window), fft.inverse_spectrum)
+        if complete:
+            parts.advance()
+        return fft.inverse()[:, self._lookback + phase : received]
+
+
+class _OverlapAddSegment:
+    """A later segment (offset >= block): overlap-add of whole blocks into the accumulator."""
+
+    def __init__(self, seg: Segment, kernel: Kernel, dtype: np.dtype):
+        self.parts = _Partitions(seg, kernel, dtype)
+        self.seg = seg
+        self._out_len = seg.block + seg.length - 1
+        self.donor: _OverlapAddSegment | None = None  # an earlier segment with the same FFT
+
+    def reset(self) -> None:
+        self.parts.reset()
+
+    def run(self, block: np.ndarray | None, acc: np.ndarray, at: int) -> None:
+        """Add the output of the block just completed, (Cin, N), into ``acc[:, at:]``."""
+        parts = self.parts
+        if self.donor is None:
+            spectrum = parts.forward(block)
+        else:
+            spectrum = self.donor.parts.fft.spectrum.reshape(parts.x_shape)
+        parts.multiply_accumulate(spectrum, parts.fft.inverse_spectrum)
+        parts.advance()
+        acc[:, at : at + self._out_len] += parts.fft.inverse()[:, : self._out_len]
 
 
 class PartitionedEngine:
-    """Overlap-add over frequency-domain delay lines, in the segments of ``plan``."""
+    """Partitioned FFT convolution: an overlap-save head and overlap-add segments after it."""
 
     def __init__(self, kernel: Kernel, plan: tuple[Segment, ...], dtype: np.dtype, name: str):
         head = plan[0]
-        if head.offset != 0 or head.count != 1 or any(s.offset < s.block for s in plan[1:]):
+        if head.offset != 0 or (head.count > 1 and head.length != head.block):
             raise ValueError(
-                f"invalid partition plan {plan}: the first segment needs offset 0 and one "
-                "partition, every other one offset >= block"
+                f"invalid partition plan {plan}: the first segment needs offset 0, and "
+                "partitions of its block size if it has several"
             )
-        if any(s.block % head.block for s in plan):
+        if any(s.offset < s.block or s.block % head.block for s in plan[1:]):
             raise ValueError(
-                f"invalid partition plan {plan}: blocks must be multiples of the first"
+                f"invalid partition plan {plan}: every later segment needs offset >= block, "
+                "and a block that is a multiple of the first"
             )
         self.name = name
         self.kernel = kernel
         self.plan = plan
         self.dtype = np.dtype(dtype)
-        self._runners = [_SegmentRunner(seg, kernel, self.dtype) for seg in plan]
-        # Segments with the same block and FFT size transform the same input: do it once.
-        for i, runner in enumerate(self._runners):
-            same = [r for r in self._runners[:i] if r.fft.nfft == runner.fft.nfft]
-            same = [r for r in same if r.seg.block == runner.seg.block]
-            runner.donor = same[0] if same else None
-        self._head = self._runners[0]
+        self._head = _OverlapSaveHead(head, kernel, self.dtype)
+        self._tails = [_OverlapAddSegment(seg, kernel, self.dtype) for seg in plan[1:]]
+        for i, tail in enumerate(self._tails):
+            same = [t for t in self._tails[:i] if t.seg.block == tail.seg.block]
+            same = [t for t in same if t.seg.fft_size == tail.seg.fft_size]
+            tail.donor = same[0] if same else None
         self._base = head.block
-        # History must hold the largest block; the accumulator everything a block can reach.
-        self._keep = max(s.block for s in plan)
-        self._reach = max(s.offset + s.fft_size for s in plan) + head.block
+        # History must hold the head's FFT window and the largest block; the accumulator
+        # everything a block can reach.
+        self._keep = max([self._head.window] + [s.block for s in plan[1:]])
+        self._reach = max([s.offset + s.fft_size for s in plan[1:]], default=0) + head.block
         self._history = np.zeros((kernel.in_channels, 2 * self._keep + head.block), self.dtype)
         self._acc = np.zeros((kernel.out_channels, 2 * self._reach), self.dtype)
         self.reset()
@@ -316,22 +371,23 @@ class PartitionedEngine:
         self._history[:] = 0
         self._acc[:] = 0
         self._time = 0  # frames received
-        self._history_start = 0  # absolute frame index of _history[:, 0]
+        self._history_start = -self._keep  # absolute frame of _history[:, 0]; zeros before 0
         self._acc_start = 0
-        for runner in self._runners:
-            runner.reset()
+        self._head.reset()
+        for tail in self._tails:
+            tail.reset()
 
     def _make_room(self, block_start: int) -> None:
         """Slide history and accumulator left so this base block fits (amortized O(1))."""
         end = block_start + self._base
         if end > self._history_start + self._history.shape[1]:
-            keep_from = end - self._keep  # the largest block ending here starts no earlier
+            keep_from = end - self._keep  # the oldest frame any window ending here reads
             src = self._history[
                 :, keep_from - self._history_start : self._time - self._history_start
             ]
             self._history[:, : src.shape[1]] = src
             self._history_start = keep_from
-        if block_start + self._reach > self._acc_start + self._acc.shape[1]:
+        if self._tails and block_start + self._reach > self._acc_start + self._acc.shape[1]:
             live = self._acc[:, block_start - self._acc_start :]
             width = live.shape[1]
             self._acc[:, :width] = live
@@ -342,32 +398,28 @@ class PartitionedEngine:
         n = x.shape[0]
         out = np.empty((n, self.kernel.out_channels), self.dtype)
         xt = x.T
-        base, i = self._base, 0
+        base, window, i = self._base, self._head.window, 0
         while i < n:
             t = self._time
             phase = t % base
             m = min(n - i, base - phase)
-            block_start = t - phase
-            self._make_room(block_start)
-            h0, a0 = self._history_start, self._acc_start
+            block_end = t - phase + base
+            self._make_room(t - phase)
+            h0 = self._history_start
             self._history[:, t - h0 : t + m - h0] = xt[:, i : i + m]
             t_end = t + m
-            due = self._acc[:, t - a0 : t_end - a0]
-            if phase + m == base:  # a base block is complete: every segment due runs
-                for runner in self._runners:
-                    seg = runner.seg
-                    if t_end % seg.block == 0:
-                        if runner.donor is None:
+            complete = t_end == block_end
+            head_in = self._history[:, block_end - window - h0 : t_end - h0]
+            out[i : i + m] = self._head.output(head_in, phase, complete).T
+            if self._tails:
+                a0 = self._acc_start
+                out[i : i + m] += self._acc[:, t - a0 : t_end - a0].T
+                if complete:
+                    for tail in self._tails:
+                        seg = tail.seg
+                        if t_end % seg.block == 0:
                             block = self._history[:, t_end - seg.block - h0 : t_end - h0]
-                            spectrum = runner.transform(block)
-                        else:
-                            spectrum = runner.donor.fft.spectrum.reshape(runner.x_shape)
-                        at = t_end - seg.block + seg.offset - a0
-                        runner.accumulate(spectrum, self._acc, at)
-                out[i : i + m] = due.T
-            else:
-                partial = self._head.partial(self._history[:, block_start - h0 : t_end - h0])
-                out[i : i + m] = (due + partial[:, phase:]).T
+                            tail.run(block, self._acc, t_end - seg.block + seg.offset - a0)
             self._time = t_end
             i += m
         return out
