@@ -12,22 +12,23 @@ direct
     ``np.convolve`` per path over the last ``L - 1`` frames plus the new ones: ``L`` MACs per
     output frame and path. Best for short filters.
 partitioned
-    Overlap-add over a frequency-domain delay line (FDL), in segments. Segment ``k`` takes input
-    blocks of ``N_k`` frames (aligned to multiples of ``N_k``), cuts its taps
-    ``h[s_k : s_k + K_k * M_k]`` into ``K_k`` partitions of ``M_k`` taps, keeps the spectra of its
-    last ``K_k`` input blocks and, when a block completes, adds
-    ``irfft(sum_i X[j - i] * H[i])`` into the output accumulator at ``s_k + j * N_k``. Because
-    block ``j`` is complete only at time ``(j + 1) * N_k``, a segment may start no earlier than
-    ``s_k >= N_k``; the first segment (``s = 0``) additionally computes, on every call that ends
-    inside one of its blocks, the contribution of that partial block through its first
-    partition, so that each call returns its output at once.
+    The filter is cut into segments. The first, ``h[0 : K * N]``, runs by overlap-save over a
+    frequency-domain delay line (FDL) of ``K`` partitions of ``N`` taps: each call transforms
+    the ``F >= 2N - 1`` input frames ending at the current block's end (frames not yet arrived
+    are zero), multiplies with the delay line and transforms back once, so a call of any length
+    returns its output at once. Every later segment ``k`` takes input blocks of ``N_k`` frames
+    (aligned to multiples of ``N_k``), cuts its taps ``h[s_k : s_k + K_k * N_k]`` into ``K_k``
+    partitions and, when a block completes, adds ``irfft(sum_i X[j - i] * H[i])`` into an
+    output accumulator at ``s_k + j * N_k``. Block ``j`` is complete only at time
+    ``(j + 1) * N_k``, so such a segment may start no earlier than ``s_k >= N_k``.
 
-    * ``ola`` is one segment with ``K = 1``, ``M = L``: classic overlap-add with an FFT of
-      ``N + L - 1`` rounded to a fast size.
-    * uniformly partitioned convolution is one segment with ``M = N`` and ``K = ceil(L / N)``.
+    * ``ola`` is the first segment alone with ``K = 1`` partition of ``L`` taps: one FFT block
+      convolution over the whole filter, ``F = N + L - 1`` rounded to a fast size (done by
+      overlap-save, which needs no output accumulator).
+    * uniformly partitioned convolution is the first segment alone with ``K = ceil(L / N)``.
     * non-uniform partitions (what ``method="partitioned"`` uses) grow the block size along the
-      filter, ``N, N, 2N, 4N, ...`` as the ``s_k >= N_k`` rule allows, so a 65536-tap filter at
-      256-frame blocks needs a handful of large FFTs instead of 256 tiny partitions per block.
+      filter, ``N, 2N, 4N, ...`` as the ``s_k >= N_k`` rule allows, so a 65536-tap filter at
+      256-frame blocks needs a few large FFTs instead of 256 small products per block.
 
 Cost model
 ----------
