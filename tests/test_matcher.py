@@ -5,7 +5,8 @@ import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
 from streamconv import Detection, Matcher
-from streamconv.dsp.matcher import FLAT_RTOL, MadThreshold, window_sums
+from streamconv.dsp.matcher import FLAT_RTOL, MadThreshold
+from streamconv.dsp.window_sums import BlockSums, window_sums
 
 
 def naive_ncc(x, t):
@@ -47,6 +48,22 @@ def test_window_sums_match_direct_sums():
         count = len(a) - length + 1
         expected = sliding_window_view(a, length, axis=0).sum(axis=-1)
         np.testing.assert_allclose(window_sums(a, length, count), expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("block", [1, 4, 64])
+def test_shared_block_sums_serve_every_length(block):
+    rng = np.random.default_rng(13)
+    a = rng.normal(size=(2, 700))
+    sums = BlockSums(a, block, 700)
+    for length in (64, 65, 100, 255, 256):
+        count = 700 - length + 1
+        expected = sliding_window_view(a, length, axis=1).sum(axis=-1)
+        np.testing.assert_allclose(sums.sums(length, count), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_block_sums_refuse_windows_shorter_than_a_block():
+    with pytest.raises(ValueError, match="shorter than the block"):
+        BlockSums(np.zeros((1, 10)), 8, 10).sums(5, 3)
 
 
 @pytest.mark.parametrize("block_size", [None, 1, 13, 256])

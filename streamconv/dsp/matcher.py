@@ -26,8 +26,9 @@ import numpy as np
 from scipy import fft as sp_fft
 
 from streamconv.dsp.peaks import PeakTracker
+from streamconv.dsp.window_sums import MAX_BLOCKS_PER_WINDOW, BlockSums, block_size_for
 
-__all__ = ["DEFAULT_THRESHOLD", "Detection", "MadThreshold", "Matcher", "window_sums"]
+__all__ = ["DEFAULT_THRESHOLD", "Detection", "MadThreshold", "Matcher"]
 
 DEFAULT_THRESHOLD = 0.7
 #: A window whose sum of squared deviations is below this fraction of its sum of squares
@@ -65,39 +66,6 @@ class Detection:
     def to_dict(self) -> dict:
         """The fields as a plain dict (JSON-ready)."""
         return asdict(self)
-
-
-def window_sums(a: np.ndarray, length: int, count: int) -> np.ndarray:
-    """``out[s] = sum(a[s : s + length], axis=0)`` for ``s < count``, summed stably.
-
-    Parameters
-    ----------
-    a : (n, C) float64 array with ``n >= count + length - 1``
-    length, count : int
-
-    Returns
-    -------
-    (count, C) float64 array
-
-    Notes
-    -----
-    ``a`` is cut into blocks of ``length``; a window is the suffix sum of one block plus the
-    prefix sum of the next, so each addend is inside the window and the rounding error is
-    relative to the window's own content, not to everything summed before it.
-    """
-    nblk = -(-(count + length) // length)
-    padded = np.zeros((nblk * length, a.shape[1]))
-    used = min(len(a), nblk * length)
-    padded[:used] = a[:used]
-    blocks = padded.reshape(nblk, length, a.shape[1])
-    suffix = np.cumsum(blocks[:, ::-1], axis=1)[:, ::-1].reshape(-1, a.shape[1])
-    prefix = np.cumsum(blocks, axis=1).reshape(-1, a.shape[1])
-    # Window s = suffix[s] + (inclusive prefix at s + length - 1, unless s starts a block).
-    out = suffix[:count].copy()
-    s = np.arange(count)
-    inner = (s % length) != 0
-    out[inner] += prefix[s[inner] + length - 1]
-    return out
 
 
 def _mad(x: np.ndarray) -> float:
@@ -177,6 +145,18 @@ class _Track:
         else:
             scores, thr = self.mad.push(scores, final)
         return self.peaks.push(scores, thr, final)
+
+
+def _group_blocks(lengths: list[int]) -> list[int]:
+    """Block size of the window sums for each template: shared where the lengths allow."""
+    out = {}
+    group = 0
+    for length in sorted(set(lengths)):
+        b = block_size_for(length)
+        if not group or length > MAX_BLOCKS_PER_WINDOW * group:
+            group = b
+        out[length] = group
+    return [out[length] for length in lengths]
 
 
 def _per_template(value, names: list[str], what: str) -> dict:
@@ -276,6 +256,7 @@ class Matcher:
         if self._mad_hop > self._mad_window:
             raise ValueError("mad_hop_s must not exceed mad_window_s")
         self._lmax = max(len(t) for t in self._templates)
+        self._blocks = _group_blocks([len(t) for t in self._templates])
         if block_size is None:
             n = sp_fft.next_fast_len(max(4096, 2 * self._lmax) + self._lmax - 1, real=True)
             block_size = n - (self._lmax - 1)
@@ -388,11 +369,16 @@ class Matcher:
     def _run_segment(self, m: int, final: bool) -> None:
         seg = self._buf[:m]
         spectrum = sp_fft.rfft(seg, self._nfft, axis=0) if m else None
-        squares = seg**2
+        # Window sums of x and x**2 for every template from one set of block sums per group.
+        c = self.channels
+        rows = np.empty((2 * c, m))
+        rows[:c] = seg.T
+        np.square(rows[:c], out=rows[c:])
+        sums = {b: BlockSums(rows, b, m + self._lmax) for b in set(self._blocks)}
         for i, t in enumerate(self._templates):
             length = len(t)
             count = max(m - length + 1, 0) if final else self.block_size
-            scores = self._score(seg, squares, spectrum, i, length, count)
+            scores = self._score(sums[self._blocks[i]], spectrum, i, length, count)
             tracks = [tr for tr in self._tracks if tr.template == i]
             for tr in tracks:
                 col = scores[:, 0] if tr.channel is None else scores[:, tr.channel]
@@ -402,16 +388,23 @@ class Matcher:
                         Detection(self.names[i], s, s / self.sample_rate, v, tr.channel, h)
                     )
 
-    def _score(self, seg, squares, spectrum, i, length, count) -> np.ndarray:
+    def _score(self, sums, spectrum, i, length, count) -> np.ndarray:
         if count == 0:
             return np.zeros((0, 1 if self.combine else self.channels))
         num = sp_fft.irfft(spectrum * self._spectra[i], self._nfft, axis=0)[:count]
-        s1 = window_sums(seg, length, count)
-        s2 = window_sums(squares, length, count)
-        var = np.maximum(s2 - s1 * s1 / length, 0.0)
+        both = sums.sums(length, count)
+        s1, s2 = both[: self.channels], both[self.channels :]
+        # var = sum((x - mean)^2) = s2 - s1^2 / L, in place: this runs on every sample.
+        var = np.square(s1, out=s1)
+        var *= -1.0 / length
+        var += s2
         flat = var <= FLAT_RTOL * s2
-        den = self._norms[i] * np.sqrt(np.where(flat, 1.0, var))
-        scores = np.where(flat, 0.0, np.clip(num / den, -1.0, 1.0))
+        var[flat] = 1.0
+        den = np.sqrt(var, out=var)
+        den *= self._norms[i][:, None]
+        scores = np.divide(num.T, den, out=den).T
+        np.clip(scores, -1.0, 1.0, out=scores)
+        scores[flat.T] = 0.0
         if self.combine == "mean":
             scores = scores.mean(axis=1, keepdims=True)
         return scores
