@@ -2,6 +2,7 @@
 
 from streamconv.dsp.convolve import Convolver
 from streamconv.dsp.matcher import Detection, Matcher
+from streamconv.dsp.periodicity import Periodicity
 from streamconv.errors import ConfigError, RuntimeFailure, StreamconvError, UsageError
 
 __version__ = "0.1.0"
@@ -11,6 +12,7 @@ __all__ = [
     "Convolver",
     "Detection",
     "Matcher",
+    "Periodicity",
     "RuntimeFailure",
     "StreamconvError",
     "UsageError",

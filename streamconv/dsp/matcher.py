@@ -138,12 +138,16 @@ class _Track:
         if self.mad is not None:
             self.mad.reset()
 
-    def push(self, scores: np.ndarray, final: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def push(
+        self, scores: np.ndarray, final: bool, on_scores=None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Return (sample indices, scores, thresholds) of new final peaks."""
         if self.mad is None:
             thr = np.full(len(scores), self.fixed)
         else:
             scores, thr = self.mad.push(scores, final)
+        if on_scores is not None and len(scores):
+            on_scores(self.template, self.channel, self.peaks.end, scores, thr)
         return self.peaks.push(scores, thr, final)
 
 
@@ -197,6 +201,9 @@ class Matcher:
         Detections come out up to ``latency`` frames after the sample they report.
     mad_window_s, mad_hop_s : float
         Trailing window and hop of the MAD threshold, in seconds.
+    on_scores : callable, optional
+        Called as ``on_scores(template_name, channel, first_sample, scores, thresholds)`` with
+        each new stretch of the score trace (for plots and diagnostics).
 
     Notes
     -----
@@ -226,6 +233,7 @@ class Matcher:
         block_size: int | None = None,
         mad_window_s: float = 10.0,
         mad_hop_s: float = 1.0,
+        on_scores=None,
     ):
         if not templates:
             raise ValueError("at least one template is needed")
@@ -235,6 +243,7 @@ class Matcher:
             raise ValueError(f"combine must be None or 'mean', got {combine!r}")
         self.sample_rate = float(sample_rate)
         self.combine = combine
+        self._on_scores = on_scores
         self.names = [str(n) for n in templates]
         self._templates = [self._check_template(n, t) for n, t in templates.items()]
         thr = _per_template(threshold, self.names, "threshold")
@@ -382,7 +391,7 @@ class Matcher:
             tracks = [tr for tr in self._tracks if tr.template == i]
             for tr in tracks:
                 col = scores[:, 0] if tr.channel is None else scores[:, tr.channel]
-                idx, sc, th = tr.push(col, final)
+                idx, sc, th = tr.push(col, final, self._on_scores and self._report_scores)
                 for s, v, h in zip(idx.tolist(), sc.tolist(), th.tolist(), strict=True):
                     self._pending.append(
                         Detection(self.names[i], s, s / self.sample_rate, v, tr.channel, h)
@@ -408,6 +417,10 @@ class Matcher:
         if self.combine == "mean":
             scores = scores.mean(axis=1, keepdims=True)
         return scores
+
+    def _report_scores(self, template: int, channel, start: int, scores, thresholds) -> None:
+        if self._on_scores is not None:
+            self._on_scores(self.names[template], channel, start, scores, thresholds)
 
     def _release(self, final: bool) -> list[Detection]:
         if final:
