@@ -87,7 +87,8 @@ def summary(loaded: LoadedConfig) -> str:
             if f.type == "mix":
                 parts.append(f"{f.label} {f.channels_in}->{f.channels_out} channels")
             else:
-                parts.append(f"{f.label} {f.taps.shape[0]} taps")
+                n = f.taps.shape[0]
+                parts.append(f"{f.label} {n} tap" + ("" if n == 1 else "s"))
         lines.append(f"  filters    {'; '.join(parts)}")
     else:
         lines.append("  filters    none (the stream passes unchanged)")
