@@ -270,6 +270,12 @@ def match_file(path: str, templates: list[Template], args, writer: Writer) -> No
         for t in templates:
             if len(arrays[t.name]) > src.frames_read:
                 raise _too_long(t, arrays[t.name], path, src.frames_read)
+        for d in detectors:
+            if isinstance(d, Periodicity) and d.window > src.frames_read:
+                raise UsageError(
+                    f"--periodicity: the analysis window ({d.window} frames, three times the "
+                    f"longest period) is longer than {path} ({src.frames_read} frames)"
+                )
     if plot is not None:
         plot.save(os.path.join(args.plot, os.path.splitext(os.path.basename(path))[0] + ".png"))
 

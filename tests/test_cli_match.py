@@ -1,0 +1,187 @@
+"""`streamconv match`: the same detections as the Python API, outputs, and bad input."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from streamconv import Matcher
+from streamconv.cli import main
+
+RATE = 8000
+
+
+def chirp(n=400):
+    k = np.arange(n)
+    return np.sin(2 * np.pi * (0.02 + 0.15 * k / n) * k) * np.hanning(n)
+
+
+@pytest.fixture
+def recording(tmp_path):
+    rng = np.random.default_rng(0)
+    x = 0.2 * rng.normal(size=(RATE * 3, 2))
+    t = chirp()
+    for start, ch in [(1000, 0), (9000, 1), (17777, 0)]:
+        x[start : start + len(t), ch] += t
+    path = tmp_path / "rec.wav"
+    sf.write(path, x, RATE, subtype="DOUBLE")
+    tpath = tmp_path / "chirp.wav"
+    sf.write(tpath, t, RATE, subtype="DOUBLE")
+    return path, tpath, x, t
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, [json.loads(line) for line in out.splitlines()], err
+
+
+@pytest.mark.parametrize(
+    ("flags", "kwargs"),
+    [
+        ([], {}),
+        (["--threshold", "0.5", "--min-distance", "50"], {"threshold": 0.5, "min_distance": 50}),
+        (
+            ["--mad", "6", "--mad-window", "0.5", "--mad-hop", "0.1"],
+            {"mad": 6.0, "mad_window_s": 0.5, "mad_hop_s": 0.1},
+        ),
+        (["--combine", "--threshold", "0.3"], {"combine": "mean", "threshold": 0.3}),
+    ],
+)
+def test_same_detections_as_the_python_api(capsys, recording, flags, kwargs):
+    path, tpath, x, t = recording
+    code, lines, _ = run(capsys, "match", path, "-t", tpath, "--block", 1237, *flags)
+    assert code == 0
+    m = Matcher({"chirp": t}, RATE, **kwargs)
+    expected = [d.to_dict() for d in m.process(x) + m.flush()]
+    assert expected
+    assert [{k: v for k, v in line.items() if k != "file"} for line in lines] == expected
+    assert {line["file"] for line in lines} == {str(path)}
+
+
+def test_finds_the_planted_chirps(capsys, recording):
+    path, tpath, _, _ = recording
+    code, lines, _ = run(capsys, "match", path, "-t", f"bell={tpath}")
+    assert code == 0
+    assert [(d["template"], d["sample"], d["channel"]) for d in lines] == [
+        ("bell", 1000, 0),
+        ("bell", 9000, 1),
+        ("bell", 17777, 0),
+    ]
+    assert lines[0]["time"] == pytest.approx(1000 / RATE)
+
+
+def test_several_templates_and_files_in_stream_order(capsys, recording, tmp_path):
+    path, tpath, x, _ = recording
+    other = tmp_path / "piece.npy"
+    np.save(other, x[5000:5300, 1])
+    code, lines, _ = run(capsys, "match", path, path, "-t", tpath, "-t", other)
+    assert code == 0
+    samples = [d["sample"] for d in lines]
+    half = len(lines) // 2
+    assert lines[:half] == lines[half:]
+    assert samples[:half] == sorted(samples[:half])
+    assert ("piece", 5000, 1) in [(d["template"], d["sample"], d["channel"]) for d in lines]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_output_file(capsys, recording, tmp_path, suffix):
+    path, tpath, _, _ = recording
+    out = tmp_path / f"dets{suffix}"
+    code, lines, _ = run(capsys, "match", path, "-t", tpath, "-o", out)
+    assert code == 0 and lines == []
+    if suffix == ".csv":
+        with open(out, newline="") as f:
+            rows = list(csv.DictReader(f))
+        assert [int(r["sample"]) for r in rows] == [1000, 9000, 17777]
+        assert rows[0]["template"] == "chirp" and rows[0]["period"] == ""
+    else:
+        rows = [json.loads(line) for line in out.read_text().splitlines()]
+        assert [r["sample"] for r in rows] == [1000, 9000, 17777]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_failure_leaves_no_output_file(capsys, recording, tmp_path):
+    path, tpath, _, _ = recording
+    out = tmp_path / "dets.csv"
+    code, _, err = run(capsys, "match", path, tmp_path / "missing.wav", "-t", tpath, "-o", out)
+    assert code == 2
+    assert err.strip().endswith("missing.wav: no such file")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["chirp.wav", "rec.wav"]
+
+
+def test_template_at_another_rate_is_resampled(capsys, recording, tmp_path):
+    path, _, _, _ = recording
+    k = np.arange(800)  # the same chirp recorded at twice the rate
+    t2 = np.sin(2 * np.pi * (0.02 + 0.15 * (k / 2) / 400) * (k / 2)) * np.hanning(800)
+    tpath = tmp_path / "chirp16k.wav"
+    sf.write(tpath, t2, 2 * RATE, subtype="DOUBLE")
+    code, lines, err = run(capsys, "match", path, "-t", tpath, "--threshold", "0.6")
+    assert code == 0
+    assert "resampled from 16000 Hz to 8000 Hz" in err
+    assert [d["sample"] for d in lines] == [1000, 9000, 17777]
+    assert min(d["score"] for d in lines) > 0.8
+
+
+def test_plot_writes_a_png(capsys, recording, tmp_path):
+    pytest.importorskip("matplotlib")
+    path, tpath, _, _ = recording
+    code, lines, _ = run(capsys, "match", path, "-t", tpath, "--plot", tmp_path / "plots")
+    assert code == 0 and len(lines) == 3
+    assert (tmp_path / "plots" / "rec.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_periodicity_on_a_csv_sensor_file(capsys, tmp_path):
+    rate = 100
+    t = np.arange(30 * rate) / rate
+    x = 3.0 + np.exp(-(((t % 0.8) - 0.2) ** 2) / 0.002) + 0.05 * np.cos(t)
+    path = tmp_path / "sensor.csv"
+    np.savetxt(path, x[:, None], delimiter=",")
+    code, lines, _ = run(capsys, "match", path, "--rate", rate, "--periodicity", "0.3:2")
+    assert code == 0 and len(lines) > 10
+    assert {d["template"] for d in lines} == {"periodicity"}
+    assert all(d["period"] == pytest.approx(0.8, abs=0.01) for d in lines)
+
+
+@pytest.mark.parametrize(
+    ("make", "args", "message"),
+    [
+        (lambda d: np.savetxt(d / "flat.txt", np.ones(50)), ["-t", "{d}/flat.txt"], "constant"),
+        (lambda d: (d / "empty.txt").write_text(""), ["-t", "{d}/empty.txt"], "no taps"),
+        (lambda d: np.save(d / "one.npy", np.ones(1)), ["-t", "{d}/one.npy"], "L >= 2"),
+        (
+            lambda d: np.save(d / "long.npy", np.random.default_rng(0).normal(size=30000)),
+            ["-t", "{d}/long.npy"],
+            "longer than",
+        ),
+        (
+            lambda d: np.save(d / "st.npy", np.random.default_rng(0).normal(size=(50, 3))),
+            ["-t", "{d}/st.npy"],
+            "3 channels",
+        ),
+        (None, ["-t", "{d}/nope.wav"], "no such file"),
+        (None, [], "at least one template"),
+        (None, ["-t", "{d}/chirp.wav", "-t", "{d}/chirp.wav"], "given twice"),
+        (None, ["--periodicity", "1:3"], "analysis window"),
+    ],
+)
+def test_bad_input_is_one_clear_line(capsys, recording, make, args, message):
+    path, tpath, _, _ = recording
+    d = tpath.parent
+    if make:
+        make(d)
+    code, lines, err = run(capsys, "match", path, *[a.format(d=d) for a in args])
+    assert code == 2
+    assert lines == []
+    assert err.count("\n") == 1 and err.startswith("error: ") and message in err
+
+
+def test_bad_arguments_exit_2(capsys, recording):
+    path, tpath, _, _ = recording
+    with pytest.raises(SystemExit) as exc:
+        main(["match", str(path), "-t", str(tpath), "--threshold", "0.5", "--mad", "3"])
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit):
+        main(["match", str(path), "--periodicity", "3:1"])
