@@ -78,17 +78,20 @@ def _validate(spec: dict):
     try:
         flt = _ADAPTER.validate_python(spec)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = [p for p in err["loc"] if p not in FILTER_TYPES]
-        key = format_path(tuple(loc)) or "type"
-        if err["type"] == "extra_forbidden":
-            message = "unknown key"
-        elif err["type"].startswith("union_tag"):
-            message = f"give a filter type: {', '.join(t for t in FILTER_TYPES if t != 'mix')}"
-        else:
-            message = err["msg"].removeprefix("Value error, ")
-        more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-        raise UsageError(f"design: {key}: {message}{more}") from None
+        problems = []
+        for err in exc.errors():
+            loc = [p for p in err["loc"] if p not in FILTER_TYPES]
+            key = format_path(tuple(loc)) or "type"
+            if err["type"] == "extra_forbidden":
+                message = "unknown key"
+            elif err["type"] == "missing":
+                message = "required key is missing"
+            elif err["type"].startswith("union_tag"):
+                message = "give a filter type: " + ", ".join(t for t in FILTER_TYPES if t != "mix")
+            else:
+                message = err["msg"].removeprefix("Value error, ")
+            problems.append(f"{key}: {message}")
+        raise UsageError("design: " + "; ".join(problems)) from None
     if flt.type == "mix":
         raise UsageError("design: type: mix is a channel routing matrix, not a filter")
     return flt
@@ -114,6 +117,10 @@ def design_taps(flt, sample_rate: float) -> np.ndarray:
         raise UsageError(f"design: {exc}") from None
 
 
+def _db(value: float) -> str:
+    return f"{round(value, 3) + 0.0:.3f}"  # + 0.0: no "-0.000"
+
+
 def _properties(flt, h: np.ndarray, rate: float) -> tuple[list[str], list, list]:
     params = flt.design_params() if flt.type != "file" else {}
     passes, stops = design_bands(flt.type, rate, **params)
@@ -125,8 +132,8 @@ def _properties(flt, h: np.ndarray, rate: float) -> tuple[list[str], list, list]
         f"length: {info['length']} taps",
         f"linear phase: {'yes' if info['linear_phase'] else 'no'}",
         f"group delay: {delay:g} samples ({1000 * delay / rate:.4g} ms)",
-        f"gain at DC: {info['gain_dc_db']:.3f} dB",
-        f"gain at Nyquist: {info['gain_nyquist_db']:.3f} dB",
+        f"gain at DC: {_db(info['gain_dc_db'])} dB",
+        f"gain at Nyquist: {_db(info['gain_nyquist_db'])} dB",
     ]
     if info["attenuation_db"] is not None:
         bands = ", ".join(f"{lo:g}-{hi:g} Hz" for lo, hi in stops)
