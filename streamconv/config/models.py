@@ -264,6 +264,12 @@ class Template(_Model):
     resample: bool = Field(
         False, description="Resample a template recorded at another sample rate."
     )
+    mad_window_s: PositiveFloat = Field(
+        10.0, description="MAD threshold: trailing window of scores, in seconds."
+    )
+    mad_hop_s: PositiveFloat = Field(
+        1.0, description="MAD threshold: how often it is updated, in seconds."
+    )
 
     @model_validator(mode="after")
     def _one_threshold(self):

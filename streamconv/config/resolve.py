@@ -63,8 +63,10 @@ class TemplateInfo:
     threshold: float | None
     mad: float | None
     min_distance: int
-    combine: str
+    combine: str  # "per_channel" or "mean" (streamconv.Matcher: combine=None or "mean")
     source_rate: float | None
+    mad_window_s: float = 10.0
+    mad_hop_s: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -366,6 +368,8 @@ def _resolve_templates(
                 tpl.min_distance or data.shape[0],
                 tpl.combine,
                 file_rate,
+                tpl.mad_window_s,
+                tpl.mad_hop_s,
             )
         )
     for i, det in enumerate(cfg.periodicity):
