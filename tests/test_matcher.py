@@ -316,3 +316,39 @@ def test_bad_blocks():
         m.process(np.zeros((5, 3)))
     with pytest.raises(ValueError, match="NaN"):
         m.process(np.full((5, 2), np.nan))
+
+
+def test_on_scores_reports_the_whole_trace_once():
+    rng = np.random.default_rng(14)
+    x = rng.normal(size=2500)
+    t = rng.normal(size=90)
+    got = {}
+
+    def on_scores(name, channel, start, scores, thresholds):
+        trace_ = got.setdefault((name, channel), [])
+        assert start == sum(len(s) for s, _ in trace_)
+        trace_.append((scores.copy(), thresholds.copy()))
+
+    m = Matcher({"t": t}, 100, mad=4.0, mad_window_s=3.0, mad_hop_s=1.0, on_scores=on_scores)
+    for chunk in random_chunks(x, rng):
+        m.process(chunk)
+    m.flush()
+    scores = np.concatenate([s for s, _ in got["t", 0]])
+    thresholds = np.concatenate([h for _, h in got["t", 0]])
+    np.testing.assert_allclose(scores, naive_ncc(x, t), atol=1e-10)
+    np.testing.assert_allclose(thresholds, naive_mad_thresholds(scores, 4.0, 300, 100))
+
+
+@pytest.mark.parametrize("kwargs", [{"threshold": 0.5}, {"mad": 5.0, "mad_hop_s": 0.2}])
+def test_detections_come_out_within_latency(kwargs):
+    rng = np.random.default_rng(15)
+    x = rng.normal(size=5000)
+    t = x[1000:1080].copy()
+    x[3000:3080] += t
+    m = Matcher({"t": t, "u": rng.normal(size=20)}, 1000, block_size=300, **kwargs)
+    emitted = []
+    for n in range(len(x)):
+        emitted += [(d, n + 1) for d in m.process(x[n : n + 1])]
+    assert {1000, 3000} <= {d.sample for d, _ in emitted if d.template == "t"}
+    for d, frames_seen in emitted:
+        assert frames_seen - (d.sample + 80) <= m.latency
