@@ -63,8 +63,12 @@ def _blocks(src, frames, block):
 def _wait_for_client(server, proc, timeout=20.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
-        ports = subprocess.run(["jack_lsp", "-s", server.name], capture_output=True, text=True)
-        if "PortAudio" in ports.stdout:
+        ports = subprocess.run(
+            ["jack_lsp", "-c", "-s", server.name], capture_output=True, text=True
+        )
+        # `-c` lists each port's connections indented below it: a connected PortAudio port
+        # means the command's stream is started, not only opened.
+        if any(line.startswith(" ") and "PortAudio" in line for line in ports.stdout.splitlines()):
             return True
         time.sleep(0.05)
     return False
@@ -114,10 +118,10 @@ def test_filter_command_records_device_to_file(audio_server, rng, tmp_path):
     np.savetxt(tmp_path / "h.txt", h)
     cmd = [sys.executable, "-m", "streamconv.cli", "filter", "-i", f"device:{audio_server.device}"]
     cmd += ["-o", str(tmp_path / "out.wav"), "--fir", str(tmp_path / "h.txt"), "--rate", "48000"]
-    cmd += ["--channels", "1", "--block", "256", "--duration", "3", "--stats"]
+    cmd += ["--channels", "1", "--block", "256", "--duration", "4", "--stats"]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     signal, x = _probe(rng)
-    # Play the probe once the command's input stream exists (its JACK ports appear).
+    # Play the probe once the command's input stream runs (its JACK port is connected).
     assert _wait_for_client(audio_server, proc), "the command never opened its input stream"
     time.sleep(0.3)
     with DeviceSink(audio_server.device, RATE, 1, 1024) as sink:
@@ -126,7 +130,7 @@ def test_filter_command_records_device_to_file(audio_server, rng, tmp_path):
     assert proc.returncode == 0, err
     assert "overflows=" in err
     y = sf.read(tmp_path / "out.wav", dtype="float32")[0]
-    assert len(y) == 3 * RATE
+    assert len(y) == 4 * RATE
     expected = scipy.signal.lfilter(h, [1], x).astype(np.float32)
     _, score = _find(y, expected)
-    assert score > 0.9999
+    assert score > 0.9999, (err, np.flatnonzero(y)[[0, -1]], len(expected))
