@@ -100,6 +100,21 @@ def test_shell_pipe(tmp_path, rng, fmt):
         np.testing.assert_allclose(out, ref, atol=1e-6)
 
 
+def test_filters_from_a_config(tmp_path, rng):
+    """`-c CONFIG` runs the config's filter chain: the same as its taps given with --fir."""
+    x = _signal(rng, 2000, 1)
+    sf.write(tmp_path / "in.wav", x, 16000, subtype="DOUBLE")
+    h = rng.normal(size=21)
+    np.save(tmp_path / "h.npy", h)
+    (tmp_path / "c.toml").write_text(
+        '[source]\nuri = "in.wav"\n[sink]\nuri = "out.wav"\n'
+        '[[filters]]\ntype = "file"\npath = "h.npy"\n'
+    )
+    assert _filter(tmp_path, "in.wav", "out.wav", "-c", str(tmp_path / "c.toml")) == 0
+    y = sf.read(tmp_path / "out.wav")[0]
+    np.testing.assert_allclose(y, scipy.signal.lfilter(h, [1], x[:, 0]), atol=1e-12)
+
+
 def test_duration_stops_early(tmp_path, rng):
     sf.write(tmp_path / "in.wav", _signal(rng, 8000, 1), 8000)
     fir = _write_taps(tmp_path / "h.txt", [1.0])
@@ -129,6 +144,7 @@ def workdir(tmp_path, rng):
     (tmp_path / "h.txt").write_text("0.5\n0.5\n")
     (tmp_path / "h3.csv").write_text("1,0,0\n0,1,0\n")
     (tmp_path / "bad.txt").write_text("0.5\nzero\n")
+    (tmp_path / "bad.toml").write_text('[source]\nuri = "in.wav"\nbogus = 1\n')
     nan = np.zeros((100, 2))
     nan[60, 1] = np.inf
     sf.write(tmp_path / "nan.wav", nan, 8000, subtype="FLOAT")
@@ -156,13 +172,14 @@ def workdir(tmp_path, rng):
         ),
         (
             ["-i", "in.wav", "--fir", "ir.wav"],
-            "ir.wav: the impulse response is at 44100 Hz, the input in.wav at 8000 Hz",
+            "ir.wav: the filters are for 44100 Hz, the input in.wav at 8000 Hz",
         ),
         (
             ["-i", "device:no such device", "--fir", "h.txt"],
             "device:no such device: no such input device",
         ),
         (["-i", "in.wav", "--fir", "h.txt", "-c", "x.toml"], "not allowed with argument"),
+        (["-i", "in.wav", "-c", "bad.toml"], "bad.toml"),
     ],
 )  # fmt: skip
 def test_bad_input_one_line_exit_2_no_output(workdir, args, message, capsys, monkeypatch):

@@ -85,10 +85,25 @@ def _is_device(locator: str) -> bool:
     return locator.split(":", 1)[0] in ("device", "pyaudio")
 
 
+def _taps_from_config(args):
+    """The config's filter chain as taps, at its rate; raw-stream options it fills in."""
+    from streamconv.config import load_config
+
+    loaded = load_config(args.config)
+    source, sink = loaded.source, loaded.sink
+    args.format = args.format or source.format
+    args.out_format = args.out_format or sink.format
+    args.rate = args.rate or source.rate
+    args.channels = args.channels or source.channels
+    args.fir = args.config  # names the taps' origin in messages
+    return loaded.compact_taps(), loaded.sample_rate
+
+
 def run(args) -> int:
     if args.config is not None:
-        raise UsageError(f"{args.config}: filter -c is not available yet; use --fir FILE")
-    taps, taps_rate = load_taps(args.fir)
+        taps, taps_rate = _taps_from_config(args)
+    else:
+        taps, taps_rate = load_taps(args.fir)
     in_channels, out_channels = taps_channels(taps)
     device_in = _is_device(args.input)
     src = open_source(
@@ -101,7 +116,7 @@ def run(args) -> int:
     with src:
         if taps_rate is not None and taps_rate != src.sample_rate:
             raise UsageError(
-                f"{args.fir}: the impulse response is at {taps_rate:g} Hz, "
+                f"{args.fir}: the filters are for {taps_rate:g} Hz, "
                 f"the input {args.input} at {src.sample_rate:g} Hz"
             )
         if in_channels is not None and in_channels != src.channels:
