@@ -197,7 +197,8 @@ class Matcher:
     channels : int, optional
         Channels of the stream; by default taken from the first block (1 for a 1-D block).
     block_size : int, optional
-        Window starts scored per internal segment; default about twice the longest template.
+        Window starts scored per internal segment; default about three times the longest
+        template (at least 4096).
         Detections come out up to ``latency`` frames after the sample they report.
     mad_window_s, mad_hop_s : float
         Trailing window and hop of the MAD threshold, in seconds.
@@ -267,7 +268,8 @@ class Matcher:
         self._lmax = max(len(t) for t in self._templates)
         self._blocks = _group_blocks([len(t) for t in self._templates])
         if block_size is None:
-            n = sp_fft.next_fast_len(max(4096, 2 * self._lmax) + self._lmax - 1, real=True)
+            # FFT work per sample ~ (1 + Lmax / block) log(block + Lmax): 3 Lmax is past the knee.
+            n = sp_fft.next_fast_len(max(4096, 3 * self._lmax) + self._lmax - 1, real=True)
             block_size = n - (self._lmax - 1)
         if int(block_size) < 1:
             raise ValueError(f"block_size must be >= 1, got {block_size}")

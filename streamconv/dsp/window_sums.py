@@ -47,7 +47,8 @@ class BlockSums:
         rows[:, :n] = a
         blocks = rows.reshape(k, nblk, block)
         # prefix_excl[q, r] = sum(block q [0 : r]); suffix[q, r] = sum(block q [r : B]).
-        self.prefix = np.zeros_like(blocks)
+        self.prefix = np.empty_like(blocks)
+        self.prefix[:, :, 0] = 0.0
         np.cumsum(blocks[:, :, :-1], axis=2, out=self.prefix[:, :, 1:])
         self.suffix = np.empty_like(blocks)
         np.cumsum(blocks[:, :, ::-1], axis=2, out=self.suffix[:, :, ::-1])
