@@ -47,6 +47,7 @@ run: $(STAMP) $(EXAMPLE)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_convolve.py
+	$(PY) benchmarks/bench_match.py
 
 clean:
 	rm -rf $(VENV) examples/data build *.egg-info
