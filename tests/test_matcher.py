@@ -296,6 +296,7 @@ def test_template_longer_than_stream_finds_nothing():
         ({"dc": np.full(10, 3.0)}, {}, "'dc' is constant"),
         ({"n": [1.0, np.nan, 2.0]}, {}, "'n' contains NaN"),
         ({"t": [1.0, 2.0]}, {"threshold": 0.5, "mad": 3.0}, "not both"),
+        ({"t": [1.0, 2.0]}, {"threshold": {"t": 0.5}, "mad": {"t": 3.0}}, "not both"),
         ({"t": [1.0, 2.0]}, {"threshold": {"u": 0.5}}, "unknown templates: u"),
         ({"t": [1.0, 2.0]}, {"min_distance": 0}, "min_distance"),
         ({"t": [1.0, 2.0]}, {"mad": -1.0}, "positive"),
@@ -352,3 +353,21 @@ def test_detections_come_out_within_latency(kwargs):
     assert {1000, 3000} <= {d.sample for d, _ in emitted if d.template == "t"}
     for d, frames_seen in emitted:
         assert frames_seen - (d.sample + 80) <= m.latency
+
+
+def test_a_single_threshold_is_the_default_beside_a_mapping():
+    rng = np.random.default_rng(16)
+    x = rng.normal(size=3000)
+    t = {"a": rng.normal(size=20), "b": rng.normal(size=30), "c": rng.normal(size=40)}
+
+    def thresholds(**kwargs):
+        seen = {}
+        m = Matcher(t, 1000, mad_window_s=0.5, mad_hop_s=0.1, **kwargs,
+                    on_scores=lambda n, c, s, sc, th: seen.setdefault(n, set()).update(th))  # fmt: skip
+        m.process(x)
+        m.flush()
+        return {n: sorted(v)[0] if len(v) == 1 else "mad" for n, v in seen.items()}
+
+    assert thresholds(threshold=0.6, mad={"b": 4.0}) == {"a": 0.6, "b": "mad", "c": 0.6}
+    assert thresholds(threshold={"a": 0.9}, mad=5.0) == {"a": 0.9, "b": "mad", "c": "mad"}
+    assert thresholds() == {"a": 0.7, "b": 0.7, "c": 0.7}

@@ -188,6 +188,8 @@ class Matcher:
         templates that have no ``mad``.
     mad : float or mapping, optional
         Use ``mad * MAD(score)`` over a trailing window instead (see :class:`MadThreshold`).
+        A template takes one of the two; a single value applies to the templates that the
+        other argument's mapping does not name.
     min_distance : int or mapping, optional
         Samples; default: the template's length. A peak is the largest score within
         ``min_distance - 1`` samples either side; of equal scores the earliest wins.
@@ -247,8 +249,16 @@ class Matcher:
         self._on_scores = on_scores
         self.names = [str(n) for n in templates]
         self._templates = [self._check_template(n, t) for n, t in templates.items()]
+        if not (threshold is None or mad is None or isinstance(threshold, Mapping)
+                or isinstance(mad, Mapping)):  # fmt: skip
+            raise ValueError("give threshold or mad, not both")
         thr = _per_template(threshold, self.names, "threshold")
         mads = _per_template(mad, self.names, "mad")
+        # A single value is the default for the templates the other mapping does not name.
+        if not isinstance(threshold, Mapping):
+            thr = {n: v for n, v in thr.items() if n not in mads}
+        if not isinstance(mad, Mapping):
+            mads = {n: v for n, v in mads.items() if n not in thr}
         dist = _per_template(min_distance, self.names, "min_distance")
         self._rules = []
         for i, name in enumerate(self.names):
