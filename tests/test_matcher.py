@@ -362,8 +362,11 @@ def test_a_single_threshold_is_the_default_beside_a_mapping():
 
     def thresholds(**kwargs):
         seen = {}
-        m = Matcher(t, 1000, mad_window_s=0.5, mad_hop_s=0.1, **kwargs,
-                    on_scores=lambda n, c, s, sc, th: seen.setdefault(n, set()).update(th))  # fmt: skip
+
+        def record(name, channel, start, scores, thr):
+            seen.setdefault(name, set()).update(thr)
+
+        m = Matcher(t, 1000, mad_window_s=0.5, mad_hop_s=0.1, on_scores=record, **kwargs)
         m.process(x)
         m.flush()
         return {n: sorted(v)[0] if len(v) == 1 else "mad" for n, v in seen.items()}
