@@ -2,6 +2,7 @@
 
 import csv
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -185,3 +186,13 @@ def test_bad_arguments_exit_2(capsys, recording):
     assert exc.value.code == 2
     with pytest.raises(SystemExit):
         main(["match", str(path), "--periodicity", "3:1"])
+
+
+def test_progress_only_on_a_terminal(capsys, recording, monkeypatch):
+    path, tpath, _, _ = recording
+    code, lines, err = run(capsys, "match", path, "-t", tpath, "--block", 4096)
+    assert code == 0 and "%" not in err
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    code, lines2, err = run(capsys, "match", path, "-t", tpath, "--block", 4096)
+    assert code == 0 and lines2 == lines
+    assert f"\r{path}: 100%" in err
