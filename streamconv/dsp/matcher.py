@@ -11,10 +11,12 @@ with ``tc = t - mean(t)``. It is 0 where the window has (near) zero variance. Th
 How it runs: the stream is cut into fixed segments counted from sample 0 (``block_size`` window
 starts each, plus the ``Lmax - 1`` samples the longest template needs). Per segment one real
 FFT of the signal is shared by every template; the numerator of every template is one product
-and one inverse FFT. Window sums of ``x`` and ``x**2`` are formed from float64 prefix and
-suffix sums over blocks of ``L`` samples, so every term summed lies inside the window: a loud
-event never spoils the variance of a quiet window after it. Because the segments are fixed,
-the scores, and so the detections, are bit-identical for any way the stream is cut into calls.
+and one inverse FFT. Window sums of ``x`` and ``x**2`` come from float64 block prefix and
+suffix sums shared by the templates (:mod:`streamconv.dsp.window_sums`), in which every term
+summed lies inside the window: a loud event never spoils the variance of a quiet window after
+it. Because the segments are fixed, the scores, and so the detections, are bit-identical for
+any way the stream is cut into calls. A detection is reported once it is final and every
+template has been decided up to it (stream order), at most ``latency`` frames late.
 """
 
 from __future__ import annotations
