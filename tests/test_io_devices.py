@@ -29,6 +29,7 @@ def _probe(rng, seconds=0.5):
 
 def _find(recording, x):
     """Lag of `x` in `recording`, and the normalized correlation there (1.0 = exact copy)."""
+    recording, x = recording.astype(np.float64), x.astype(np.float64)  # float32 FFTs are coarse
     corr = scipy.signal.correlate(recording, x, mode="valid", method="fft")
     lag = int(np.argmax(corr))
     window = recording[lag : lag + len(x)]
@@ -52,6 +53,32 @@ def _round_trip(backend, spec, rng, block):
         recording = np.concatenate(list(_blocks(src, len(signal) + 4 * 4096, block)))[:, 0]
     player.join(10)
     return recording, x, src, sink
+
+
+def _match_with_gaps(recording, x, start, atol, memory=0):
+    """Walk `x` through `recording` from `start`: every sample must match within `atol`, except
+    for a few inserted stretches of at most 4096 frames. JACK replays a client's last period
+    when the client misses a cycle (the player's xrun on a loaded machine), which inserts a
+    period; a lost or changed sample still fails. `memory`: filter taps - 1, the samples after
+    an insertion that a filter mixes with it. Returns the inserted lengths."""
+    recording, x = recording.astype(np.float64), x.astype(np.float64)
+    gaps, i, j = [], 0, start  # x[i:] should continue at recording[j:]
+    while True:
+        n = min(len(x) - i, len(recording) - j)
+        bad = np.flatnonzero(np.abs(recording[j : j + n] - x[i : i + n]) > atol)
+        if not len(bad):
+            assert n == len(x) - i, "the recording ends early"
+            return gaps
+        i, j = i + bad[0] + memory, j + bad[0] + memory
+        probe = x[i : i + 256]
+        for gap in range(1, 4097):
+            if np.all(np.abs(recording[j + gap : j + gap + len(probe)] - probe) <= atol):
+                break
+        else:
+            raise AssertionError(f"recording differs from sample {i} on")
+        assert len(gaps) < 3, f"too many insertions: {gaps}"
+        gaps.append(gap)
+        j += gap
 
 
 def _blocks(src, frames, block):
@@ -89,10 +116,10 @@ def test_round_trip_through_a_real_device(audio_server, rng, backend, block):
         spec = audio_server.device
     recording, x, src, sink = _round_trip(backend, spec, rng, block)
     lag, score = _find(recording, x)
+    gaps = _match_with_gaps(recording, x, lag, atol=0.0)  # bit-exact
     print(f"{backend} block {block}: lag {lag} frames, overflows {src.overflows}, "
-          f"underflows {sink.underflows}")  # fmt: skip
-    assert score == pytest.approx(1.0, abs=1e-6)
-    np.testing.assert_array_equal(recording[lag : lag + len(x)], x)  # bit-exact
+          f"underflows {sink.underflows}, inserted {gaps}")  # fmt: skip
+    assert score > 0.99
     assert sink.frames_written == len(x) + 4096 + 8192
 
 
@@ -119,6 +146,7 @@ def test_filter_command_records_device_to_file(audio_server, rng, tmp_path):
     cmd = [sys.executable, "-m", "streamconv.cli", "filter", "-i", f"device:{audio_server.device}"]
     cmd += ["-o", str(tmp_path / "out.wav"), "--fir", str(tmp_path / "h.txt"), "--rate", "48000"]
     cmd += ["--channels", "1", "--block", "256", "--duration", "4", "--stats"]
+    cmd += ["--out-format", "f32le"]  # a float wav, so only float rounding remains
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     signal, x = _probe(rng)
     # Play the probe once the command's input stream runs (its JACK port is connected).
@@ -132,5 +160,7 @@ def test_filter_command_records_device_to_file(audio_server, rng, tmp_path):
     y = sf.read(tmp_path / "out.wav", dtype="float32")[0]
     assert len(y) == 4 * RATE
     expected = scipy.signal.lfilter(h, [1], x).astype(np.float32)
-    _, score = _find(y, expected)
-    assert score > 0.9999, (err, np.flatnonzero(y)[[0, -1]], len(expected))
+    start = int(np.argmax(np.abs(y) > 0))
+    # The command filters in float32 (device samples are float32): equal to float rounding.
+    gaps = _match_with_gaps(y, expected, start, atol=1e-6, memory=len(h) - 1)
+    print(f"device -> file: periods inserted by player xruns {gaps}; {err}")

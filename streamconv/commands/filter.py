@@ -11,6 +11,9 @@ from streamconv.io.pcm import PCM_FORMATS
 from streamconv.io.taps import load_taps, taps_channels
 
 METHODS = ("auto", "direct", "ola", "partitioned")
+LIVE_BLOCK = 1024
+# From file to file nobody waits for a block, and large blocks make the FFT engines cheaper.
+FILE_BLOCK = 16384
 
 
 def _positive_int(text: str) -> int:
@@ -67,7 +70,9 @@ def register(subparsers) -> None:
     )
     taps.add_argument("-c", "--config", metavar="CONFIG", help="filters from a config file")
     parser.add_argument(
-        "--block", type=_positive_int, default=1024, help="frames per block (default 1024)"
+        "--block",
+        type=_positive_int,
+        help=f"frames per block (default {LIVE_BLOCK}; {FILE_BLOCK} from file to file)",
     )
     parser.add_argument("--tail", action="store_true", help="append the L-1 frames of the tail")
     parser.add_argument("--method", choices=METHODS, default="auto", help="convolution engine")
@@ -79,6 +84,10 @@ def register(subparsers) -> None:
     )
     add_stream_arguments(parser)
     parser.set_defaults(run=run)
+
+
+def _is_file(locator: str) -> bool:
+    return locator not in ("-", "null") and not _is_device(locator) and "://" not in locator
 
 
 def _is_device(locator: str) -> bool:
@@ -106,12 +115,16 @@ def run(args) -> int:
         taps, taps_rate = load_taps(args.fir)
     in_channels, out_channels = taps_channels(taps)
     device_in = _is_device(args.input)
+    if args.block is None:
+        files_only = all(_is_file(x) for x in (args.input, args.output))
+        args.block = FILE_BLOCK if files_only else LIVE_BLOCK
     src = open_source(
         args.input,
         sample_rate=args.rate or (taps_rate if device_in else None),
         channels=args.channels or (in_channels if device_in else None),
         fmt=args.format,
         block_size=args.block,
+        dtype="auto",
     )
     with src:
         if taps_rate is not None and taps_rate != src.sample_rate:
@@ -126,7 +139,10 @@ def run(args) -> int:
             )
         from streamconv.dsp.convolve import Convolver
 
-        conv = Convolver(taps, block_size=args.block, method=args.method, channels=src.channels)
+        # The source's precision: float32 for 16-bit and float32 data (exact, and twice as fast).
+        conv = Convolver(
+            taps.astype(src.dtype), block_size=args.block, method=args.method, channels=src.channels
+        )
         sink = open_sink(
             args.output,
             sample_rate=src.sample_rate,

@@ -18,6 +18,17 @@ import numpy as np
 from streamconv.errors import UsageError
 
 
+def float_type(dtype, lossless32: bool) -> np.dtype:
+    """Resolve a source's ``dtype`` argument; ``"auto"`` is float32 where that holds every
+    sample exactly (`lossless32`: 16-bit integers, float32 data), else float64."""
+    if isinstance(dtype, str) and dtype == "auto":
+        return np.dtype(np.float32 if lossless32 else np.float64)
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be float32, float64 or 'auto', got {dtype}")
+    return dtype
+
+
 class Source:
     """A stream of float blocks shaped ``(frames, channels)`` at `sample_rate` Hz.
 

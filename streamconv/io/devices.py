@@ -17,7 +17,7 @@ import threading
 import numpy as np
 
 from streamconv.errors import RuntimeFailure, UsageError
-from streamconv.io.base import Sink, Source
+from streamconv.io.base import Sink, Source, float_type
 
 #: How long a read or write waits for the device before calling it lost, in seconds.
 STALL_TIMEOUT_S = 5.0
@@ -201,7 +201,7 @@ class DeviceSource(Source):
     backend : {"sounddevice", "pyaudio"}
     queue_s : float
         How much audio the queue holds before the callback must drop blocks (overflow).
-    dtype : numpy dtype
+    dtype : numpy dtype or "auto"
         float32 or float64, the type of the blocks returned by `read`.
 
     Attributes
@@ -230,7 +230,7 @@ class DeviceSource(Source):
             raise UsageError(
                 f"{self.name}: {self.channels} channels asked, the device has {info['channels']}"
             )
-        self.dtype = np.dtype(dtype)
+        self.dtype = float_type(dtype, True)  # devices deliver float32
         self.frames_read = 0
         self.overflows = 0
         self._queue: queue.Queue = queue.Queue(max(2, int(queue_s * self.sample_rate / block_size)))

@@ -21,7 +21,7 @@ import soundfile as sf
 
 from streamconv.errors import RuntimeFailure, UsageError
 from streamconv.io import pcm
-from streamconv.io.base import Sink, Source
+from streamconv.io.base import Sink, Source, float_type
 from streamconv.io.pipes import RawSink, RawSource
 
 #: Extensions read as raw PCM rather than through libsndfile.
@@ -30,6 +30,9 @@ CSV_EXTENSIONS = (".csv",)
 _EXTENSION_ALIASES = {"aif": "AIFF", "aifc": "AIFF", "oga": "OGG", "opus": "OGG"}
 # Integer subtypes, as the integer type they are read and written through (bits of precision).
 _INT_SUBTYPES = {"PCM_S8": 8, "PCM_U8": 8, "PCM_16": 16, "PCM_24": 24, "PCM_32": 32}
+# Sample types processed in float64 under dtype="auto": float32's rounding noise (about
+# 1e-7 of full scale) would reach their own resolution.
+_EXACT_IN_FLOAT64_ONLY = {"PCM_24", "PCM_32", "DOUBLE", "ALAC_24", "ALAC_32"}
 _PCM_SUBTYPES = {"s16le": "PCM_16", "s32le": "PCM_32", "f32le": "FLOAT", "f64le": "DOUBLE"}
 _DECLARED_TOO_LONG = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
 
@@ -82,6 +85,10 @@ class AtomicFile:
         except OSError as exc:
             raise UsageError(f"{path}: cannot create: {exc.strerror}") from None
         os.close(fd)
+        # mkstemp makes the file private (0600); the finished file gets the usual permissions.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self.tmp_path, 0o666 & ~umask)
 
     def commit(self) -> None:
         os.replace(self.tmp_path, self.path)
@@ -98,8 +105,8 @@ class SoundFileSource(Source):
     ----------
     path : str
         wav, flac, ogg, aiff, ... (any format libsndfile knows).
-    dtype : numpy dtype
-        float32 or float64, the type of the blocks.
+    dtype : numpy dtype or "auto"
+        float32 or float64, the type of the blocks; ``"auto"``: float32 where it is exact.
 
     Raises
     ------
@@ -120,7 +127,7 @@ class SoundFileSource(Source):
         self.sample_rate = float(self._file.samplerate)
         self.channels = self._file.channels
         self.subtype = self._file.subtype
-        self.dtype = np.dtype(dtype)
+        self.dtype = float_type(dtype, self.subtype not in _EXACT_IN_FLOAT64_ONLY)
         self.frames_read = 0
         self.frames = self._file.frames
         declared = _DECLARED_TOO_LONG.search(self._file.extra_info)
@@ -242,8 +249,8 @@ class CsvSource(Source):
         The file.
     sample_rate : float
         Frames per second (a CSV file does not say).
-    dtype : numpy dtype
-        float32 or float64.
+    dtype : numpy dtype or "auto"
+        float32 or float64; ``"auto"``: float32 where it is exact.
     """
 
     def __init__(self, path: str, sample_rate: float | None, dtype=np.float64):
@@ -252,7 +259,7 @@ class CsvSource(Source):
             raise UsageError(f"{path}: a .csv stream needs --rate (its sample rate)")
         self.name = path
         self.sample_rate = float(sample_rate)
-        self.dtype = np.dtype(dtype)
+        self.dtype = float_type(dtype, False)
         self.frames_read = 0
         self._file = open(path, encoding="utf-8", errors="replace")
         first = self._file.readline()

@@ -54,8 +54,8 @@ def open_source(
         (raw PCM, csv, udp); for a device they choose instead of its defaults.
     block_size : int
         Frames per device callback.
-    dtype : numpy dtype
-        float32 or float64, the type of the blocks.
+    dtype : numpy dtype or "auto"
+        float32 or float64, the type of the blocks; ``"auto"``: float32 where it is exact.
     stdin : binary file object, optional
         What ``-`` reads (default ``sys.stdin.buffer``).
 

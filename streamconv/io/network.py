@@ -20,7 +20,7 @@ import numpy as np
 
 from streamconv.errors import RuntimeFailure, UsageError
 from streamconv.io import pcm
-from streamconv.io.base import Sink, Source
+from streamconv.io.base import Sink, Source, float_type
 
 HEADER = struct.Struct("<Q")
 #: Payload bytes per datagram the sink sends (fits an Ethernet MTU with IP/UDP headers).
@@ -56,8 +56,8 @@ class UdpSource(Source):
         End the stream when nothing arrives for this long (default: wait forever).
     max_gap_s : float
         The longest gap filled with silence; a longer one resynchronises.
-    dtype : numpy dtype
-        float32 or float64.
+    dtype : numpy dtype or "auto"
+        float32 or float64; ``"auto"``: float32 where it is exact.
 
     Attributes
     ----------
@@ -80,7 +80,7 @@ class UdpSource(Source):
         self.name = locator
         self.sample_rate = float(sample_rate)
         self.channels = int(channels)
-        self.dtype = np.dtype(dtype)
+        self.dtype = float_type(dtype, fmt in ("s16le", "f32le"))
         self.frames_read = 0
         self.lost_frames = self.reordered = self.malformed = 0
         self._frame_bytes = self._sample_dtype.itemsize * self.channels

@@ -11,7 +11,7 @@ import numpy as np
 
 from streamconv.errors import RuntimeFailure, UsageError
 from streamconv.io import pcm
-from streamconv.io.base import Sink, Source
+from streamconv.io.base import Sink, Source, float_type
 
 
 class RawSource(Source):
@@ -29,8 +29,8 @@ class RawSource(Source):
         Samples per frame.
     name : str
         For messages.
-    dtype : numpy dtype
-        float32 or float64, the type of the blocks.
+    dtype : numpy dtype or "auto"
+        float32 or float64, the type of the blocks; ``"auto"``: float32 where it is exact.
     close_stream : bool
         Close `stream` in `close` (not for stdin).
     """
@@ -50,7 +50,7 @@ class RawSource(Source):
         self.sample_rate = float(sample_rate)
         self.channels = int(channels)
         self.name = name
-        self.dtype = np.dtype(dtype)
+        self.dtype = float_type(dtype, fmt in ("s16le", "f32le"))
         self.frames_read = 0
         self._frame_bytes = self._sample_dtype.itemsize * self.channels
         self._carry = b""
