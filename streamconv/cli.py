@@ -19,21 +19,24 @@ from streamconv.errors import StreamconvError
 COMMAND_MODULES: list[str] = ["filter", "match", "devices", "check", "design"]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser; with ``only``, just that subcommand's (its imports are the
+    startup time of every run, so a run imports only its own command)."""
     parser = argparse.ArgumentParser(
         prog="streamconv",
         description="Streaming convolution and pattern matching for audio and sensor streams.",
     )
     parser.add_argument("--version", action="version", version=f"streamconv {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    for name in COMMAND_MODULES if only is None else [only]:
         importlib.import_module(f"streamconv.commands.{name}").register(subparsers)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit code."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv[0] if argv and argv[0] in COMMAND_MODULES else None)
     args = parser.parse_args(argv)
     if not getattr(args, "run", None):
         parser.print_help(sys.stderr)

@@ -9,7 +9,9 @@
     +-- RuntimeFailure    (1)    the environment failed: device lost for good, disk full
 
 Invalid arguments to the Python API (wrong shapes, NaN taps, ...) raise the built-in
-``ValueError`` / ``TypeError`` as numpy and scipy do; the CLI maps those to exit code 2 too.
+``ValueError`` / ``TypeError`` as numpy and scipy do; where those come from a user's input,
+the command that passed it wraps them in a ``UsageError`` naming the file or option. The CLI
+does not catch them itself: anything else that escapes is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
