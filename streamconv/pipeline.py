@@ -1,0 +1,281 @@
+"""The service's signal path: source -> filter chain -> sink, detectors on the filtered stream.
+
+A `Pipeline` holds the streaming state and nothing else: ``process(block)`` returns the
+filtered block (what the sink gets, as many frames as came in) and the detections that became
+final; ``flush()`` returns the rest at the end of the stream. It opens no file, device or
+socket; `pump` moves blocks from any `Source` to any `Sink`.
+
+Sample indices are global: a pipeline built by `Pipeline.successor` on reload continues the
+stream of the one it replaces, so detections keep counting from sample 0 of the service.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import numpy as np
+
+from streamconv.dsp.convolve import Convolver
+from streamconv.dsp.matcher import Detection, Matcher
+from streamconv.dsp.periodicity import Periodicity
+
+__all__ = ["Pipeline", "pump"]
+
+
+def _matchers(templates, sample_rate: float, channels: int) -> list[Matcher]:
+    """One Matcher per (combine, MAD window, MAD hop): what Matcher takes once, not per name."""
+    groups: dict[tuple, list] = {}
+    for t in templates:
+        groups.setdefault((t.combine, t.mad_window_s, t.mad_hop_s), []).append(t)
+    out = []
+    for (combine, window_s, hop_s), group in groups.items():
+        out.append(
+            Matcher(
+                {t.name: t.samples for t in group},
+                sample_rate,
+                threshold={t.name: t.threshold for t in group if t.mad is None},
+                mad={t.name: t.mad for t in group if t.mad is not None},
+                min_distance={t.name: t.min_distance for t in group},
+                combine="mean" if combine == "mean" else None,
+                channels=channels,
+                mad_window_s=window_s,
+                mad_hop_s=min(hop_s, window_s),
+            )
+        )
+    return out
+
+
+def _periodicity(entries, sample_rate: float, channels: int) -> list[tuple[str, Periodicity]]:
+    return [
+        (
+            p.name,
+            Periodicity(
+                sample_rate,
+                p.min_period_s,
+                p.max_period_s,
+                p.threshold,
+                window_s=p.window_s,
+                hop_s=p.hop_s,
+                channels=channels,
+            ),
+        )
+        for p in entries
+    ]
+
+
+class Pipeline:
+    """A filter chain and its detectors, run block by block.
+
+    Parameters
+    ----------
+    taps : array_like
+        The whole chain as one FIR: ``(L,)``, ``(L, C)`` or ``(L, Cin, Cout)`` (SPEC section 2).
+    sample_rate : float
+        Of the stream, in Hz.
+    channels : int
+        Channels of the input stream.
+    block_size : int
+        Frames per block the source delivers; sizes the FFT engines.
+    method : str
+        Convolution engine, see `streamconv.Convolver`.
+    templates : sequence, optional
+        Objects with the fields of `streamconv.config.TemplateInfo` (name, samples, threshold,
+        mad, min_distance, combine, mad_window_s, mad_hop_s).
+    periodicity : sequence, optional
+        Objects with the fields of a ``[[periodicity]]`` entry (name, min_period_s, ...).
+    start : int
+        Global index of the first sample this pipeline sees (non-zero after a reload).
+
+    Notes
+    -----
+    Output frames equal input frames: the sink gets ``y[n] = sum_k h[k] x[n - k]`` for every
+    input frame, and the templates are matched on exactly that ``y``.
+    """
+
+    def __init__(
+        self,
+        taps,
+        sample_rate: float,
+        channels: int,
+        block_size: int = 1024,
+        method: str = "auto",
+        templates=(),
+        periodicity=(),
+        start: int = 0,
+    ):
+        self.taps = np.asarray(taps, dtype=np.float64)
+        self.sample_rate = float(sample_rate)
+        self.channels = int(channels)
+        self.block_size = int(block_size)
+        self.method = method
+        self.templates = list(templates)
+        self.periodicity = list(periodicity)
+        # `channels` only for (L,) taps: Convolver takes it as the output count too.
+        self.convolver = Convolver(
+            self.taps,
+            block_size=block_size,
+            method=method,
+            channels=self.channels if self.taps.ndim == 1 else None,
+        )
+        if self.convolver.in_channels != self.channels:
+            raise ValueError(
+                f"taps of shape {self.taps.shape} for a stream of {self.channels} channels"
+            )
+        self.out_channels = int(self.convolver.out_channels)
+        self._matchers = _matchers(self.templates, self.sample_rate, self.out_channels)
+        self._periodic = _periodicity(self.periodicity, self.sample_rate, self.out_channels)
+        self.detector_start = start  # global index of the detectors' sample 0
+        self.frames = start  # global index of the next input frame
+        self._history = np.zeros((max(self.taps.shape[0] - 1, 0), self.channels))
+
+    @classmethod
+    def from_config(cls, loaded, start: int = 0) -> Pipeline:
+        """The pipeline a `streamconv.config.LoadedConfig` describes."""
+        return cls(
+            loaded.compact_taps(),
+            loaded.sample_rate,
+            loaded.channels_in,
+            block_size=loaded.block_size,
+            method=loaded.method,
+            templates=loaded.templates,
+            periodicity=loaded.periodicity,
+            start=start,
+        )
+
+    @property
+    def names(self) -> list[str]:
+        """Template and periodicity names, in config order."""
+        return [t.name for t in self.templates] + [p.name for p in self.periodicity]
+
+    def process(self, x: np.ndarray) -> tuple[np.ndarray, list[Detection]]:
+        """Filter one ``(frames, channels)`` block; return it and the detections now final."""
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim == 1:
+            x = x[:, None]
+        y = self.convolver.process(x)
+        if y.ndim == 1:
+            y = y[:, None]
+        self._remember(x)
+        self.frames += len(x)
+        found = []
+        for m in self._matchers:
+            found += m.process(y)
+        for name, p in self._periodic:
+            found += [self._period_detection(name, e) for e in p.process(y) if e.detected]
+        return y, self._global(found)
+
+    def flush(self) -> list[Detection]:
+        """End of stream: the detections still pending. The filter tail is not output."""
+        found = []
+        for m in self._matchers:
+            found += m.flush()
+        for name, p in self._periodic:
+            found += [self._period_detection(name, e) for e in p.flush() if e.detected]
+        return self._global(found)
+
+    def successor(self, taps, templates=(), periodicity=(), **kwargs) -> tuple[Pipeline, list]:
+        """A pipeline with new taps and detectors that continues this one's stream.
+
+        The new filter is primed with this pipeline's input history, so its first output is
+        what it would have given had it always run (exactly, when it is no longer than the old
+        one; otherwise the missing history counts as zeros). Detectors whose configuration is
+        unchanged are kept with their state; the others are flushed here and returned.
+
+        Returns
+        -------
+        (Pipeline, list of Detection)
+            The new pipeline and the detections of the detectors it let go.
+        """
+        kwargs.setdefault("block_size", self.block_size)
+        kwargs.setdefault("method", self.method)
+        same_detectors = _same(self.templates, templates) and _same(self.periodicity, periodicity)
+        new = Pipeline(
+            taps,
+            self.sample_rate,
+            self.channels,
+            templates=templates,
+            periodicity=periodicity,
+            start=self.frames,
+            **kwargs,
+        )
+        if new.out_channels != self.out_channels:
+            raise ValueError(
+                f"the new filter chain gives {new.out_channels} channels, "
+                f"the running one {self.out_channels}: restart the service to change that"
+            )
+        need = new._history.shape[0]
+        have = self._history[max(0, len(self._history) - need) :]
+        if len(have):
+            new.convolver.process(have)
+            new._remember(have)
+        left: list = []
+        if same_detectors:
+            new._matchers, new._periodic = self._matchers, self._periodic
+            new.detector_start = self.detector_start
+        else:
+            left = self.flush()
+        return new, left
+
+    def _remember(self, x: np.ndarray) -> None:
+        n = len(self._history)
+        if n == 0:
+            return
+        if len(x) >= n:
+            self._history[:] = x[-n:]
+        else:
+            self._history[: -len(x) or None] = self._history[len(x) :]
+            self._history[-len(x) :] = x
+
+    def _period_detection(self, name: str, e) -> Detection:
+        return Detection(name, e.sample, e.time, e.score, e.channel, e.threshold)
+
+    def _global(self, found: list[Detection]) -> list[Detection]:
+        found.sort(key=lambda d: d.sample)
+        if not self.detector_start:
+            return found
+        s0 = self.detector_start
+        return [
+            dataclasses.replace(d, sample=d.sample + s0, time=(d.sample + s0) / self.sample_rate)
+            for d in found
+        ]
+
+
+def _same(old: list, new) -> bool:
+    new = list(new)
+    if len(old) != len(new):
+        return False
+    for a, b in zip(old, new, strict=True):
+        for f in dataclasses.fields(a) if dataclasses.is_dataclass(a) else ():
+            va, vb = getattr(a, f.name), getattr(b, f.name, None)
+            if isinstance(va, np.ndarray):
+                if not (isinstance(vb, np.ndarray) and np.array_equal(va, vb)):
+                    return False
+            elif va != vb:
+                return False
+        if not dataclasses.is_dataclass(a) and a != b:
+            return False
+    return True
+
+
+def pump(
+    source,
+    sink,
+    pipeline: Pipeline,
+    on_detection: Callable[[Detection], None] = lambda d: None,
+    block_size: int | None = None,
+) -> int:
+    """Run `source` through `pipeline` into `sink` until the source ends; return frames in.
+
+    The sink is not closed: the caller decides between ``close()`` and ``abort()``.
+    """
+    frames = 0
+    for x in source.blocks(block_size or pipeline.block_size):
+        y, found = pipeline.process(x)
+        sink.write(y)
+        frames += len(x)
+        for d in found:
+            on_detection(d)
+    for d in pipeline.flush():
+        on_detection(d)
+    return frames
