@@ -6,12 +6,12 @@ Exit 0 with a short summary (channels, taps per path, latency, estimated cost), 
 
 from __future__ import annotations
 
-import math
 import sys
 
 import numpy as np
 
 from streamconv.config import LoadedConfig, config_schema, load_config
+from streamconv.dsp.convolve import Convolver
 from streamconv.dsp.design import analyze
 from streamconv.errors import ConfigError, UsageError
 
@@ -56,21 +56,6 @@ def _stream(info, rate: float, channels: int) -> str:
     return f"{loc.uri} ({kind}), {rate:g} Hz, {_channels(channels)}"
 
 
-def estimate_flops(length: int, n_in: int, n_out: int, paths: int, block: int) -> dict:
-    """Floating-point operations per frame: direct convolution and FFT overlap-add.
-
-    Direct: a multiply and an add per tap and path. Overlap-add with FFT size
-    ``N = 2**ceil(log2(block + L - 1))``: ``Cin`` forward and ``Cout`` inverse real FFTs of about
-    ``2.5 N log2 N`` flops each, plus one complex multiply-add (8 flops) per bin and path, per
-    ``block`` frames.
-    """
-    direct = 2.0 * length * paths
-    size = 1 << max(1, math.ceil(math.log2(block + length - 1)))
-    ffts = (n_in + n_out) * 2.5 * size * math.log2(size)
-    fft = (ffts + 8.0 * (size // 2 + 1) * paths) / block
-    return {"direct": direct, "fft": fft, "fft_size": size}
-
-
 def summary(loaded: LoadedConfig) -> str:
     """A few lines describing the resolved pipeline of a loaded config."""
     rate = loaded.sample_rate
@@ -112,11 +97,12 @@ def summary(loaded: LoadedConfig) -> str:
     lines.append(
         f"  latency    {delay_text}; blocks of {block} frames ({1000 * block / rate:.3g} ms)"
     )
-    cost = estimate_flops(length, n_in, n_out, len(nonzero), block)
+    conv = Convolver(loaded.compact_taps(), block_size=block, method=loaded.method, channels=n_in)
+    segments = ", ".join(f"{s.count} x {s.block}" for s in conv.plan)
     lines.append(
-        f"  cost       direct {cost['direct'] * rate / 1e6:.3g} Mflop/s, FFT overlap-add "
-        f"{cost['fft'] * rate / 1e6:.3g} Mflop/s (FFT size {cost['fft_size']}), "
-        f"method {loaded.method}"
+        f"  engine     {conv.method}"
+        + (f" (partitions {segments})" if segments else "")
+        + f", estimated load {100 * conv.cost_per_frame * rate:.2g}% of one core"
     )
     for t in loaded.templates:
         rule = f"threshold {t.threshold:g}" if t.mad is None else f"mad {t.mad:g}"

@@ -123,6 +123,12 @@ class Convolver:
         """The partition plan of an FFT engine (tuple of ``Segment``), else ``()``."""
         return getattr(self._engine, "plan", ())
 
+    @property
+    def cost_per_frame(self) -> float | None:
+        """Estimated CPU seconds per input frame of the running engine, by the cost model of
+        :mod:`streamconv.dsp.engines` (``None`` until the channel count is known)."""
+        return self._cost if self._engine else None
+
     def process(self, x) -> np.ndarray:
         """Filter the next frames of the stream.
 
@@ -215,6 +221,7 @@ class Convolver:
             plan = nonuniform_plan(kernel, fft_block)
             costs["partitioned"] = plan_cost(plan, kernel), plan
         name = min(costs, key=lambda k: costs[k] if k == "direct" else costs[k][0])
+        self._cost = costs[name] if name == "direct" else costs[name][0]
         if name == "direct":
             self._engine = DirectEngine(kernel, self.dtype)
         else:
