@@ -16,7 +16,7 @@ from streamconv import __version__
 from streamconv.errors import StreamconvError
 
 # Order here is the order of `streamconv --help`.
-COMMAND_MODULES: list[str] = ["filter", "match", "devices", "check", "design"]
+COMMAND_MODULES: list[str] = ["run", "filter", "match", "devices", "check", "design"]
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:

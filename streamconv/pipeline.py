@@ -32,7 +32,7 @@ def _matchers(templates, sample_rate: float, channels: int) -> list[Matcher]:
     for (combine, window_s, hop_s), group in groups.items():
         out.append(
             Matcher(
-                {t.name: t.samples for t in group},
+                {t.name: _squeeze(t.samples) for t in group},
                 sample_rate,
                 threshold={t.name: t.threshold for t in group if t.mad is None},
                 mad={t.name: t.mad for t in group if t.mad is not None},
@@ -44,6 +44,12 @@ def _matchers(templates, sample_rate: float, channels: int) -> list[Matcher]:
             )
         )
     return out
+
+
+def _squeeze(samples: np.ndarray) -> np.ndarray:
+    """A one-column template is matched on every channel, so it is passed as ``(L,)``."""
+    samples = np.asarray(samples)
+    return samples[:, 0] if samples.ndim == 2 and samples.shape[1] == 1 else samples
 
 
 def _periodicity(entries, sample_rate: float, channels: int) -> list[tuple[str, Periodicity]]:

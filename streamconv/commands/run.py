@@ -1,0 +1,23 @@
+"""``streamconv run -c CONFIG``: the service (SPEC section 5)."""
+
+from __future__ import annotations
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="the service: source -> filters -> sink, detectors -> detection log, control API",
+        description=(
+            "Run the service a config describes until the source ends or SIGTERM/SIGINT "
+            "(both flush and exit 0). SIGHUP reloads the config; a bad one is logged and the "
+            "running one stays. Detections go to the detection log and to stderr."
+        ),
+    )
+    parser.add_argument("-c", "--config", required=True, metavar="CONFIG", help="config file")
+    parser.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from streamconv.daemon import Service
+
+    return Service(args.config).run()

@@ -1,0 +1,323 @@
+"""The service behind ``streamconv run``: lifecycle, signals, reload, detection log, sd_notify.
+
+One thread (the caller's, which also takes the signals) reads a block, runs the `Pipeline`,
+writes the sink and reports detections; devices copy into their own bounded queues in their
+callbacks (`streamconv.io.devices`), the control API answers in a thread of its own.
+
+=========  ===================================================================================
+SIGTERM    stop reading, process what was read, flush sink and detection log, exit 0
+SIGINT     the same
+SIGHUP     reload the config through `load_config` (the path of ``streamconv check``); it takes
+           effect at the next block boundary; a bad one is logged, reported in ``/status``,
+           and the running pipeline goes on
+=========  ===================================================================================
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+
+from streamconv.config import LoadedConfig, load_config
+from streamconv.control import ControlServer
+from streamconv.errors import ConfigError, RuntimeFailure, UsageError
+from streamconv.io import open_sink, open_source
+from streamconv.pipeline import Pipeline
+
+RECENT_DETECTIONS = 1000
+
+
+def sd_notify(message: str) -> bool:
+    """Send ``message`` (``READY=1``, ``STATUS=...``, ``WATCHDOG=1``) to systemd, if it listens.
+
+    Speaks the notify protocol directly: one datagram to the unix socket named by
+    ``$NOTIFY_SOCKET`` (``@`` at the start is the abstract namespace). False when not under
+    systemd.
+    """
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return False
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+        sock.connect(address)
+        sock.sendall(message.encode())
+    return True
+
+
+class DetectionLog:
+    """Append detections as JSON lines, flushed and fsynced one by one."""
+
+    def __init__(self, path: str):
+        self.path = path
+        try:
+            self._file = open(path, "a", encoding="utf-8")
+        except OSError as exc:
+            raise RuntimeFailure(
+                f"{path}: cannot open the detection log ({exc.strerror})"
+            ) from None
+
+    def write(self, record: dict) -> None:
+        try:
+            self._file.write(json.dumps(record) + "\n")
+            self._file.flush()
+            os.fsync(self._file.fileno())
+        except OSError as exc:
+            raise RuntimeFailure(f"{self.path}: {exc.strerror}") from None
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class _Interrupted(Exception):
+    """Raised by the stop signal's handler to end a read that waits for input."""
+
+
+def _same_streams(a: LoadedConfig, b: LoadedConfig) -> list[str]:
+    """What a reload cannot change while running, as messages."""
+    changed = []
+    for key in ("source", "sink"):
+        if getattr(a, key) != getattr(b, key):
+            changed.append(f"[{key}] changed")
+    if a.detections_path != b.detections_path:
+        changed.append("[detections] path changed")
+    if a.control_listen != b.control_listen:
+        changed.append("[control] listen changed")
+    if a.channels_out != b.channels_out:
+        changed.append(f"the chain now gives {b.channels_out} channels, not {a.channels_out}")
+    return changed
+
+
+class Service:
+    """``streamconv run``: one config, run until the source ends or a stop signal.
+
+    Parameters
+    ----------
+    config_path : str
+        The config file; read again on SIGHUP.
+    log : callable
+        Takes one line of text for the service log (default: stderr, which journald keeps).
+    """
+
+    def __init__(self, config_path: str, log=None):
+        self.config_path = config_path
+        self.log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+        self.loaded = load_config(config_path)
+        self.generation = 1
+        self.last_reload_error: str | None = None
+        self.reloads_failed = 0
+        self.state = "starting"
+        self.started = time.monotonic()
+        self.busy_s = 0.0
+        self.counts = {t.name: 0 for t in self.loaded.templates}
+        self.counts.update({p.name: 0 for p in self.loaded.periodicity})
+        self.recent: collections.deque = collections.deque(maxlen=RECENT_DETECTIONS)
+        self.source = self.sink = self.pipeline = None
+        self._stop = False
+        self._reload = False
+        self._in_read = False
+        self._lock = threading.Lock()
+
+    # -- signals ---------------------------------------------------------------------------
+
+    def _on_stop(self, signum, frame) -> None:
+        self._stop = True
+        if self._in_read:
+            raise _Interrupted
+
+    def _on_reload(self, signum, frame) -> None:
+        self._reload = True
+
+    def _install_signals(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_stop)
+        signal.signal(signal.SIGINT, self._on_stop)
+        signal.signal(signal.SIGHUP, self._on_reload)
+
+    # -- status ----------------------------------------------------------------------------
+
+    def status(self) -> dict:
+        """The ``/status`` document."""
+        src, snk = self.source, self.sink
+        frames_in = src.frames_read if src else 0
+        rate = self.loaded.sample_rate
+        source_stats = src.stats() if src else {}
+        sink_stats = snk.stats() if snk else {}
+        with self._lock:
+            counts = dict(self.counts)
+        return {
+            "state": self.state,
+            "uptime_s": time.monotonic() - self.started,
+            "config": self.loaded.path,
+            "config_generation": self.generation,
+            "last_reload_error": self.last_reload_error,
+            "reloads_failed": self.reloads_failed,
+            "sample_rate": rate,
+            "frames_in": frames_in,
+            "frames_out": snk.frames_written if snk else 0,
+            "detections": counts,
+            "overflows": int(source_stats.get("overflows", 0)),
+            "dropped_frames": int(source_stats.get("dropped_frames", 0)),
+            "underflows": int(sink_stats.get("underflows", 0)),
+            "source": {"uri": self.loaded.source.uri, **source_stats},
+            "sink": {"uri": self.loaded.sink.uri, **sink_stats},
+            "load": self.busy_s / (frames_in / rate) if frames_in else 0.0,
+        }
+
+    def detections(self) -> list[dict]:
+        """The recent detections, oldest first."""
+        with self._lock:
+            return list(self.recent)
+
+    # -- running ---------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Run to the end of the source or a stop signal; return the exit code (0)."""
+        self._install_signals()
+        cfg = self.loaded
+        self.source = open_source(
+            cfg.source.uri,
+            sample_rate=cfg.source.rate,
+            channels=cfg.source.channels,
+            fmt=cfg.source.format,
+            block_size=cfg.block_size,
+        )
+        control = None
+        detlog = None
+        try:
+            try:
+                self.pipeline = Pipeline.from_config(cfg)
+            except ValueError as exc:
+                raise UsageError(f"{cfg.path}: {exc}") from None
+            self.sink = open_sink(
+                cfg.sink.uri,
+                sample_rate=cfg.sample_rate,
+                channels=cfg.channels_out,
+                fmt=cfg.sink.format,
+                block_size=cfg.block_size,
+            )
+            with self.sink:
+                if cfg.detections_path:
+                    detlog = DetectionLog(cfg.detections_path)
+                if cfg.control_listen:
+                    control = ControlServer(cfg.control_listen, self.status, self.detections)
+                    control.start()
+                    self.log(f"control: listening on {control.address}")
+                watchdog = _Watchdog(self)
+                self._loop(detlog)
+                watchdog.stop()
+                self.state = "stopping"
+                sd_notify("STOPPING=1")
+                for d in self.pipeline.flush():
+                    self._report(d, detlog)
+        finally:
+            self.source.close()
+            if detlog is not None:
+                detlog.close()
+            if control is not None:
+                control.stop()
+        st = self.status()
+        self.log(
+            f"streamconv run: {st['frames_in']} frames in, {st['frames_out']} frames out, "
+            f"{sum(st['detections'].values())} detections"
+        )
+        return 0
+
+    def _loop(self, detlog) -> None:
+        ready = False
+        while not self._stop:
+            if self._reload:
+                self._reload = False
+                self._reload_config(detlog)
+            try:
+                self._in_read = True
+                if self._stop:
+                    break
+                x = self.source.read(self.pipeline.block_size)
+            except _Interrupted:
+                break
+            finally:
+                self._in_read = False
+            if not len(x):
+                break
+            t0 = time.perf_counter()
+            y, found = self.pipeline.process(x)
+            self.sink.write(y)
+            self.busy_s += time.perf_counter() - t0
+            for d in found:
+                self._report(d, detlog)
+            if not ready:
+                ready = True
+                self.state = "running"
+                sd_notify(f"READY=1\nSTATUS=running {self.loaded.path}")
+                self.log(f"running: {self.loaded.source.uri} -> {self.loaded.sink.uri}")
+
+    def _report(self, det, detlog) -> None:
+        record = det.to_dict()
+        if detlog is not None:
+            detlog.write(record)
+        with self._lock:
+            self.counts[det.template] = self.counts.get(det.template, 0) + 1
+            self.recent.append(record)
+        self.log(f"detection: {json.dumps(record)}")
+
+    def _reload_config(self, detlog) -> None:
+        self.log(f"reload: {self.config_path}")
+        try:
+            new = load_config(self.config_path)
+            changed = _same_streams(self.loaded, new)
+            if changed:
+                raise ConfigError("; ".join(changed) + " (restart the service for that)")
+            pipeline, left = self.pipeline.successor(
+                new.compact_taps(),
+                new.templates,
+                new.periodicity,
+                block_size=new.block_size,
+                method=new.method,
+            )
+        except (ConfigError, ValueError) as exc:
+            errors = getattr(exc, "errors", None) or [str(exc)]
+            self.last_reload_error = "; ".join(errors)
+            self.reloads_failed += 1
+            for line in errors:
+                self.log(f"reload failed, the running config stays: {line}")
+            sd_notify(f"STATUS=reload failed: {errors[0]}")
+            return
+        for d in left:
+            self._report(d, detlog)
+        self.pipeline = pipeline
+        self.loaded = new
+        self.generation += 1
+        self.last_reload_error = None
+        with self._lock:
+            for name in [t.name for t in new.templates] + [p.name for p in new.periodicity]:
+                self.counts.setdefault(name, 0)
+        self.log(f"reload: generation {self.generation} runs from frame {pipeline.frames}")
+        sd_notify(f"STATUS=running {new.path} (generation {self.generation})")
+
+
+class _Watchdog:
+    """Ping systemd's watchdog (``WATCHDOG_USEC``) at half its period while the loop lives."""
+
+    def __init__(self, service: Service):
+        usec = os.environ.get("WATCHDOG_USEC", "")
+        pid = os.environ.get("WATCHDOG_PID")
+        self._done = threading.Event()
+        self._thread = None
+        if not usec.isdigit() or (pid and pid != str(os.getpid())):
+            return
+        self._interval = int(usec) / 2e6
+        self._thread = threading.Thread(target=self._run, name="streamconv-watchdog", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._done.wait(self._interval):
+            sd_notify("WATCHDOG=1")
+
+    def stop(self) -> None:
+        self._done.set()
