@@ -45,7 +45,7 @@ def test_every_example_config_passes_check(repo_copy, name, capsys):
     out, err = capsys.readouterr()
     assert err == ""
     assert out.splitlines()[0].endswith(f"{name}: ok")
-    assert "  combined " in out and "  latency " in out and "  cost " in out
+    assert "  combined " in out and "  latency " in out and "  engine " in out
 
 
 def test_check_lists_every_error_and_exits_2(tmp_path, capsys):
