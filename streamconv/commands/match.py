@@ -121,6 +121,21 @@ def register(subparsers) -> None:
     parser.add_argument("--block", type=_positive(int), default=65536, metavar="N",
                         help="frames read at a time (default 65536)")  # fmt: skip
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress or notes")
+    archive = parser.add_argument_group(
+        "archives on dask.distributed",
+        "FILE may also be a directory (its recordings, recursively) or a glob. With any of "
+        "these options, files run in parallel and long audio files are cut into chunks; the "
+        "detections are the same, in the same order. A file that fails is reported and "
+        "skipped (exit 2 at the end).",
+    )
+    archive.add_argument("--jobs", type=_positive(int), metavar="N",
+                         help="run on a local cluster of N worker processes")  # fmt: skip
+    archive.add_argument("--scheduler", metavar="ADDRESS",
+                         help="run on a dask.distributed scheduler (tcp://HOST:8786)")  # fmt: skip
+    archive.add_argument("--resume", metavar="STATE_DIR",
+                         help="keep finished work here; a rerun does the rest")  # fmt: skip
+    archive.add_argument("--chunk", type=_positive(float), default=600.0, metavar="S",
+                         help="seconds per chunk of a long audio file (default 600)")  # fmt: skip
     group = parser.add_argument_group("raw and csv files")
     group.add_argument("--rate", type=_positive(float), help="sample rate in Hz")
     group.add_argument("--channels", type=_positive(int), help="channels per frame")
@@ -223,7 +238,12 @@ def run(args) -> int:
         raise UsageError("match: give at least one template (-t TEMPLATE) or --periodicity")
     if args.plot:
         _check_plot_dir(args.plot)
+    from streamconv import archive
+
+    args.files = archive.expand(args.files)
     templates = load_templates(args)
+    if args.jobs or args.scheduler or args.resume:
+        return _run_archive(args, templates, archive)
     writer = Writer(args.output)
     ok = False
     try:
@@ -233,6 +253,23 @@ def run(args) -> int:
     finally:
         writer.close(ok)
     return 0
+
+
+def _run_archive(args, templates, archive) -> int:
+    if args.plot:
+        raise UsageError("--plot works on one process only: drop --jobs/--scheduler/--resume")
+    client = archive.make_client(args)
+    writer = Writer(args.output)
+    ok = False
+    try:
+        code = archive.run_archive(args, templates, writer, client, args.chunk)
+        ok = True
+    finally:
+        writer.close(ok)
+        client.close()
+        if hasattr(client, "close_cluster"):
+            client.close_cluster()
+    return code
 
 
 def _note(args):
