@@ -231,9 +231,6 @@ class Service:
     def _loop(self, detlog) -> None:
         ready = False
         while not self._stop:
-            if self._reload:
-                self._reload = False
-                self._reload_config(detlog)
             try:
                 self._in_read = True
                 if self._stop:
@@ -245,6 +242,9 @@ class Service:
                 self._in_read = False
             if not len(x):
                 break
+            if self._reload:  # after the read: a reload while waiting applies to this block
+                self._reload = False
+                self._reload_config(detlog)
             t0 = time.perf_counter()
             y, found = self.pipeline.process(x)
             self.sink.write(y)

@@ -1,0 +1,227 @@
+"""`streamconv run` as a real process: real signals, real HTTP on 127.0.0.1, real files."""
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+import soundfile as sf
+from prometheus_client.parser import text_string_to_metric_families
+from scipy import signal as sps
+
+RATE = 8000
+BLOCK = 64
+CLI = [sys.executable, "-m", "streamconv.cli"]
+
+
+def _taps(values) -> str:
+    joined = ", ".join(repr(float(v)) for v in values)
+    return f'[[filters]]\ntype = "taps"\nvalues = [{joined}]\n'
+
+
+def _config(tmp_path, source, sink, taps, extra="", name="run.toml"):
+    text = f"{source}\n{sink}\n[processing]\nblock_size = {BLOCK}\n\n{_taps(taps)}\n{extra}"
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+RAW_IN = f'[source]\nuri = "-"\nformat = "f64le"\nrate = {RATE}\nchannels = 1\n'
+RAW_OUT = '[sink]\nuri = "out.raw"\nformat = "f64le"\n'
+CONTROL = '[control]\nlisten = "127.0.0.1:0"\n'
+
+
+class Service:
+    """A `streamconv run` child with its stderr read line by line in a thread."""
+
+    def __init__(self, config, **kwargs):
+        self.proc = subprocess.Popen(
+            [*CLI, "run", "-c", str(config)], stderr=subprocess.PIPE, **kwargs
+        )
+        self.lines: queue.Queue = queue.Queue()
+        self.log: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stderr:
+            self.lines.put(line.decode().rstrip("\n"))
+
+    def wait_line(self, prefix: str, timeout: float = 20) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=0.1)
+            except queue.Empty:
+                assert self.proc.poll() is None, f"service exited: {self.log}"
+                continue
+            self.log.append(line)
+            if line.startswith(prefix):
+                return line
+        raise AssertionError(f"no line starting {prefix!r} in {self.log}")
+
+    def base_url(self) -> str:
+        return self.wait_line("control: listening on ").rsplit(" ", 1)[1]
+
+    def finish(self, timeout: float = 20) -> int:
+        rc = self.proc.wait(timeout)
+        while not self.lines.empty():
+            self.log.append(self.lines.get())
+        return rc
+
+
+def _get(url: str):
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        body = resp.read().decode()
+        return json.loads(body) if resp.headers["Content-Type"] == "application/json" else body
+
+
+def _poll(url: str, until, timeout: float = 20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = _get(url + "/status")
+        if until(status):
+            return status
+        time.sleep(0.05)
+    raise AssertionError(f"status never satisfied the condition: {status}")
+
+
+def _bells(rng, frames=24000):
+    bell = np.sin(2 * np.pi * 500 * np.arange(300) / RATE) * np.hanning(300)
+    x = 0.05 * rng.normal(size=frames)
+    for start in (2000, 9000, 17777):
+        x[start : start + 300] += bell
+    return x, bell
+
+
+def test_file_job_sink_is_filtered_input_and_detections_equal_match(tmp_path, rng):
+    x, bell = _bells(rng)
+    sf.write(tmp_path / "in.wav", x, RATE, subtype="DOUBLE")
+    h = sps.firwin(31, [300, 800], fs=RATE, pass_zero=False)
+    np.save(tmp_path / "bell.npy", sps.lfilter(h, 1, bell))
+    extra = (
+        '[[templates]]\nname = "bell"\npath = "bell.npy"\nthreshold = 0.8\n\n'
+        '[detections]\npath = "det.jsonl"\n'
+    )
+    cfg = _config(tmp_path, '[source]\nuri = "in.wav"\n', RAW_OUT, h, extra)
+    svc = Service(cfg)
+    assert svc.finish() == 0, svc.log
+    y = np.fromfile(tmp_path / "out.raw", dtype="<f8")
+    expected = sps.lfilter(h, 1, x)
+    np.testing.assert_allclose(y, expected, atol=1e-10 * np.abs(expected).max())
+    logged = [json.loads(line) for line in (tmp_path / "det.jsonl").read_text().splitlines()]
+    assert [d["sample"] for d in logged] == [2000, 9000, 17777]
+    match = subprocess.run(
+        [*CLI, "match", str(tmp_path / "out.raw"), "--format", "f64le", "--rate", str(RATE),
+         "--channels", "1", "-t", f"bell={tmp_path / 'bell.npy'}", "--threshold", "0.8", "-q"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    matched = [json.loads(line) for line in match.stdout.splitlines()]
+    assert [{k: v for k, v in d.items() if k != "file"} for d in matched] == logged
+
+
+def test_stdin_stream_control_api_metrics_and_reloads(tmp_path, rng):
+    h1, h2 = rng.normal(size=17), rng.normal(size=9)
+    cfg = _config(tmp_path, RAW_IN, RAW_OUT, h1, CONTROL)
+    svc = Service(cfg, stdin=subprocess.PIPE)
+    url = svc.base_url()
+    x = rng.normal(size=40 * BLOCK)
+    a, b, c = 10 * BLOCK, 20 * BLOCK, 40 * BLOCK
+    svc.proc.stdin.write(x[:a].astype("<f8").tobytes())
+    svc.proc.stdin.flush()
+    status = _poll(url, lambda s: s["frames_in"] == a)
+    assert status["frames_out"] == a and status["config_generation"] == 1
+    assert _get(url + "/health") == "ok\n"
+    metrics = {m.name: m for m in text_string_to_metric_families(_get(url + "/metrics"))}
+    assert metrics["streamconv_frames_in"].samples[0].value == a
+    assert metrics["streamconv_config_generation"].samples[0].value == 1
+
+    # A bad config: logged, reported, the old filter goes on.
+    good = cfg.read_text()
+    cfg.write_text(good.replace("[processing]", "[processing]\nbolck_size = 3"))
+    svc.proc.send_signal(signal.SIGHUP)
+    svc.proc.stdin.write(x[a:b].astype("<f8").tobytes())
+    svc.proc.stdin.flush()
+    status = _poll(url, lambda s: s["frames_in"] == b)
+    assert status["config_generation"] == 1
+    assert "bolck_size" in status["last_reload_error"]
+    assert "unknown key" in status["last_reload_error"]
+
+    # A good one: the new filter from the next block on, no sample lost or repeated.
+    cfg.write_text(good.replace(_taps(h1), _taps(h2)))
+    svc.proc.send_signal(signal.SIGHUP)
+    svc.proc.stdin.write(x[b:c].astype("<f8").tobytes())
+    svc.proc.stdin.close()
+    assert svc.finish() == 0, svc.log
+    assert any(line == f"reload: generation 2 runs from frame {b}" for line in svc.log), svc.log
+    y = np.fromfile(tmp_path / "out.raw", dtype="<f8")
+    assert len(y) == c
+    np.testing.assert_allclose(y[:b], np.convolve(x, h1)[:b], atol=1e-12)
+    np.testing.assert_allclose(y[b:], np.convolve(x, h2)[b:c], atol=1e-12)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_stop_signal_mid_stream_flushes_an_exact_prefix(tmp_path, rng, signum):
+    h = rng.normal(size=25)
+    cfg = _config(tmp_path, RAW_IN, RAW_OUT, h, CONTROL)
+    svc = Service(cfg, stdin=subprocess.PIPE)
+    url = svc.base_url()
+    x = rng.normal(size=30 * BLOCK + 17)  # the stop comes while a read waits for more
+    svc.proc.stdin.write(x.astype("<f8").tobytes())
+    svc.proc.stdin.flush()
+    _poll(url, lambda s: s["frames_in"] == 30 * BLOCK)
+    t0 = time.monotonic()
+    svc.proc.send_signal(signum)
+    assert svc.finish() == 0, svc.log
+    assert time.monotonic() - t0 < 5
+    y = np.fromfile(tmp_path / "out.raw", dtype="<f8")
+    assert len(y) == 30 * BLOCK
+    np.testing.assert_allclose(y, np.convolve(x, h)[: len(y)], atol=1e-12)
+    svc.proc.stdin.close()
+
+
+def test_bad_config_exits_2_with_one_error_line(tmp_path):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text('[source]\nuri = "missing.wav"\n[sink]\nuri = "null"\n')
+    proc = subprocess.run([*CLI, "run", "-c", str(cfg)], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: ") and "missing.wav" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_sd_notify_speaks_the_notify_socket_protocol(tmp_path, monkeypatch):
+    import socket
+
+    from streamconv.daemon import sd_notify
+
+    path = str(tmp_path / "notify")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:
+        server.bind(path)
+        monkeypatch.setenv("NOTIFY_SOCKET", path)
+        assert sd_notify("READY=1\nSTATUS=running")
+        assert server.recv(4096) == b"READY=1\nSTATUS=running"
+    monkeypatch.delenv("NOTIFY_SOCKET")
+    assert not sd_notify("READY=1")
+
+
+def test_ready_reaches_systemd_once_audio_flows(tmp_path, rng):
+    import socket
+
+    x = rng.normal(size=5 * BLOCK)
+    sf.write(tmp_path / "in.wav", x, RATE, subtype="DOUBLE")
+    cfg = _config(tmp_path, '[source]\nuri = "in.wav"\n', RAW_OUT, [1.0])
+    path = str(tmp_path / "notify")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:
+        server.bind(path)
+        server.settimeout(20)
+        svc = Service(cfg, env={**os.environ, "NOTIFY_SOCKET": path})
+        assert svc.finish() == 0
+        messages = [server.recv(4096).decode() for _ in range(2)]
+    assert messages[0].startswith("READY=1\nSTATUS=running")
+    assert messages[1] == "STOPPING=1"
