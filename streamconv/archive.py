@@ -255,6 +255,16 @@ def _seek(src, frame: int) -> None:
 # -- client side ----------------------------------------------------------------------------
 
 
+def check_state_dir(directory: str) -> None:
+    """Create the ``--resume`` directory, or raise `UsageError` naming it."""
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise UsageError(f"--resume {directory}: not a directory")
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--resume {directory}: cannot create: {exc.strerror}") from None
+
+
 class State:
     """Finished tasks' records in a directory, one JSON file per task, written atomically."""
 
@@ -262,12 +272,7 @@ class State:
         self.directory = directory
         if directory is None:
             return
-        if os.path.exists(directory) and not os.path.isdir(directory):
-            raise UsageError(f"--resume {directory}: not a directory")
-        try:
-            os.makedirs(directory, exist_ok=True)
-        except OSError as exc:
-            raise UsageError(f"--resume {directory}: cannot create: {exc.strerror}") from None
+        check_state_dir(directory)
         h = hashlib.sha256(json.dumps(vars(opts), sort_keys=True, default=str).encode())
         for t in templates:
             h.update(t.name.encode() + b"\0" + np.ascontiguousarray(t.samples).tobytes())
@@ -314,7 +319,7 @@ def make_client(args):
         except (OSError, TimeoutError, ValueError) as exc:
             raise UsageError(f"--scheduler {args.scheduler}: cannot connect: {exc}") from None
     cluster = LocalCluster(
-        n_workers=args.jobs or 1, threads_per_worker=1, dashboard_address=None,
+        n_workers=args.jobs or 1, threads_per_worker=1, dashboard_address=":0",
         silence_logs=40,
     )  # fmt: skip
     client = Client(cluster)
@@ -347,7 +352,7 @@ def run_archive(args, templates, writer, client, chunk_s: float = 600.0) -> int:
     opts = worker_options(args)
     state = State(getattr(args, "resume", None), templates, opts)
     report = _Report(len(paths), args.quiet)
-    [remote] = client.scatter([templates], broadcast=True)
+    [remote] = client.scatter([templates], broadcast=True, hash=False)
     todo = [_File(p) for p in paths]
     futures, info = as_completed(), {}
     for i, p in enumerate(paths):

@@ -258,6 +258,8 @@ def run(args) -> int:
 def _run_archive(args, templates, archive) -> int:
     if args.plot:
         raise UsageError("--plot works on one process only: drop --jobs/--scheduler/--resume")
+    if args.resume:
+        archive.check_state_dir(args.resume)
     client = archive.make_client(args)
     writer = Writer(args.output)
     ok = False
