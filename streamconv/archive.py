@@ -123,7 +123,7 @@ def plan_file(path: str, templates, opts, chunk_s: float) -> dict:
                 if frames is not None and len(a) > frames:
                     raise match._too_long(t, a, path, frames)
             chunk = max(round(chunk_s * rate), 1)
-            seekable = isinstance(src, files.SoundFileSource) and src._file.seekable()
+            seekable = isinstance(src, files.SoundFileSource) and src.seekable
     except StreamconvError as exc:
         return {"path": path, "error": str(exc)}
     tasks = [Task(path)]
@@ -248,8 +248,7 @@ def match_range(task: Task, templates, opts) -> list[dict]:
 
 def _seek(src, frame: int) -> None:
     if frame:
-        src._file.seek(frame)
-        src.frames_read = frame
+        src.seek(frame)
 
 
 # -- client side ----------------------------------------------------------------------------

@@ -157,6 +157,16 @@ class SoundFileSource(Source):
             )
         return block
 
+    @property
+    def seekable(self) -> bool:
+        """Whether :meth:`seek` works (libsndfile can seek most formats, not pipes)."""
+        return self._file.seekable()
+
+    def seek(self, frame: int) -> None:
+        """Continue reading at ``frame`` (an index from the file's start)."""
+        self._file.seek(frame)
+        self.frames_read = frame
+
     def close(self) -> None:
         self._file.close()
 
