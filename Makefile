@@ -43,7 +43,7 @@ $(EXAMPLE): examples/make_example.py $(STAMP)
 	$(PY) examples/make_example.py $(EXAMPLE)
 
 run: $(STAMP) $(EXAMPLE)
-	$(PY) examples/filter_example.py $(EXAMPLE)
+	$(VENV)/bin/streamconv run -c configs/default.toml
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_convolve.py

@@ -151,7 +151,8 @@ class ControlServer:
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
+        if self._thread.is_alive():  # shutdown() waits for serve_forever, so only if it runs
+            self._server.shutdown()
         self._server.server_close()
         if self._unix_path and os.path.exists(self._unix_path):
             os.unlink(self._unix_path)
