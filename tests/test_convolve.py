@@ -192,6 +192,16 @@ def test_memory_does_not_grow_per_call(method):
     assert grown < 64 * 1024, f"{grown} bytes retained after 500 calls"
 
 
+@pytest.mark.parametrize(
+    ("shape", "channels", "out_shape"),
+    [((5,), 3, (4, 3)), ((5, 2), 2, (4, 2)), ((5, 2, 3), 2, (4, 3))],
+)
+def test_channels_argument_allocates_up_front(shape, channels, out_shape):
+    conv = sc.Convolver(np.ones(shape), channels=channels)
+    assert conv.method is not None  # built at construction
+    assert conv.process(np.ones((4, channels))).shape == out_shape
+
+
 def test_dtypes_are_kept():
     x = np.ones((10, 1))
     assert sc.Convolver(np.ones(3, np.float32)).process(x).dtype == np.float32

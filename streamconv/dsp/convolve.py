@@ -100,7 +100,8 @@ class Convolver:
                 raise ValueError(
                     f"channels={channels} does not match taps of shape {self.taps.shape}"
                 )
-            self.in_channels = self.out_channels = channels
+            if self.in_channels is None:
+                self.in_channels = self.out_channels = channels
         self._engine = None
         self._mono = False
         if self.in_channels is not None:
