@@ -117,17 +117,9 @@ class Pipeline:
         self.method = method
         self.templates = list(templates)
         self.periodicity = list(periodicity)
-        # `channels` only for (L,) taps: Convolver takes it as the output count too.
         self.convolver = Convolver(
-            self.taps,
-            block_size=block_size,
-            method=method,
-            channels=self.channels if self.taps.ndim == 1 else None,
+            self.taps, block_size=block_size, method=method, channels=self.channels
         )
-        if self.convolver.in_channels != self.channels:
-            raise ValueError(
-                f"taps of shape {self.taps.shape} for a stream of {self.channels} channels"
-            )
         self.out_channels = int(self.convolver.out_channels)
         self._matchers = _matchers(self.templates, self.sample_rate, self.out_channels)
         self._periodic = _periodicity(self.periodicity, self.sample_rate, self.out_channels)
