@@ -68,6 +68,9 @@ def _check_readable(path: str) -> None:
         raise UsageError(f"{path}: permission denied")
 
 
+_SOUNDFILE_ERRORS = (sf.LibsndfileError, RuntimeError, OSError)
+
+
 class AtomicFile:
     """A temporary file beside `path` that becomes `path` on `commit` and vanishes on `discard`."""
 
@@ -96,6 +99,23 @@ class AtomicFile:
     def discard(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.tmp_path)
+
+    def close_and_commit(self, handle, name: str, errors=(OSError,)) -> None:
+        """Close ``handle`` (open on the temporary file), then rename it into place; if the
+        close fails (disk full on the last flush), discard it and raise ``RuntimeFailure``."""
+        try:
+            handle.close()
+        except errors as exc:
+            self.discard()
+            reason = getattr(exc, "strerror", None) or exc
+            raise RuntimeFailure(f"{name}: write failed: {reason}") from None
+        self.commit()
+
+    def close_and_discard(self, handle, errors=(OSError,)) -> None:
+        """Close ``handle`` as well as it goes, and remove the temporary file."""
+        with contextlib.suppress(*errors):
+            handle.close()
+        self.discard()
 
 
 class SoundFileSource(Source):
@@ -223,21 +243,14 @@ class SoundFileSink(Sink):
             samples = block
         try:
             self._file.write(samples)
-        except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+        except _SOUNDFILE_ERRORS as exc:
             raise RuntimeFailure(f"{self.name}: write failed: {exc}") from None
 
     def _commit(self) -> None:
-        try:
-            self._file.close()
-        except (sf.LibsndfileError, RuntimeError, OSError) as exc:
-            self._atomic.discard()
-            raise RuntimeFailure(f"{self.name}: write failed: {exc}") from None
-        self._atomic.commit()
+        self._atomic.close_and_commit(self._file, self.name, _SOUNDFILE_ERRORS)
 
     def _discard(self) -> None:
-        with contextlib.suppress(Exception):
-            self._file.close()
-        self._atomic.discard()
+        self._atomic.close_and_discard(self._file, (Exception,))
 
 
 def pcm_subtype(fmt: str | None) -> str | None:
@@ -340,17 +353,10 @@ class CsvSink(Sink):
             raise RuntimeFailure(f"{self.name}: write failed: {exc.strerror}") from None
 
     def _commit(self) -> None:
-        try:
-            self._file.close()
-        except OSError as exc:
-            self._atomic.discard()
-            raise RuntimeFailure(f"{self.name}: write failed: {exc.strerror}") from None
-        self._atomic.commit()
+        self._atomic.close_and_commit(self._file, self.name)
 
     def _discard(self) -> None:
-        with contextlib.suppress(OSError):
-            self._file.close()
-        self._atomic.discard()
+        self._atomic.close_and_discard(self._file)
 
 
 def open_raw_file_source(path, fmt, sample_rate, channels, dtype=np.float64) -> RawSource:
@@ -377,17 +383,10 @@ class RawFileSink(RawSink):
         super().__init__(open(self._atomic.tmp_path, "wb"), fmt, sample_rate, channels, name=path)
 
     def _commit(self) -> None:
-        try:
-            self._stream.close()
-        except OSError as exc:
-            self._atomic.discard()
-            raise RuntimeFailure(f"{self.name}: write failed: {exc.strerror}") from None
-        self._atomic.commit()
+        self._atomic.close_and_commit(self._stream, self.name)
 
     def _discard(self) -> None:
-        with contextlib.suppress(OSError):
-            self._stream.close()
-        self._atomic.discard()
+        self._atomic.close_and_discard(self._stream)
 
 
 def _need_raw_params(name, fmt, sample_rate, channels) -> None:
