@@ -185,6 +185,22 @@ class _Stream:
             self._pa.terminate()
 
 
+def _describe(stream, backend, spec, kind, sample_rate, channels) -> dict:
+    """Resolve the device and set ``name``, ``device_name``, ``sample_rate`` and ``channels``
+    on ``stream`` (a source or sink); return the device's description."""
+    prefix = "device" if backend == "sounddevice" else "pyaudio"
+    stream.name = f"{prefix}:{spec}" if spec else prefix
+    info = resolve_device(backend, spec, kind)
+    stream.device_name = info["name"]
+    stream.sample_rate = float(sample_rate or info["sample_rate"])
+    stream.channels = int(channels or min(2, info["channels"]))
+    if stream.channels > info["channels"]:
+        raise UsageError(
+            f"{stream.name}: {stream.channels} channels asked, the device has {info['channels']}"
+        )
+    return info
+
+
 class DeviceSource(Source):
     """Record from a sound device; blocks arrive through a bounded queue.
 
@@ -220,16 +236,7 @@ class DeviceSource(Source):
         queue_s: float = 2.0,
         dtype=np.float64,
     ):
-        prefix = "device" if backend == "sounddevice" else "pyaudio"
-        self.name = f"{prefix}:{spec}" if spec else prefix
-        info = resolve_device(backend, spec, "input")
-        self.device_name = info["name"]
-        self.sample_rate = float(sample_rate or info["sample_rate"])
-        self.channels = int(channels or min(2, info["channels"]))
-        if self.channels > info["channels"]:
-            raise UsageError(
-                f"{self.name}: {self.channels} channels asked, the device has {info['channels']}"
-            )
+        info = _describe(self, backend, spec, "input", sample_rate, channels)
         self.dtype = float_type(dtype, True)  # devices deliver float32
         self.frames_read = 0
         self.overflows = 0
@@ -313,16 +320,7 @@ class DeviceSink(Sink):
         prefill: int | None = None,
         queue_s: float = 0.5,
     ):
-        prefix = "device" if backend == "sounddevice" else "pyaudio"
-        self.name = f"{prefix}:{spec}" if spec else prefix
-        info = resolve_device(backend, spec, "output")
-        self.device_name = info["name"]
-        self.sample_rate = float(sample_rate or info["sample_rate"])
-        self.channels = int(channels or min(2, info["channels"]))
-        if self.channels > info["channels"]:
-            raise UsageError(
-                f"{self.name}: {self.channels} channels asked, the device has {info['channels']}"
-            )
+        info = _describe(self, backend, spec, "output", sample_rate, channels)
         self.block_size = block_size
         if prefill is None:
             prefill = max(2 * block_size, round(info["latency_s"] * self.sample_rate))
