@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from streamconv.commands._args import positive_float, positive_int
 from streamconv.errors import UsageError
 from streamconv.io import files, open_sink, open_source
 from streamconv.io.pcm import PCM_FORMATS
@@ -16,31 +17,11 @@ LIVE_BLOCK = 1024
 FILE_BLOCK = 16384
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
-    return value
-
-
 def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``--rate/--channels/--format`` options raw streams need (shared by commands)."""
     group = parser.add_argument_group("raw streams (-, .raw/.pcm, .csv, udp://)")
-    group.add_argument("--rate", type=_positive_float, help="sample rate in Hz")
-    group.add_argument("--channels", type=_positive_int, help="channels per frame")
+    group.add_argument("--rate", type=positive_float, help="sample rate in Hz")
+    group.add_argument("--channels", type=positive_int, help="channels per frame")
     group.add_argument(
         "--format",
         metavar="FMT",
@@ -71,13 +52,13 @@ def register(subparsers) -> None:
     taps.add_argument("-c", "--config", metavar="CONFIG", help="filters from a config file")
     parser.add_argument(
         "--block",
-        type=_positive_int,
+        type=positive_int,
         help=f"frames per block (default {LIVE_BLOCK}; {FILE_BLOCK} from file to file)",
     )
     parser.add_argument("--tail", action="store_true", help="append the L-1 frames of the tail")
     parser.add_argument("--method", choices=METHODS, default="auto", help="convolution engine")
     parser.add_argument(
-        "--duration", type=_positive_float, metavar="S", help="stop after S seconds of input"
+        "--duration", type=positive_float, metavar="S", help="stop after S seconds of input"
     )
     parser.add_argument(
         "--stats", action="store_true", help="print frame, overflow and clipping counts at the end"

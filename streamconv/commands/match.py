@@ -22,6 +22,7 @@ from fractions import Fraction
 import numpy as np
 from scipy import signal
 
+from streamconv.commands._args import finite_float, positive_float, positive_int
 from streamconv.dsp.matcher import DEFAULT_THRESHOLD, Matcher
 from streamconv.dsp.periodicity import Periodicity
 from streamconv.errors import UsageError
@@ -31,29 +32,6 @@ from streamconv.io.taps import load_taps
 
 FIELDS = ["file", "template", "sample", "time", "score", "channel", "threshold", "period"]
 PERIODICITY = "periodicity"
-
-
-def _positive(kind):
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if not (value > 0 and math.isfinite(value)):
-            raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
-        return value
-
-    return parse
-
-
-def _finite(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be finite: {text!r}")
-    return value
 
 
 def _period_range(text: str) -> tuple[float, float]:
@@ -88,20 +66,20 @@ def register(subparsers) -> None:
     thr = parser.add_mutually_exclusive_group()
     thr.add_argument(
         "--threshold",
-        type=_finite,
+        type=finite_float,
         metavar="X",
         help=f"absolute score threshold in [-1, 1] (default {DEFAULT_THRESHOLD})",
     )
     thr.add_argument(
-        "--mad", type=_positive(float), metavar="K", help="threshold: K times the score's MAD"
+        "--mad", type=positive_float, metavar="K", help="threshold: K times the score's MAD"
     )
-    parser.add_argument("--mad-window", type=_positive(float), default=10.0, metavar="S",
+    parser.add_argument("--mad-window", type=positive_float, default=10.0, metavar="S",
                         help="MAD trailing window in seconds (default 10)")  # fmt: skip
-    parser.add_argument("--mad-hop", type=_positive(float), default=1.0, metavar="S",
+    parser.add_argument("--mad-hop", type=positive_float, default=1.0, metavar="S",
                         help="MAD update hop in seconds (default 1)")  # fmt: skip
     parser.add_argument(
         "--min-distance",
-        type=_positive(int),
+        type=positive_int,
         metavar="S",
         help="samples between detections of a template (default: its length)",
     )
@@ -114,11 +92,11 @@ def register(subparsers) -> None:
         metavar="MIN:MAX",
         help="also report periodicity with a period between MIN and MAX seconds",
     )
-    parser.add_argument("--periodicity-threshold", type=_finite, default=0.5, metavar="X",
+    parser.add_argument("--periodicity-threshold", type=finite_float, default=0.5, metavar="X",
                         help="score a periodicity detection needs (default 0.5)")  # fmt: skip
     parser.add_argument("-o", "--output", metavar="OUT", help="write to OUT (.csv: CSV)")
     parser.add_argument("--plot", metavar="DIR", help="write DIR/<file>.png: scores and detections")
-    parser.add_argument("--block", type=_positive(int), default=65536, metavar="N",
+    parser.add_argument("--block", type=positive_int, default=65536, metavar="N",
                         help="frames read at a time (default 65536)")  # fmt: skip
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress or notes")
     archive = parser.add_argument_group(
@@ -128,17 +106,17 @@ def register(subparsers) -> None:
         "detections are the same, in the same order. A file that fails is reported and "
         "skipped (exit 2 at the end).",
     )
-    archive.add_argument("--jobs", type=_positive(int), metavar="N",
+    archive.add_argument("--jobs", type=positive_int, metavar="N",
                          help="run on a local cluster of N worker processes")  # fmt: skip
     archive.add_argument("--scheduler", metavar="ADDRESS",
                          help="run on a dask.distributed scheduler (tcp://HOST:8786)")  # fmt: skip
     archive.add_argument("--resume", metavar="STATE_DIR",
                          help="keep finished work here; a rerun does the rest")  # fmt: skip
-    archive.add_argument("--chunk", type=_positive(float), default=600.0, metavar="S",
+    archive.add_argument("--chunk", type=positive_float, default=600.0, metavar="S",
                          help="seconds per chunk of a long audio file (default 600)")  # fmt: skip
     group = parser.add_argument_group("raw and csv files")
-    group.add_argument("--rate", type=_positive(float), help="sample rate in Hz")
-    group.add_argument("--channels", type=_positive(int), help="channels per frame")
+    group.add_argument("--rate", type=positive_float, help="sample rate in Hz")
+    group.add_argument("--channels", type=positive_int, help="channels per frame")
     group.add_argument("--format", metavar="FMT", help=f"raw PCM format: {', '.join(PCM_FORMATS)}")
     parser.set_defaults(run=run)
 
