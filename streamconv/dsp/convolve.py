@@ -212,21 +212,21 @@ class Convolver:
         kernel = _kernel(self._h, self.in_channels, self.down)
         block = max(-(-self.block_size // self.down), 1)
         fft_block = max(block, MIN_FFT_BLOCK)
-        costs = {}
+        options = {}  # engine name -> (cost per frame, partition plan or None)
         if self.requested_method in ("auto", "direct"):
-            costs["direct"] = direct_cost(kernel, block)
+            options["direct"] = direct_cost(kernel, block), None
         if self.requested_method in ("auto", "ola"):
             plan = ola_plan(kernel.length, fft_block)
-            costs["ola"] = plan_cost(plan, kernel), plan
+            options["ola"] = plan_cost(plan, kernel), plan
         if self.requested_method in ("auto", "partitioned"):
             plan = nonuniform_plan(kernel, fft_block)
-            costs["partitioned"] = plan_cost(plan, kernel), plan
-        name = min(costs, key=lambda k: costs[k] if k == "direct" else costs[k][0])
-        self._cost = costs[name] if name == "direct" else costs[name][0]
-        if name == "direct":
+            options["partitioned"] = plan_cost(plan, kernel), plan
+        name = min(options, key=lambda k: options[k][0])
+        self._cost, plan = options[name]
+        if plan is None:
             self._engine = DirectEngine(kernel, self.dtype)
         else:
-            self._engine = PartitionedEngine(kernel, costs[name][1], self.dtype, name)
+            self._engine = PartitionedEngine(kernel, plan, self.dtype, name)
         self.reset()
 
     def _polyphase_frames(self, x: np.ndarray) -> np.ndarray:
