@@ -114,7 +114,7 @@ def direct_cost(kernel: Kernel, block_size: int) -> float:
 
 
 def ola_plan(length: int, block: int) -> tuple[Segment, ...]:
-    """Classic overlap-add: one segment holding the whole filter."""
+    """One FFT block convolution over the whole filter: a single segment of one partition."""
     return (Segment(0, block, length, 1),)
 
 
