@@ -1,11 +1,26 @@
 """streamconv: streaming 1D convolution and pattern matching."""
 
-from streamconv.dsp.convolve import Convolver
-from streamconv.dsp.matcher import Detection, Matcher
-from streamconv.dsp.periodicity import Periodicity
+from importlib import import_module
+
 from streamconv.errors import ConfigError, RuntimeFailure, StreamconvError, UsageError
 
 __version__ = "0.1.0"
+
+# The DSP classes load on first use (PEP 562), so a command that only filters does not pay for
+# scipy's import when it starts: every ``streamconv`` process imports this package.
+_LAZY = {
+    "Convolver": "streamconv.dsp.convolve",
+    "Detection": "streamconv.dsp.matcher",
+    "Matcher": "streamconv.dsp.matcher",
+    "Periodicity": "streamconv.dsp.periodicity",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'streamconv' has no attribute {name!r}")
+
 
 __all__ = [
     "ConfigError",
