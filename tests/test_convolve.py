@@ -259,3 +259,22 @@ def test_channel_mismatch_is_an_error():
         shared.process(np.ones(4))
     with pytest.raises(ValueError, match="frames, channels"):
         shared.process(np.ones((2, 2, 2)))
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 16, 17, 1279, 4352, 16639, 65790, 100001])
+def test_fast_fft_size_is_the_smallest_even_5_smooth_size(n):
+    from streamconv.dsp._fft import fast_fft_size
+
+    def ok(size):
+        if size <= 16:
+            return size & (size - 1) == 0
+        if size % 16:
+            return False
+        for p in (2, 3, 5):
+            while size % p == 0:
+                size //= p
+        return size == 1
+
+    size = fast_fft_size(n)
+    assert size >= n and ok(size)
+    assert not any(ok(m) for m in range(n, size))

@@ -21,3 +21,23 @@ def test_cli_version_and_help():
         [sys.executable, "-m", "streamconv.cli", "--help"], capture_output=True, text=True
     )
     assert help_run.returncode == 0 and "usage: streamconv" in help_run.stdout
+
+
+def test_filtering_does_not_import_scipy_or_dask():
+    """Start-up is part of every file job: the Convolver must load without scipy and dask
+    (pyFFTW's optional interfaces pull in both, 0.5 s)."""
+    code = (
+        "import sys, streamconv, numpy as np\n"
+        "conv = streamconv.Convolver(np.ones(3), block_size=4)\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'scipy', 'dask'}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_pyfftw_optional_modules_still_importable_afterwards():
+    code = (
+        "import streamconv.dsp._fft, scipy.fftpack, dask.array.fft\n"
+        "import pyfftw.interfaces.scipy_fft\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
