@@ -17,6 +17,10 @@ summed lies inside the window: a loud event never spoils the variance of a quiet
 it. Because the segments are fixed, the scores, and so the detections, are bit-identical for
 any way the stream is cut into calls. A detection is reported once it is final and every
 template has been decided up to it (stream order), at most ``latency`` frames late.
+
+A chunk of a longer stream (another process, another machine) gives the whole stream's
+detections in ``[start, stop)``: ``chunk_bounds`` says which frames to feed, ``start_at`` says
+where they start (see :meth:`Matcher.chunk_bounds`).
 """
 
 from __future__ import annotations
@@ -134,16 +138,22 @@ class _Track:
         self.fixed = thr
         self.mad = mad
         self.peaks = PeakTracker(distance)
+        self.skip = 0
 
-    def reset(self) -> None:
+    def reset(self, skip: int = 0) -> None:
+        """Start a new trace; drop the first `skip` scores pushed (they precede the trace)."""
         self.peaks.reset()
         if self.mad is not None:
             self.mad.reset()
+        self.skip = skip
 
     def push(
         self, scores: np.ndarray, final: bool, on_scores=None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Return (sample indices, scores, thresholds) of new final peaks."""
+        if self.skip:
+            drop = min(self.skip, len(scores))
+            scores, self.skip = scores[drop:], self.skip - drop
         if self.mad is None:
             thr = np.full(len(scores), self.fixed)
         else:
@@ -289,6 +299,7 @@ class Matcher:
         self._seg_len = self.block_size + self._lmax - 1
         self._nfft = sp_fft.next_fast_len(self._seg_len, real=True)
         self.channels = None
+        self._begin(0)
         if channels is not None:
             self._setup(int(channels))
 
@@ -329,22 +340,104 @@ class Matcher:
                 m = None if mad is None else MadThreshold(mad, self._mad_window, self._mad_hop)
                 self._tracks.append(_Track(i, c, fixed, m, d))
         self._buf = np.zeros((self._seg_len, channels))
-        self.reset()
+        self._begin(self._seg_start)
 
     @property
     def latency(self) -> int:
         """Upper bound, in frames, on how late a detection is reported after its window ends."""
-        d = max(r[2] for r in self._rules)
-        mad = self._mad_hop if any(r[1] is not None for r in self._rules) else 0
-        return self.block_size + self._lmax - 1 + d - 1 + mad
+        reach, window, hop = self._context()
+        return self.block_size + self._lmax - 1 + reach + (hop if window else 0)
+
+    def _context(self) -> tuple[int, int, int]:
+        """(peak reach, MAD window, MAD hop) in scores; ``(reach, 0, 1)`` without MAD."""
+        reach = max(d for _, _, d in self._rules) - 1
+        if any(k is not None for _, k, _ in self._rules):
+            return reach, self._mad_window, self._mad_hop
+        return reach, 0, 1
+
+    @property
+    def decided(self) -> int:
+        """Stream sample before which every detection has been returned by `process`."""
+        if self.channels is None:
+            return self._origin
+        return self._origin + min(tr.peaks.decided for tr in self._tracks)
 
     def reset(self) -> None:
         """Forget the stream: the next block is sample 0 again."""
+        self._begin(0)
+
+    def _begin(self, frame: int) -> None:
         self._fill = 0
-        self._seg_start = 0
+        self._seg_start = frame
+        # The score traces start on a MAD hop boundary: hops are counted from sample 0.
+        hop = self._context()[2]
+        self._origin = -(-frame // hop) * hop
         self._pending: list[Detection] = []
         for tr in getattr(self, "_tracks", []):
-            tr.reset()
+            tr.reset(skip=self._origin - frame)
+
+    # -- chunks of a longer stream -------------------------------------------------------------
+
+    def chunk_bounds(self, start: int, stop: int, frames: int | None = None) -> tuple[int, int]:
+        """The frames to feed for the whole stream's detections in ``[start, stop)``.
+
+        Parameters
+        ----------
+        start, stop : int
+            The chunk, in samples of the whole stream; ``0 <= start < stop``.
+        frames : int, optional
+            Length of the whole stream, if known (the result is clipped to it).
+
+        Returns
+        -------
+        first, end : int
+            Call ``start_at(first)``, then `process` frames ``[first, end)`` of the stream (and
+            `flush` if ``end`` is its last frame): every detection with a sample in
+            ``[start, stop)`` has then been returned, with the whole stream's score and
+            threshold; drop the others.
+
+        Notes
+        -----
+        A peak at ``i`` depends on the scores within the peak reach ``w = min_distance - 1``
+        either side; with ``mad`` those scores' thresholds depend on a trailing window of
+        ``W`` scores ending at the end of their hop ``h`` (hops counted from sample 0). So the
+        chunk starts scoring on a segment boundary (``block_size`` multiple, where the
+        segments and so the scores are the same floats) at or before the hop boundary at or
+        before ``start - w - W``, and feeds the frames of the segments that hold every score
+        up to the end of the hop holding ``stop - 1 + w``, plus ``Lmax - 1`` samples.
+        """
+        start, stop = int(start), int(stop)
+        if not 0 <= start < stop:
+            raise ValueError(f"need 0 <= start < stop, got {start}, {stop}")
+        reach, window, hop = self._context()
+        base = max(start - reach - window, 0) // hop * hop
+        first = base // self.block_size * self.block_size
+        scores = -(-(stop + reach) // hop) * hop  # every score up to here, with thresholds
+        end = -(-scores // self.block_size) * self.block_size + self._lmax - 1
+        if frames is not None:
+            end = min(end, int(frames))
+        return first, end
+
+    def start_at(self, frame: int) -> None:
+        """Forget the stream; the next block is frame `frame` of a longer stream.
+
+        Parameters
+        ----------
+        frame : int
+            A multiple of ``block_size`` (a segment boundary), as `chunk_bounds` gives.
+
+        Notes
+        -----
+        Detections then carry the longer stream's sample numbers. They equal the whole
+        stream's from the sample `chunk_bounds` was asked for on: before it, the score traces
+        miss their history (the peak reach and the MAD window).
+        """
+        frame = int(frame)
+        if frame < 0 or frame % self.block_size:
+            raise ValueError(
+                f"start_at needs a multiple of block_size ({self.block_size}), got {frame}"
+            )
+        self._begin(frame)
 
     # -- streaming ---------------------------------------------------------------------------
 
@@ -406,7 +499,8 @@ class Matcher:
             for tr in tracks:
                 col = scores[:, 0] if tr.channel is None else scores[:, tr.channel]
                 idx, sc, th = tr.push(col, final, self._on_scores and self._report_scores)
-                for s, v, h in zip(idx.tolist(), sc.tolist(), th.tolist(), strict=True):
+                for s, v, h in zip((idx + self._origin).tolist(), sc.tolist(), th.tolist(),
+                                   strict=True):  # fmt: skip
                     self._pending.append(
                         Detection(self.names[i], s, s / self.sample_rate, v, tr.channel, h)
                     )
@@ -434,14 +528,14 @@ class Matcher:
 
     def _report_scores(self, template: int, channel, start: int, scores, thresholds) -> None:
         if self._on_scores is not None:
-            self._on_scores(self.names[template], channel, start, scores, thresholds)
+            self._on_scores(self.names[template], channel, self._origin + start, scores, thresholds)
 
     def _release(self, final: bool) -> list[Detection]:
         if final:
             ready, self._pending = self._pending, []
         else:
             # Hold a detection back until every trace has decided up to it: stream order.
-            upto = min(tr.peaks.decided for tr in self._tracks)
+            upto = self.decided
             ready = [d for d in self._pending if d.sample < upto]
             self._pending = [d for d in self._pending if d.sample >= upto]
         order = {n: i for i, n in enumerate(self.names)}

@@ -10,6 +10,9 @@ so a signal that repeats exactly every ``tau`` samples scores 1 there whatever i
 offset. The estimate is the largest local maximum of ``r`` with ``min_lag <= tau <= max_lag``
 (or a shorter-lag peak within ``tolerance`` of it, against octave errors); it is a detection
 when it reaches the threshold.
+
+The analyses sit at fixed places of the stream, so a chunk of a longer stream gives the whole
+stream's estimates: see :meth:`Periodicity.chunk_bounds`.
 """
 
 from __future__ import annotations
@@ -180,11 +183,56 @@ class Periodicity:
         """Frames from a window's first sample to its estimate, at most."""
         return self.window + self.hop - 1
 
+    @property
+    def decided(self) -> int:
+        """Stream sample before which every estimate has been returned by `process`."""
+        return self._next - self.window
+
     def reset(self) -> None:
         """Forget the stream."""
+        self._begin(0)
+
+    def _begin(self, frame: int) -> None:
         self._buf = None if self.channels is None else np.zeros((0, self.channels))
-        self._seen = 0  # frames received
-        self._next = self.hop * max(1, -(-self.window // self.hop))  # next analysis end
+        self._seen = frame  # stream index of the next frame
+        # Analyses end at every multiple of the hop from the first whole window on; the next
+        # one is the first whose window lies after `frame`.
+        first = self.hop * max(1, -(-self.window // self.hop))
+        self._next = first + max(0, -(-(frame + self.window - first) // self.hop)) * self.hop
+
+    def chunk_bounds(self, start: int, stop: int, frames: int | None = None) -> tuple[int, int]:
+        """The frames to feed for the whole stream's estimates of samples ``[start, stop)``.
+
+        Parameters
+        ----------
+        start, stop : int
+            The chunk, in samples of the whole stream; ``0 <= start < stop``.
+        frames : int, optional
+            Length of the whole stream, if known (the result is clipped to it).
+
+        Returns
+        -------
+        first, end : int
+            Call ``start_at(first)`` and `process` frames ``[first, end)``: every estimate
+            whose window starts in ``[start, stop)`` has then been returned, the same as in
+            the whole stream; drop the others. An estimate needs its own window only, so
+            ``first`` is `start` and ``end`` is ``stop - 1 + window``.
+        """
+        start, stop = int(start), int(stop)
+        if not 0 <= start < stop:
+            raise ValueError(f"need 0 <= start < stop, got {start}, {stop}")
+        end = stop - 1 + self.window
+        return start, end if frames is None else min(end, int(frames))
+
+    def start_at(self, frame: int) -> None:
+        """Forget the stream; the next block is frame `frame` (>= 0) of a longer stream.
+
+        The estimates then carry the longer stream's sample numbers.
+        """
+        frame = int(frame)
+        if frame < 0:
+            raise ValueError(f"start_at needs a frame >= 0, got {frame}")
+        self._begin(frame)
 
     def process(self, x) -> list[PeriodEstimate]:
         """Feed a block; return the estimates of every analysis it completed (in order)."""
