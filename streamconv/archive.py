@@ -5,20 +5,14 @@ audio file is cut into chunks of ``--chunk`` seconds. Only paths and sample rang
 the workers (they must see the same files); the templates are sent once to every worker.
 
 Exactness. A chunk ``[start, stop)`` reports the detections whose sample lies in it, and they
-are the single-process run's, bit for bit:
-
-- the matcher scores a stream in fixed segments counted from sample 0 (``block_size`` window
-  starts each), so a chunk starts scoring at a multiple of ``block_size`` (the segments and so
-  the scores are the same floats as in the whole-file run) and reads ``Lmax - 1`` samples past
-  its last segment;
-- a peak needs ``min_distance - 1`` scores either side, so the chunk scores that much more on
-  both sides;
-- a ``--mad`` threshold of hop ``j`` is ``k * MAD`` of the trailing window ending at hop
-  ``j``'s end, hops counted from sample 0: the chunk warms up with a full MAD window of history,
-  starting at a hop boundary, and scores one more hop past its end.
-
-The chunk then picks peaks on that score trace with the matcher's own `MadThreshold` and
-`PeakTracker`. A file that is not chunked runs the single-process code itself.
+are the single-process run's, bit for bit: the file's detectors (`match.Detectors`: the
+`Matcher` of the templates, `Periodicity`) say which frames they need for that
+(``chunk_bounds``: the matcher starts on one of its segment boundaries, with a peak's reach and
+a MAD window of history before ``start``, and reads past ``stop`` until every score a peak
+there depends on is in), are told where they start (``start_at``), and merge their detections
+into stream order the same way in a chunk as in the whole file. Audio files that can seek and
+raw PCM files are chunked; ``.csv`` files (no seeking to a frame) run whole. A file that is
+not chunked runs the single-process code itself.
 
 Resume: every finished task's detections are written to ``STATE_DIR`` under a name that hashes
 the file (path, size, mtime), the range, the templates and the options, atomically (temporary
@@ -39,10 +33,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from streamconv.commands import match
-from streamconv.dsp.matcher import Detection, MadThreshold, Matcher
-from streamconv.dsp.peaks import PeakTracker
 from streamconv.errors import StreamconvError, UsageError
-from streamconv.io import files, open_source
+from streamconv.io import files, open_source, pcm
+from streamconv.io.pipes import RawSource
 
 #: Options a worker needs (a copy of these travels with every task, not the command line).
 WORKER_OPTIONS = (
@@ -111,25 +104,44 @@ class Task:
 
 
 def plan_file(path: str, templates, opts, chunk_s: float) -> dict:
-    """Inspect a file: its frames, rate, and the tasks it is cut into (or its error)."""
+    """Inspect a file: its frames, rate, and the tasks it is cut into (or its error).
+
+    A seekable audio file and a raw PCM file longer than `chunk_s` are cut into chunks; a
+    ``.csv`` file (lines of any length: no seeking to a frame) and a file of unknown length
+    run whole.
+    """
     try:
         with open_source(
             path, sample_rate=opts.rate, channels=opts.channels, fmt=opts.format
         ) as src:
             rate, channels = src.sample_rate, src.channels
-            frames = getattr(src, "frames", None)
-            arrays = [match._for_file(t, rate, channels, path, _silent) for t in templates]
-            for t, a in zip(templates, arrays, strict=True):
-                if frames is not None and len(a) > frames:
-                    raise match._too_long(t, a, path, frames)
+            arrays = {t.name: t.for_file(rate, channels, path, _silent) for t in templates}
+            frames = _frames(src, path, opts)
+            if frames is not None:
+                detectors = match.build_detectors(opts, arrays, rate, channels)
+                match.Detectors(detectors).check_length(path, frames, templates, arrays)
             chunk = max(round(chunk_s * rate), 1)
-            seekable = isinstance(src, files.SoundFileSource) and src.seekable
     except StreamconvError as exc:
         return {"path": path, "error": str(exc)}
     tasks = [Task(path)]
-    if seekable and not opts.periodicity and frames is not None and frames > chunk:
+    if frames is not None and frames > chunk:
         tasks = [Task(path, s, min(s + chunk, frames)) for s in range(0, frames, chunk)]
     return {"path": path, "rate": rate, "frames": frames, "tasks": tasks, "error": None}
+
+
+def _frames(src, path: str, opts) -> int | None:
+    """The frames of a file that can be read from any frame on, else None."""
+    if isinstance(src, files.SoundFileSource):
+        return src.frames if src.seekable else None
+    if files.file_kind(path) == "raw":
+        size, frame_bytes = os.path.getsize(path), _frame_bytes(opts)
+        # A stray partial frame at the end is the single-process run's error: run it whole.
+        return size // frame_bytes if size % frame_bytes == 0 else None
+    return None
+
+
+def _frame_bytes(opts) -> int:
+    return pcm.pcm_dtype(opts.format).itemsize * opts.channels
 
 
 def _silent(message: str) -> None:
@@ -156,99 +168,47 @@ def run_task(task: Task, templates, opts) -> dict:
         return {"records": [], "error": str(exc)}
 
 
-@dataclass
-class _Trace:
-    """One template on one channel: MAD threshold (if any) and peak picking from sample `base`."""
-
-    name: str
-    channel: int | None
-    fixed: float | None
-    mad: MadThreshold | None
-    peaks: PeakTracker
-    found: list = field(default_factory=list)
-
-    def push(self, scores: np.ndarray, final: bool) -> None:
-        if self.mad is None:
-            thr = np.full(len(scores), self.fixed)
-        else:
-            scores, thr = self.mad.push(scores, final)
-        idx, sc, th = self.peaks.push(scores, thr, final)
-        self.found += zip(idx.tolist(), sc.tolist(), th.tolist(), strict=True)
-
-
 def match_range(task: Task, templates, opts) -> list[dict]:
-    """The whole-file run's detections with a sample in ``[task.start, task.stop)``."""
+    """The whole-file run's records with a sample in ``[task.start, task.stop)``.
+
+    The file's detectors (`match.Detectors`) say which frames they need for that
+    (`Matcher.chunk_bounds`); only those are read.
+    """
     path, start, stop = task.path, task.start, task.stop
     src = open_source(path, sample_rate=opts.rate, channels=opts.channels, fmt=opts.format)
-    with src:
-        rate, channels, frames = src.sample_rate, src.channels, src.frames
-        arrays = {t.name: match._for_file(t, rate, channels, path, _silent) for t in templates}
-        # The matcher of the whole-file run, for its rules; it scores nothing here.
-        ref = match._detectors(opts, arrays, rate, channels, None)[0]
-        rules = ref._rules  # (fixed threshold, mad k, min_distance) per template
-        w = max(d for _, _, d in rules) - 1
-        uses_mad = any(k is not None for _, k, _ in rules)
-        hop, window = (ref._mad_hop, ref._mad_window) if uses_mad else (1, 0)
-        bs, lmax = ref.block_size, max(len(a) for a in arrays.values())
-        # Scores from `base` (a hop boundary, a MAD window and a peak's reach before start),
-        # computed from segment `first` on (a multiple of block_size, as in the whole run).
-        base = max(start - w - window, 0) // hop * hop
-        first = base // bs * bs
-        need = stop + w + hop  # every score a peak in [start, stop) depends on, and its hop
-        last = -(-need // bs) * bs
-        end = min(last + lmax - 1, frames)
-        final = end == frames
-        traces = {}
-        for i, name in enumerate(arrays):
-            fixed, k, d = rules[i]
-            for c in [None] if opts.combine else range(channels):
-                mad = None if k is None else MadThreshold(k, window, hop)
-                traces[i, c] = _Trace(name, c, fixed, mad, PeakTracker(d))
-        order = {name: i for i, name in enumerate(arrays)}
-
-        def on_scores(name, channel, offset, scores, _thr):
-            at = first + offset
-            if at + len(scores) > base:
-                traces[order[name], channel].push(scores[max(base - at, 0) :], False)
-
-        scorer = Matcher(
-            arrays,
-            rate,
-            threshold=2.0,  # scores only: no score reaches it
-            combine="mean" if opts.combine else None,
-            channels=channels,
-            block_size=bs,
-            on_scores=on_scores,
-        )
-        _seek(src, first)
-        pos = first
-        try:
-            while pos < end:
-                block = src.read(min(opts.block, end - pos))
-                if not len(block):
-                    break
-                scorer.process(block)
-                pos += len(block)
-            if final:
-                scorer.flush()
-        except ValueError as exc:
-            raise UsageError(f"{path}: {exc}") from None
-    if final:
-        for tr in traces.values():
-            tr.push(np.zeros(0), True)
-    dets = []
-    for tr in traces.values():
-        for s, v, h in tr.found:
-            sample = base + s
-            if start <= sample < stop:
-                dets.append(Detection(tr.name, sample, sample / ref.sample_rate, v, tr.channel, h))
-    dets.sort(key=lambda d: (d.sample, order[d.template], -1 if d.channel is None else d.channel))
-    return [{"file": path, **d.to_dict()} for d in dets]
+    try:
+        rate, channels = src.sample_rate, src.channels
+        frames = _frames(src, path, opts)
+        arrays = {t.name: t.for_file(rate, channels, path, _silent) for t in templates}
+        detectors = match.Detectors(match.build_detectors(opts, arrays, rate, channels))
+        first, end = detectors.start_chunk(start, stop, frames)
+        src = _seek(src, path, opts, first)
+        found, pos = [], first
+        while pos < end:
+            block = src.read(min(opts.block, end - pos))
+            if not len(block):
+                break
+            found += detectors.process(block)
+            pos += len(block)
+        if end == frames:
+            found += detectors.flush()
+    except ValueError as exc:
+        raise UsageError(f"{path}: {exc}") from None
+    finally:
+        src.close()
+    return [match.to_record(path, d) for d in found if start <= d.sample < stop]
 
 
-def _seek(src, frame: int) -> None:
-    if frame:
-        src.seek(frame)
+def _seek(src, path: str, opts, frame: int):
+    """`src`, reading from `frame` on (raw PCM: a new source over the file at that byte)."""
+    if isinstance(src, files.SoundFileSource):
+        if frame:
+            src.seek(frame)
+        return src
+    src.close()
+    stream = open(path, "rb")
+    stream.seek(frame * _frame_bytes(opts))
+    return RawSource(stream, opts.format, opts.rate, opts.channels, name=path, close_stream=True)
 
 
 # -- client side ----------------------------------------------------------------------------

@@ -84,6 +84,8 @@ FLAGS = [
     ["--threshold", "0.15", "--min-distance", "2000"],
     ["--mad", "4", "--mad-window", "1.3", "--mad-hop", "0.37"],
     ["--combine", "--mad", "3", "--mad-window", "0.5", "--mad-hop", "0.5"],
+    # periodicity estimates interleaved with the detections, both across chunk borders
+    ["--threshold", "0.2", "--periodicity", "0.02:0.15", "--periodicity-threshold", "0.01"],
 ]
 
 
@@ -99,12 +101,79 @@ def test_cluster_gives_the_single_process_detections(client, recordings, flags):
     assert got == expected
 
 
-def test_long_file_is_cut_into_chunks(recordings):
-    args = parse(recordings / "sub" / "rec3.wav", "-t", recordings / "chirp.wav")
+@pytest.mark.parametrize("flags", [[], ["--periodicity", "0.1:0.3"]])
+def test_long_file_is_cut_into_chunks(recordings, flags):
+    args = parse(recordings / "sub" / "rec3.wav", "-t", recordings / "chirp.wav", *flags)
     plan = archive.plan_file(str(args.files[0]), match.load_templates(args), args, CHUNK_S)
     assert plan["error"] is None
     bounds = [(t.start, t.stop) for t in plan["tasks"]]
     assert bounds == [(s, min(s + 32000, 21 * RATE)) for s in range(0, 21 * RATE, 32000)]
+
+
+def test_periodicity_alone_on_chunks(client, recordings):
+    argv = [recordings / "sub", "--periodicity", "0.02:0.15", "--periodicity-threshold", "0.01"]
+    expected = single_process(argv)
+    code, got = on_cluster(client, argv)
+    assert code == 0
+    border = int(CHUNK_S * RATE)
+    long_file = [r["sample"] for r in expected if r["file"].endswith("rec3.wav")]
+    assert any(abs(s - k * border) < 1500 for s in long_file for k in (1, 2, 3))
+    assert got == expected
+
+
+@pytest.fixture(scope="module")
+def sensor_files(recordings, tmp_path_factory):
+    """The long recording as raw f32le PCM, and its first 6 s as CSV."""
+    root = tmp_path_factory.mktemp("sensors")
+    x, _ = sf.read(recordings / "sub" / "rec3.wav")
+    x.astype("<f4").tofile(root / "long.raw")
+    np.savetxt(root / "first.csv", x[: 6 * RATE], delimiter=",", fmt="%.9g")
+    return root
+
+
+SENSOR_FLAGS = ["--rate", RATE, "--channels", "2", "--format", "f32le", "--threshold", "0.15"]
+
+
+def test_raw_files_are_chunked_csv_files_run_whole(sensor_files, recordings):
+    args = parse(sensor_files / "long.raw", sensor_files / "first.csv", "-t",
+                 recordings / "chirp.wav", *SENSOR_FLAGS)  # fmt: skip
+    templates = match.load_templates(args)
+    raw, csv = (archive.plan_file(str(p), templates, args, CHUNK_S) for p in args.files)
+    assert (raw["error"], csv["error"]) == (None, None)
+    assert [(t.start, t.stop) for t in raw["tasks"]][-2:] == [(128000, 160000), (160000, 168000)]
+    assert [(t.start, t.stop) for t in csv["tasks"]] == [(0, None)]
+
+
+@pytest.mark.parametrize("flags", [[], ["--periodicity", "0.02:0.15", "--mad", "4"]])
+def test_raw_and_csv_files_give_the_single_process_detections(
+    client, sensor_files, recordings, flags
+):
+    argv = [sensor_files / "long.raw", sensor_files / "first.csv", "-t", recordings / "chirp.wav",
+            *SENSOR_FLAGS, *flags]  # fmt: skip
+    if "--mad" in flags:
+        argv.remove("--threshold")
+        argv.remove("0.15")
+    expected = single_process(argv)
+    code, got = on_cluster(client, argv)
+    assert code == 0
+    assert {r["file"] for r in got} == {str(sensor_files / "long.raw"),
+                                        str(sensor_files / "first.csv")}  # fmt: skip
+    assert got == expected
+
+
+def test_raw_file_with_a_partial_frame_runs_whole_and_fails_as_it_would(
+    client, sensor_files, recordings, tmp_path
+):
+    bad = tmp_path / "odd.raw"
+    bad.write_bytes((sensor_files / "long.raw").read_bytes()[:-3])
+    args = parse(bad, "-t", recordings / "chirp.wav", *SENSOR_FLAGS)
+    plan = archive.plan_file(str(bad), match.load_templates(args), args, CHUNK_S)
+    assert [(t.start, t.stop) for t in plan["tasks"]] == [(0, None)]
+    with pytest.raises(archive.UsageError) as single:
+        single_process([bad, "-t", recordings / "chirp.wav", *SENSOR_FLAGS])
+    code, got = on_cluster(client, [bad, "-t", recordings / "chirp.wav", *SENSOR_FLAGS])
+    assert (code, got) == (2, [])
+    assert "middle of a frame" in str(single.value)
 
 
 def test_planted_chirps_across_borders_are_found(client, recordings):

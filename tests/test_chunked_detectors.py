@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 from streamconv import Matcher, Periodicity
+from streamconv.cli import build_parser
+from streamconv.commands.match import Detectors, build_detectors
 
 RATE = 1000
 
@@ -149,3 +151,31 @@ def test_periodicity_decided_bounds_what_comes_later():
         assert all(e.sample >= decided for e in p.process(x[pos : pos + 301]))
         decided = p.decided
     assert decided > 8000 - p.window
+
+
+def run_group(x, templates, block, start=None, stop=None):
+    args = build_parser("match").parse_args(["match", "x.wav", "--threshold", "0.2",
+                                             "--periodicity", "0.05:0.3",
+                                             "--periodicity-threshold", "0.01"])  # fmt: skip
+    group = Detectors(build_detectors(args, templates, RATE, x.shape[1]))
+    first, end = (0, len(x)) if start is None else group.start_chunk(start, stop, len(x))
+    out = []
+    for pos in range(first, end, block):
+        out += group.process(x[pos : min(pos + block, end)])
+    if end == len(x):
+        out += group.flush()
+    return [d for d in out if start is None or start <= d.sample < stop]
+
+
+def test_detectors_merge_into_stream_order_whatever_the_blocks():
+    x, templates = stream()
+    expected = run_group(x, templates, len(x))
+    kinds = {type(d).__name__ for d in expected}
+    assert kinds == {"Detection", "PeriodEstimate"}
+    assert [d.sample for d in expected] == sorted(d.sample for d in expected)
+    for block in (1000, 4093):
+        assert run_group(x, templates, block) == expected
+    got = []
+    for start, stop in cuts(len(x), np.random.default_rng(2), 5):
+        got += run_group(x, templates, 3001, start, stop)
+    assert got == expected

@@ -7,6 +7,10 @@ Files are read in blocks, so memory does not grow with the file.
 A template recorded at another sample rate than a file is resampled to the file's rate
 (polyphase, ``scipy.signal.resample_poly``) with a note on stderr. Templates from ``.txt``,
 ``.csv`` and ``.npy`` files have no rate of their own and are taken at the file's rate.
+
+The detectors of a file (the `Matcher` of the templates, `Periodicity`) run side by side in
+`Detectors`, which merges their detections into stream order; `streamconv.archive` runs the same
+objects on chunks of a file.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from scipy import signal
 
 from streamconv.commands._args import finite_float, positive_float, positive_int
 from streamconv.dsp.matcher import DEFAULT_THRESHOLD, Matcher
-from streamconv.dsp.periodicity import Periodicity
+from streamconv.dsp.periodicity import PeriodEstimate, Periodicity
 from streamconv.errors import UsageError
 from streamconv.io import files, open_source
 from streamconv.io.pcm import PCM_FORMATS
@@ -149,6 +153,28 @@ class Template:
             raise UsageError(f"{path}: {exc}") from None
         self._cache: dict[float, np.ndarray] = {}
 
+    def for_file(self, rate: float, channels: int, path: str, note) -> np.ndarray:
+        """The samples at a file's rate; `UsageError` if their channels do not fit the file.
+
+        Parameters
+        ----------
+        rate : float
+            The file's sample rate (the template is resampled to it, with a note).
+        channels : int
+            The file's channels: a ``(L, C)`` template needs ``C == channels``.
+        path : str
+            The file, for messages.
+        note : callable
+            Called with a message when the template is resampled.
+        """
+        a = self.at(rate, lambda m: note(f"{m} for {path}"))
+        if a.ndim == 2 and a.shape[1] != channels:
+            raise UsageError(
+                f"{self.path}: template '{self.name}' has {a.shape[1]} channels, "
+                f"{path} has {channels}"
+            )
+        return a
+
     def at(self, rate: float, note) -> np.ndarray:
         if self.rate is None or self.rate == rate:
             return self.samples
@@ -265,54 +291,46 @@ def match_file(path: str, templates: list[Template], args, writer: Writer) -> No
     src = open_source(path, sample_rate=args.rate, channels=args.channels, fmt=args.format)
     with src:
         rate, channels = src.sample_rate, src.channels
-        arrays = {t.name: _for_file(t, rate, channels, path, _note(args)) for t in templates}
+        arrays = {t.name: t.for_file(rate, channels, path, _note(args)) for t in templates}
         total = getattr(src, "frames", None)
-        for t in templates:
-            if total is not None and len(arrays[t.name]) > total:
-                raise _too_long(t, arrays[t.name], path, total)
         plot = _plot_recorder(args, path, rate, total) if args.plot else None
-        detectors = _detectors(args, arrays, rate, channels, plot)
+        detectors = Detectors(build_detectors(args, arrays, rate, channels, plot))
+        if total is not None:
+            detectors.check_length(path, total, templates, arrays)
         progress = _Progress(path, total, args.quiet)
         try:
             for block in src.blocks(args.block):
-                for det in _run_all(detectors, block):
+                for det in detectors.process(block):
                     _emit(writer, path, det, plot)
                 progress.update(src.frames_read)
-            for det in _run_all(detectors, None):
+            for det in detectors.flush():
                 _emit(writer, path, det, plot)
         except ValueError as exc:
             raise UsageError(f"{path}: {exc}") from None
         finally:
             progress.done()
-        for t in templates:
-            if len(arrays[t.name]) > src.frames_read:
-                raise _too_long(t, arrays[t.name], path, src.frames_read)
-        for d in detectors:
-            if isinstance(d, Periodicity) and d.window > src.frames_read:
-                raise UsageError(
-                    f"--periodicity: the analysis window ({d.window} frames, three times the "
-                    f"longest period) is longer than {path} ({src.frames_read} frames)"
-                )
+        detectors.check_length(path, src.frames_read, templates, arrays)
     if plot is not None:
         plot.save(os.path.join(args.plot, os.path.splitext(os.path.basename(path))[0] + ".png"))
 
 
-def _for_file(t: Template, rate, channels, path, note) -> np.ndarray:
-    a = t.at(rate, lambda m: note(f"{m} for {path}"))
-    if a.ndim == 2 and a.shape[1] != channels:
-        raise UsageError(
-            f"{t.path}: template '{t.name}' has {a.shape[1]} channels, {path} has {channels}"
-        )
-    return a
+def build_detectors(args, arrays: dict, rate: float, channels: int, plot=None) -> list:
+    """The detectors the options ask for on one file: a `Matcher` of `arrays`, `Periodicity`.
 
-
-def _too_long(t: Template, a, path: str, frames: int) -> UsageError:
-    return UsageError(
-        f"{t.path}: template '{t.name}' ({len(a)} frames) is longer than {path} ({frames} frames)"
-    )
-
-
-def _detectors(args, arrays, rate, channels, plot) -> list:
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The ``match`` options (threshold, mad, mad_window, mad_hop, min_distance, combine,
+        periodicity, periodicity_threshold).
+    arrays : dict of str to array
+        The templates at the file's rate (`Template.for_file`); may be empty.
+    rate : float
+        The file's sample rate.
+    channels : int
+        The file's channels.
+    plot : ScorePlot, optional
+        Receives the score traces.
+    """
     combine = "mean" if args.combine else None
     out = []
     if arrays:
@@ -343,30 +361,117 @@ def _detectors(args, arrays, rate, channels, plot) -> list:
     return out
 
 
-def _run_all(detectors, block) -> list:
-    """Detections of every detector for one block (None: end of file), in stream order."""
-    found = []
-    for d in detectors:
-        found += d.process(block) if block is not None else d.flush()
-    found = [d for d in found if getattr(d, "detected", True)]
-    if len(detectors) > 1:
-        found.sort(key=lambda d: d.sample)
-    return found
+class Detectors:
+    """The detectors of one file, side by side; their detections come out in stream order.
+
+    A detection is held back until every detector has decided up to its sample (their
+    ``decided``), and detections of the same sample come in detector order, so the output
+    depends neither on the block sizes nor on how the file is cut into chunks. Periodicity
+    estimates below their threshold are dropped.
+
+    Parameters
+    ----------
+    detectors : list
+        `Matcher` and `Periodicity` objects (anything with ``process``, ``flush``,
+        ``decided``, ``chunk_bounds`` and ``start_at``).
+    """
+
+    def __init__(self, detectors: list):
+        self.detectors = list(detectors)
+        self._from = [0] * len(self.detectors)  # stream frame each detector starts at
+        self._pos = 0  # stream frame of the next block
+        self._pending: list[tuple[int, object]] = []  # (detector index, detection)
+
+    def check_length(self, path: str, frames: int, templates: list[Template], arrays: dict):
+        """Raise `UsageError` if a template or the periodicity window is longer than the file.
+
+        Parameters
+        ----------
+        path : str
+            The file, for the message.
+        frames : int
+            The file's length.
+        templates : list of Template
+            The templates, and `arrays` their samples at the file's rate.
+        """
+        for t in templates:
+            if len(arrays[t.name]) > frames:
+                raise UsageError(
+                    f"{t.path}: template '{t.name}' ({len(arrays[t.name])} frames) is longer "
+                    f"than {path} ({frames} frames)"
+                )
+        for d in self.detectors:
+            if isinstance(d, Periodicity) and d.window > frames:
+                raise UsageError(
+                    f"--periodicity: the analysis window ({d.window} frames, three times the "
+                    f"longest period) is longer than {path} ({frames} frames)"
+                )
+
+    def start_chunk(self, start: int, stop: int, frames: int) -> tuple[int, int]:
+        """Set every detector up for the detections in ``[start, stop)`` of a file.
+
+        Returns
+        -------
+        first, end : int
+            Feed frames ``[first, end)`` of the file to `process` (then `flush` if ``end`` is
+            ``frames``) and keep the detections in ``[start, stop)``: they are the whole
+            file's (see `Matcher.chunk_bounds`).
+        """
+        bounds = [d.chunk_bounds(start, stop, frames) for d in self.detectors]
+        for d, (first, _) in zip(self.detectors, bounds, strict=True):
+            d.start_at(first)
+        self._from = [first for first, _ in bounds]
+        self._pos = min(self._from)
+        self._pending = []
+        return self._pos, max(end for _, end in bounds)
+
+    def process(self, block: np.ndarray) -> list:
+        """Feed the next block; return the detections now final, in stream order."""
+        for i, d in enumerate(self.detectors):
+            skip = self._from[i] - self._pos  # this detector starts later in the chunk
+            if skip < len(block):
+                self._add(i, d.process(block[max(skip, 0) :]))
+        self._pos += len(block)
+        return self._release(min(d.decided for d in self.detectors))
+
+    def flush(self) -> list:
+        """End of the file: the detections left, in stream order."""
+        for i, d in enumerate(self.detectors):
+            self._add(i, d.flush())
+        return self._release(None)
+
+    def _add(self, i: int, found: list) -> None:
+        self._pending += [(i, d) for d in found if getattr(d, "detected", True)]
+
+    def _release(self, upto: int | None) -> list:
+        if upto is None:
+            ready, self._pending = self._pending, []
+        else:
+            ready = [p for p in self._pending if p[1].sample < upto]
+            self._pending = [p for p in self._pending if p[1].sample >= upto]
+        # Stable: one detector's detections of a sample keep that detector's own order.
+        ready.sort(key=lambda p: (p[1].sample, p[0]))
+        return [d for _, d in ready]
+
+
+def to_record(path: str, det) -> dict:
+    """The output record of a detection (or periodicity estimate) of file `path`."""
+    if not isinstance(det, PeriodEstimate):
+        return {"file": path, **det.to_dict()}
+    return {
+        "file": path,
+        "template": PERIODICITY,
+        "sample": det.sample,
+        "time": det.time,
+        "score": det.score,
+        "channel": det.channel,
+        "threshold": det.threshold,
+        "period": det.period,
+    }
 
 
 def _emit(writer: Writer, path: str, det, plot) -> None:
-    record = {"file": path, **det.to_dict()}
-    if "detected" in record:  # a periodicity estimate
-        record = {
-            "file": path,
-            "template": PERIODICITY,
-            "sample": det.sample,
-            "time": det.time,
-            "score": det.score,
-            "channel": det.channel,
-            "threshold": det.threshold,
-            "period": det.period,
-        }
+    record = to_record(path, det)
     writer.write(record)
     if plot is not None:
         plot.detection(record)
