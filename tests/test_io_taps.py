@@ -14,6 +14,7 @@ def test_text_taps(tmp_path, rng, columns, ext, sep):
     h = rng.normal(size=(31, columns))
     path = tmp_path / f"h{ext}"
     lines = ["# designed by hand", ""] + [sep.join(repr(float(v)) for v in row) for row in h]
+    lines[5] += "  # an inline comment"
     path.write_text("\n".join(lines) + "\n")
     taps, rate = load_taps(str(path))
     assert rate is None
