@@ -8,6 +8,7 @@ import sys
 from streamconv.commands._args import positive_float, positive_int
 from streamconv.errors import UsageError
 from streamconv.io import files, open_sink, open_source
+from streamconv.io.background import ReadAhead, WriteBehind
 from streamconv.io.pcm import PCM_FORMATS
 from streamconv.io.taps import load_taps, taps_channels
 
@@ -132,8 +133,13 @@ def run(args) -> int:
             subtype=_same_subtype(src, args.output) if not args.out_format else None,
             block_size=args.block,
         )
-        interrupted = _run(src, sink, conv, args)
-    _report(src, sink, args.stats or _is_device(args.output) or device_in)
+        reader = src
+        if _is_file(args.input) and _is_file(args.output):
+            # Read ahead and write behind in threads: file I/O overlaps the filtering.
+            reader, sink = ReadAhead(src, args.block), WriteBehind(sink)
+        with reader:
+            interrupted = _run(reader, sink, conv, args)
+    _report(reader, sink, args.stats or _is_device(args.output) or device_in)
     return 130 if interrupted else 0
 
 

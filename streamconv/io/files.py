@@ -71,6 +71,20 @@ def _check_readable(path: str) -> None:
 _SOUNDFILE_ERRORS = (sf.LibsndfileError, RuntimeError, OSError)
 
 
+class _UnsyncedSoundFile(sf.SoundFile):
+    """A SoundFile whose ``close()`` does not fsync.
+
+    soundfile's ``close()`` calls ``flush()``, which is libsndfile's ``sf_write_sync``: an
+    fsync that makes a job wait for the disk (0.2-0.3 s per 230 MB here). Like sox, cp and
+    ffmpeg we leave write-back to the kernel; what the SPEC asks, that a failure never leaves a
+    half file that looks whole, comes from writing under a temporary name and renaming.
+    ``sf_close`` still writes the final header.
+    """
+
+    def flush(self) -> None:
+        pass
+
+
 class AtomicFile:
     """A temporary file beside `path` that becomes `path` on `commit` and vanishes on `discard`."""
 
@@ -216,7 +230,7 @@ class SoundFileSink(Sink):
         self.clipped = 0
         self._atomic = AtomicFile(path)
         try:
-            self._file = sf.SoundFile(
+            self._file = _UnsyncedSoundFile(
                 self._atomic.tmp_path,
                 "w",
                 samplerate=round(sample_rate),

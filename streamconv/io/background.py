@@ -1,0 +1,152 @@
+"""Read ahead and write behind in threads, so file I/O overlaps the filtering.
+
+libsndfile and the OS release the GIL while they copy, convert and checksum, so on a machine
+with two cores a file job reads block ``k + 1`` and writes block ``k - 1`` while it filters
+block ``k``. Both wrappers keep the `Source` / `Sink` protocol and its error behaviour: an error
+in the thread is raised in the caller at its next ``read`` / ``write`` / ``close``, and a sink
+that failed or was aborted is discarded, never committed.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+
+import numpy as np
+
+from streamconv.io.base import Sink, Source
+
+DEPTH = 4  # blocks queued each way: enough to ride out one slow read or write
+
+
+class _End:
+    """Queue marker: the stream ended (``error`` is None) or failed with ``error``."""
+
+    def __init__(self, error: BaseException | None = None):
+        self.error = error
+
+
+class ReadAhead(Source):
+    """Read `source` in blocks of `frames` frames in a thread, `DEPTH` blocks ahead.
+
+    ``read(n)`` returns at most ``n`` frames, cutting a read-ahead block where it must.
+    """
+
+    def __init__(self, source: Source, frames: int):
+        self.source = source
+        self.name = source.name
+        self.sample_rate = source.sample_rate
+        self.channels = source.channels
+        self.dtype = source.dtype
+        self.frames_read = 0
+        self._frames = frames
+        self._queue: queue.Queue = queue.Queue(DEPTH)
+        self._pending = np.empty((0, self.channels), self.dtype)
+        self._ended: _End | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._pump, name="streamconv-read", daemon=True)
+        self._thread.start()
+
+    def _pump(self) -> None:
+        try:
+            while not self._stop.is_set():
+                block = self.source.read(self._frames)
+                if not len(block):
+                    break
+                self._put(block)
+        except BaseException as exc:  # handed to the reader, raised there
+            self._put(_End(exc))
+        else:
+            self._put(_End())
+
+    def _put(self, item) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def _read(self, frames: int) -> np.ndarray:
+        if not len(self._pending) and self._ended is None:
+            item = self._queue.get()
+            if isinstance(item, _End):
+                self._ended = item
+            else:
+                self._pending = item
+        if not len(self._pending) and self._ended is not None:
+            if self._ended.error is not None:
+                raise self._ended.error
+            return self._pending
+        block, self._pending = self._pending[:frames], self._pending[frames:]
+        return block
+
+    def read(self, frames: int) -> np.ndarray:
+        # The thread already checked the samples (Source.read); only count them here.
+        if frames <= 0:
+            raise ValueError(f"frames must be positive, got {frames}")
+        block = self._read(frames)
+        self.frames_read += len(block)
+        return block
+
+    def stats(self) -> dict[str, int]:
+        return self.source.stats()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.source.close()
+
+
+class WriteBehind(Sink):
+    """Write to `sink` from a thread, up to `DEPTH` blocks behind the caller.
+
+    The blocks passed to ``write`` must not be modified afterwards (they are written later).
+    """
+
+    def __init__(self, sink: Sink):
+        self.sink = sink
+        self.name = sink.name
+        self.sample_rate = sink.sample_rate
+        self.channels = sink.channels
+        self.frames_written = 0
+        self._queue: queue.Queue = queue.Queue(DEPTH)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._pump, name="streamconv-write", daemon=True)
+        self._thread.start()
+
+    @property
+    def clipped(self) -> int:
+        return self.sink.clipped
+
+    def _pump(self) -> None:
+        while (block := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self.sink.write(block)
+                except BaseException as exc:  # raised in the caller at its next call
+                    self._error = exc
+
+    def _write(self, block: np.ndarray) -> None:
+        if self._error is not None:
+            raise self._error  # the caller's ``with`` then aborts, discarding the output
+        self._queue.put(block)
+
+    def _join(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+    def _commit(self) -> None:
+        self._join()
+        if self._error is not None:
+            self.sink.abort()
+            raise self._error
+        self.sink.close()
+
+    def _discard(self) -> None:
+        self._join()
+        self.sink.abort()
+
+    def stats(self) -> dict[str, int]:
+        return self.sink.stats()
