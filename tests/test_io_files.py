@@ -55,6 +55,16 @@ def test_audio_file_round_trip_is_exact(tmp_path, rng, name, subtype, bits):
     np.testing.assert_array_equal(sink.data, x)
 
 
+@pytest.mark.parametrize("name", ["x.wav", "x.aiff"])
+def test_float_files_are_written_without_a_peak_chunk(tmp_path, rng, name):
+    """libsndfile's optional PEAK chunk costs a scan of every sample; we turn it off."""
+    x = rng.normal(size=(1000, 2)).astype(np.float32)
+    path = tmp_path / name
+    _copy(MemorySource(x, 48000), SoundFileSink(str(path), 48000, 2, subtype="FLOAT"), 100)
+    assert b"PEAK" not in path.read_bytes()[:200]
+    np.testing.assert_array_equal(sf.read(path, dtype="float32")[0], x)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_source_dtype(tmp_path, dtype, rng):
     path = str(tmp_path / "x.wav")
