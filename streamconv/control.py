@@ -37,10 +37,26 @@ class _StatusCollector:
             "frames_out": "Frames written to the sink",
             "overflows": "Source overflows (frames the capture side had to drop)",
             "underflows": "Sink underflows",
+            "dropped_frames": "Source frames lost (overflowed, or estimated while a device was "
+            "away)",
             "reloads_failed": "SIGHUP reloads rejected (the old config kept running)",
         }
         for key, text in counters.items():
             yield CounterMetricFamily(f"streamconv_{key}", text, value=s.get(key, 0))
+        reopens = CounterMetricFamily(
+            "streamconv_device_reopens", "Times a lost sound device was opened again",
+            labels=["stream"],
+        )  # fmt: skip
+        up = GaugeMetricFamily(
+            "streamconv_device_up", "1 while a sound device runs, 0 while it is being reopened",
+            labels=["stream"],
+        )  # fmt: skip
+        for stream in ("source", "sink"):
+            if "state" in s[stream]:  # a live device
+                reopens.add_metric([stream], s[stream]["reopens"])
+                up.add_metric([stream], 1 if s[stream]["state"] == "running" else 0)
+        yield reopens
+        yield up
         det = CounterMetricFamily(
             "streamconv_detections", "Detections reported", labels=["template"]
         )

@@ -11,6 +11,11 @@ SIGHUP     reload the config through `load_config` (the path of ``streamconv che
            effect at the next block boundary; a bad one is logged, reported in ``/status``,
            and the running pipeline goes on
 =========  ===================================================================================
+
+A sound device that goes away is reopened with backoff by the source or sink itself
+(`streamconv.io.reopen`): meanwhile a read waits (signals still stop it), ``/status`` says
+``"state": "reopening"`` with the device's last error, and every attempt is a log line and a
+systemd ``STATUS=``. The service never gives up on it.
 """
 
 from __future__ import annotations
@@ -148,10 +153,14 @@ class Service:
         rate = self.loaded.sample_rate
         source_stats = src.stats() if src else {}
         sink_stats = snk.stats() if snk else {}
+        # Live devices say whether they run or are being reopened (streamconv.io.reopen).
+        source_device = src.device_state() if hasattr(src, "device_state") else {}
+        sink_device = snk.device_state() if hasattr(snk, "device_state") else {}
+        reopening = "reopening" in (source_device.get("state"), sink_device.get("state"))
         with self._lock:
             counts = dict(self.counts)
         return {
-            "state": self.state,
+            "state": "reopening" if reopening and self.state == "running" else self.state,
             "uptime_s": time.monotonic() - self.started,
             "config": self.loaded.path,
             "config_generation": self.generation,
@@ -164,8 +173,9 @@ class Service:
             "overflows": int(source_stats.get("overflows", 0)),
             "dropped_frames": int(source_stats.get("dropped_frames", 0)),
             "underflows": int(sink_stats.get("underflows", 0)),
-            "source": {"uri": self.loaded.source.uri, **source_stats},
-            "sink": {"uri": self.loaded.sink.uri, **sink_stats},
+            "reopens": int(source_stats.get("reopens", 0)) + int(sink_stats.get("reopens", 0)),
+            "source": {"uri": self.loaded.source.uri, **source_stats, **source_device},
+            "sink": {"uri": self.loaded.sink.uri, **sink_stats, **sink_device},
             "load": self.busy_s / (frames_in / rate) if frames_in else 0.0,
         }
 
@@ -186,6 +196,7 @@ class Service:
             channels=cfg.source.channels,
             fmt=cfg.source.format,
             block_size=cfg.block_size,
+            log=self._device_log,
         )
         control = None
         detlog = None
@@ -200,6 +211,7 @@ class Service:
                 channels=cfg.channels_out,
                 fmt=cfg.sink.format,
                 block_size=cfg.block_size,
+                log=self._device_log,
             )
             with self.sink:
                 if cfg.detections_path:
@@ -256,6 +268,11 @@ class Service:
                 self.state = "running"
                 sd_notify(f"READY=1\nSTATUS=running {self.loaded.path}")
                 self.log(f"running: {self.loaded.source.uri} -> {self.loaded.sink.uri}")
+
+    def _device_log(self, line: str) -> None:
+        """A device lost, an attempt to reopen it, or it back: the log and systemd's STATUS."""
+        self.log(line)
+        sd_notify(f"STATUS={line}")
 
     def _report(self, det, detlog) -> None:
         record = det.to_dict()

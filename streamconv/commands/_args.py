@@ -29,6 +29,14 @@ def positive_float(text: str) -> float:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    """A finite number >= 0."""
+    value = _number(float, text, "a number")
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be zero or positive: {text!r}")
+    return value
+
+
 def finite_float(text: str) -> float:
     """Any finite number."""
     value = _number(float, text, "a number")

@@ -7,12 +7,20 @@ used, because blocking reads and writes crash PortAudio 19.6 on the JACK host AP
 
 An output stream starts once `prefill` frames are queued, so a producer that runs in step with
 the device does not underflow on its first blocks; `close` plays what is queued, then stops.
+
+A stream that stops by itself (its server or device went away) is noticed within `POLL_S`
+and raises `RuntimeFailure`. After that, PortAudio 19.6 cannot be shut down cleanly in the same
+process on JACK: stopping the stream waits up to ten minutes for a server that is gone, and
+``Pa_Terminate`` aborts the process (an assertion in ``pa_jack.c``). So `close` then leaves the
+stream alone, and the locators ``device:``/``pyaudio:`` run these classes in a worker process
+that can be killed and started again (`streamconv.io.reopen`).
 """
 
 from __future__ import annotations
 
 import queue
 import threading
+import time
 
 import numpy as np
 
@@ -21,6 +29,9 @@ from streamconv.io.base import Sink, Source, float_type
 
 #: How long a read or write waits for the device before calling it lost, in seconds.
 STALL_TIMEOUT_S = 5.0
+#: How often a waiting read or write checks that the stream still runs, in seconds.
+POLL_S = 0.05
+STOPPED = "the device stopped (disconnected, or its sound server ended)"
 
 
 def _sounddevice():
@@ -175,6 +186,11 @@ class _Stream:
         else:
             self._stream.start_stream()
 
+    @property
+    def active(self) -> bool:
+        """False once a started stream has stopped by itself (its device or server is gone)."""
+        return bool(self._stream.active if self._pa is None else self._stream.is_active())
+
     def close(self) -> None:
         if self._pa is None:
             self._stream.stop()
@@ -243,6 +259,7 @@ class DeviceSource(Source):
         self._queue: queue.Queue = queue.Queue(max(2, int(queue_s * self.sample_rate / block_size)))
         self._carry = np.zeros((0, self.channels), self.dtype)
         self._started = False
+        self._lost = False
         self._stream = _Stream(
             backend, info["index"], "input", self.sample_rate, self.channels, block_size,
             self._callback, self.name,
@@ -263,24 +280,37 @@ class DeviceSource(Source):
         parts = [self._carry]
         have = len(self._carry)
         while have < frames:
-            try:
-                block = self._queue.get(timeout=STALL_TIMEOUT_S)
-            except queue.Empty:
-                raise RuntimeFailure(
-                    f"{self.name}: no audio from the device for {STALL_TIMEOUT_S:g} s"
-                ) from None
+            block = self._next()
             parts.append(block)
             have += len(block)
         data = np.concatenate(parts).astype(self.dtype, copy=False)
         self._carry = data[frames:]
         return data[:frames]
 
+    def _next(self) -> np.ndarray:
+        """The next queued block; raise `RuntimeFailure` if the stream stopped or stalled."""
+        deadline = time.monotonic() + STALL_TIMEOUT_S
+        while True:
+            try:
+                return self._queue.get(timeout=POLL_S)
+            except queue.Empty:
+                pass
+            if not self._stream.active:
+                self._lost = True
+                raise RuntimeFailure(f"{self.name}: {STOPPED}")
+            if time.monotonic() > deadline:
+                self._lost = True
+                raise RuntimeFailure(
+                    f"{self.name}: no audio from the device for {STALL_TIMEOUT_S:g} s"
+                )
+
     def stats(self) -> dict[str, int]:
         return {"overflows": self.overflows}
 
     def close(self) -> None:
         if self._stream is not None:
-            self._stream.close()
+            if not self._lost:  # a lost stream hangs or aborts in close: leave it (see above)
+                self._stream.close()
             self._stream = None
 
 
@@ -331,6 +361,7 @@ class DeviceSink(Sink):
         self.underflows = 0
         self.clipped = 0
         self._started = False
+        self._lost = False
         self._draining = False
         self._idle = threading.Event()
         self._stream = _Stream(
@@ -351,12 +382,14 @@ class DeviceSink(Sink):
                 self.underflows += 1
 
     def _put(self, block: np.ndarray) -> None:
-        try:
-            self._queue.put(block, timeout=STALL_TIMEOUT_S)
-        except queue.Full:
-            raise RuntimeFailure(
-                f"{self.name}: the device took no audio for {STALL_TIMEOUT_S:g} s"
-            ) from None
+        deadline = time.monotonic() + STALL_TIMEOUT_S
+        while True:
+            try:
+                self._queue.put(block, timeout=POLL_S)
+                break
+            except queue.Full:
+                pass
+            self._check(deadline, f"the device took no audio for {STALL_TIMEOUT_S:g} s")
         if not self._started and self._queue.qsize() >= self._prefill_blocks:
             self._stream.start()
             self._started = True
@@ -382,12 +415,24 @@ class DeviceSink(Sink):
             self._started = True
         if self._started:
             wait_s = self._queue.qsize() * self.block_size / self.sample_rate + STALL_TIMEOUT_S
-            self._idle.wait(wait_s)
+            deadline = time.monotonic() + wait_s
+            while not self._idle.wait(POLL_S):
+                self._check(deadline, f"the device did not play its queue in {wait_s:.1f} s")
         self._stream.close()
+
+    def _check(self, deadline: float, stalled: str) -> None:
+        """Raise `RuntimeFailure` if the running stream stopped by itself or `deadline` passed."""
+        if self._started and not self._stream.active:
+            self._lost = True
+            raise RuntimeFailure(f"{self.name}: {STOPPED}")
+        if time.monotonic() > deadline:
+            self._lost = True
+            raise RuntimeFailure(f"{self.name}: {stalled}")
 
     def _discard(self) -> None:
         self._draining = True
-        self._stream.close()
+        if not self._lost:  # a lost stream hangs or aborts in close: leave it (module docstring)
+            self._stream.close()
 
 
 def list_devices(backend: str = "sounddevice") -> list[dict]:

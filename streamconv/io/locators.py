@@ -4,7 +4,8 @@
 ``-``                   raw PCM on stdin / stdout (needs format, rate, channels)
 ``PATH``                audio file by extension (libsndfile); ``.csv`` (needs rate);
                         ``.raw`` / ``.pcm`` raw PCM (needs format, rate, channels)
-``device[:NAME|:N]``    a sound device through sounddevice (PortAudio)
+``device[:NAME|:N]``    a sound device through sounddevice (PortAudio), in a worker process
+                        that is started again when the device is lost (`streamconv.io.reopen`)
 ``pyaudio:N``           the same through PyAudio
 ``udp://HOST:PORT``     raw PCM datagrams (needs format, rate, channels)
 ``null``                discard (sink only)
@@ -42,6 +43,8 @@ def open_source(
     block_size: int = 1024,
     dtype=np.float64,
     stdin=None,
+    give_up_s: float | None = None,
+    log=None,
 ) -> Source:
     """Open the source a locator names.
 
@@ -58,6 +61,11 @@ def open_source(
         float32 or float64, the type of the blocks; ``"auto"``: float32 where it is exact.
     stdin : binary file object, optional
         What ``-`` reads (default ``sys.stdin.buffer``).
+    give_up_s : float, optional
+        A lost device is reopened with backoff (`streamconv.io.reopen`); after this many
+        seconds without it, reading raises `RuntimeFailure`. None: keep trying.
+    log : callable, optional
+        Takes the one-line reports of a device being lost and reopened (default: stderr).
 
     Returns
     -------
@@ -74,10 +82,13 @@ def open_source(
         raise UsageError("null: is a sink only; it cannot be read")
     device = _split_device(locator)
     if device:
-        from streamconv.io.devices import DeviceSource
+        from streamconv.io.reopen import ReopeningSource
 
         backend, spec = device
-        return DeviceSource(spec, sample_rate, channels, block_size, backend=backend, dtype=dtype)
+        return ReopeningSource(
+            spec, sample_rate, channels, block_size, backend=backend, dtype=dtype,
+            give_up_s=give_up_s, log=log,
+        )  # fmt: skip
     if locator.startswith("udp://"):
         from streamconv.io.network import UdpSource
 
@@ -105,6 +116,8 @@ def open_sink(
     subtype: str | None = None,
     block_size: int = 1024,
     stdout=None,
+    give_up_s: float | None = None,
+    log=None,
 ) -> Sink:
     """Open the sink a locator names.
 
@@ -125,6 +138,8 @@ def open_sink(
         Frames per device callback.
     stdout : binary file object, optional
         What ``-`` writes (default ``sys.stdout.buffer``).
+    give_up_s, log : optional
+        As for `open_source`: a lost output device is reopened with backoff.
 
     Returns
     -------
@@ -137,10 +152,12 @@ def open_sink(
         return NullSink(sample_rate, channels)
     device = _split_device(locator)
     if device:
-        from streamconv.io.devices import DeviceSink
+        from streamconv.io.reopen import ReopeningSink
 
         backend, spec = device
-        return DeviceSink(spec, sample_rate, channels, block_size, backend=backend)
+        return ReopeningSink(
+            spec, sample_rate, channels, block_size, backend=backend, give_up_s=give_up_s, log=log
+        )
     if locator.startswith("udp://"):
         from streamconv.io.network import UdpSink
 
