@@ -20,7 +20,19 @@ from streamconv.dsp.convolve import Convolver
 from streamconv.dsp.matcher import Detection, Matcher
 from streamconv.dsp.periodicity import Periodicity
 
-__all__ = ["Pipeline", "pump"]
+__all__ = ["PeriodDetection", "Pipeline", "pump"]
+
+
+@dataclasses.dataclass(frozen=True)
+class PeriodDetection(Detection):
+    """A periodicity detection: a `Detection` whose score is the normalized autocorrelation at
+    the strongest lag, plus ``period``, that lag in seconds (refined between samples).
+
+    Its record has the fields ``streamconv match --periodicity`` prints, so the service's
+    detection log and ``/detections`` say the period as ``match`` does.
+    """
+
+    period: float | None = None
 
 
 def _matchers(templates, sample_rate: float, channels: int) -> list[Matcher]:
@@ -225,8 +237,8 @@ class Pipeline:
             self._history[: -len(x) or None] = self._history[len(x) :]
             self._history[-len(x) :] = x
 
-    def _period_detection(self, name: str, e) -> Detection:
-        return Detection(name, e.sample, e.time, e.score, e.channel, e.threshold)
+    def _period_detection(self, name: str, e) -> PeriodDetection:
+        return PeriodDetection(name, e.sample, e.time, e.score, e.channel, e.threshold, e.period)
 
     def _global(self, found: list[Detection]) -> list[Detection]:
         found.sort(key=lambda d: d.sample)

@@ -2,23 +2,19 @@
 
 import json
 import os
-import queue
 import signal
 import subprocess
-import sys
-import threading
 import time
-import urllib.request
 
 import numpy as np
 import pytest
 import soundfile as sf
 from prometheus_client.parser import text_string_to_metric_families
 from scipy import signal as sps
+from service_proc import CLI, Service, get, poll, request
 
 RATE = 8000
 BLOCK = 64
-CLI = [sys.executable, "-m", "streamconv.cli"]
 
 
 def _taps(values) -> str:
@@ -36,60 +32,6 @@ def _config(tmp_path, source, sink, taps, extra="", name="run.toml"):
 RAW_IN = f'[source]\nuri = "-"\nformat = "f64le"\nrate = {RATE}\nchannels = 1\n'
 RAW_OUT = '[sink]\nuri = "out.raw"\nformat = "f64le"\n'
 CONTROL = '[control]\nlisten = "127.0.0.1:0"\n'
-
-
-class Service:
-    """A `streamconv run` child with its stderr read line by line in a thread."""
-
-    def __init__(self, config, **kwargs):
-        self.proc = subprocess.Popen(
-            [*CLI, "run", "-c", str(config)], stderr=subprocess.PIPE, **kwargs
-        )
-        self.lines: queue.Queue = queue.Queue()
-        self.log: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        for line in self.proc.stderr:
-            self.lines.put(line.decode().rstrip("\n"))
-
-    def wait_line(self, prefix: str, timeout: float = 20) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self.lines.get(timeout=0.1)
-            except queue.Empty:
-                assert self.proc.poll() is None, f"service exited: {self.log}"
-                continue
-            self.log.append(line)
-            if line.startswith(prefix):
-                return line
-        raise AssertionError(f"no line starting {prefix!r} in {self.log}")
-
-    def base_url(self) -> str:
-        return self.wait_line("control: listening on ").rsplit(" ", 1)[1]
-
-    def finish(self, timeout: float = 20) -> int:
-        rc = self.proc.wait(timeout)
-        while not self.lines.empty():
-            self.log.append(self.lines.get())
-        return rc
-
-
-def _get(url: str):
-    with urllib.request.urlopen(url, timeout=5) as resp:
-        body = resp.read().decode()
-        return json.loads(body) if resp.headers["Content-Type"] == "application/json" else body
-
-
-def _poll(url: str, until, timeout: float = 20):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = _get(url + "/status")
-        if until(status):
-            return status
-        time.sleep(0.05)
-    raise AssertionError(f"status never satisfied the condition: {status}")
 
 
 def _bells(rng, frames=24000):
@@ -135,10 +77,10 @@ def test_stdin_stream_control_api_metrics_and_reloads(tmp_path, rng):
     a, b, c = 10 * BLOCK, 20 * BLOCK, 40 * BLOCK
     svc.proc.stdin.write(x[:a].astype("<f8").tobytes())
     svc.proc.stdin.flush()
-    status = _poll(url, lambda s: s["frames_in"] == a)
+    status = poll(url, lambda s: s["frames_in"] == a)
     assert status["frames_out"] == a and status["config_generation"] == 1
-    assert _get(url + "/health") == "ok\n"
-    metrics = {m.name: m for m in text_string_to_metric_families(_get(url + "/metrics"))}
+    assert get(url, "/health") == "ok\n"
+    metrics = {m.name: m for m in text_string_to_metric_families(get(url, "/metrics"))}
     assert metrics["streamconv_frames_in"].samples[0].value == a
     assert metrics["streamconv_config_generation"].samples[0].value == 1
 
@@ -148,7 +90,7 @@ def test_stdin_stream_control_api_metrics_and_reloads(tmp_path, rng):
     svc.proc.send_signal(signal.SIGHUP)
     svc.proc.stdin.write(x[a:b].astype("<f8").tobytes())
     svc.proc.stdin.flush()
-    status = _poll(url, lambda s: s["frames_in"] == b)
+    status = poll(url, lambda s: s["frames_in"] == b)
     assert status["config_generation"] == 1
     assert "bolck_size" in status["last_reload_error"]
     assert "unknown key" in status["last_reload_error"]
@@ -175,7 +117,7 @@ def test_stop_signal_mid_stream_flushes_an_exact_prefix(tmp_path, rng, signum):
     x = rng.normal(size=30 * BLOCK + 17)  # the stop comes while a read waits for more
     svc.proc.stdin.write(x.astype("<f8").tobytes())
     svc.proc.stdin.flush()
-    _poll(url, lambda s: s["frames_in"] == 30 * BLOCK)
+    poll(url, lambda s: s["frames_in"] == 30 * BLOCK)
     t0 = time.monotonic()
     svc.proc.send_signal(signum)
     assert svc.finish() == 0, svc.log
@@ -225,3 +167,77 @@ def test_ready_reaches_systemd_once_audio_flows(tmp_path, rng):
         messages = [server.recv(4096).decode() for _ in range(2)]
     assert messages[0].startswith("READY=1\nSTATUS=running")
     assert messages[1] == "STOPPING=1"
+
+
+def test_control_api_on_a_unix_socket(tmp_path, rng):
+    """Real HTTP over AF_UNIX: /health, /status, /metrics (prometheus_client's parser),
+    /detections; the socket goes away with the service."""
+    sock = tmp_path / "ctl.sock"
+    h = rng.normal(size=5)
+    x, bell = _bells(rng)
+    np.save(tmp_path / "bell.npy", sps.lfilter(h, 1, bell))  # matched on the filtered stream
+    extra = (
+        f'[control]\nlisten = "unix:{sock}"\n\n'
+        '[[templates]]\nname = "bell"\npath = "bell.npy"\nthreshold = 0.8\n'
+    )
+    svc = Service(_config(tmp_path, RAW_IN, RAW_OUT, h, extra), stdin=subprocess.PIPE)
+    try:
+        url = svc.base_url()
+        assert url == f"unix:{sock}" and sock.is_socket()
+        svc.proc.stdin.write(x.astype("<f8").tobytes())
+        svc.proc.stdin.flush()
+        status = poll(url, lambda s: s["frames_in"] == len(x) and s["detections"]["bell"] == 3)
+        assert get(url, "/health") == "ok\n"
+        assert status["frames_out"] == len(x) and status["state"] == "running"
+        assert status["config_generation"] == 1 and status["last_reload_error"] is None
+        assert status["dropped_frames"] == status["overflows"] == 0
+        assert 0 < status["load"] < 1  # 24000 frames filtered much faster than real time
+
+        families = {m.name: m for m in text_string_to_metric_families(get(url, "/metrics"))}
+        assert families["streamconv_frames_in"].samples[0].value == len(x)
+        assert families["streamconv_frames_out"].samples[0].value == len(x)
+        [bells] = families["streamconv_detections"].samples
+        assert bells.labels == {"template": "bell"} and bells.value == 3
+        assert families["streamconv_dropped_frames"].samples[0].value == 0
+        assert families["streamconv_config_generation"].samples[0].value == 1
+        assert not families["streamconv_device_up"].samples  # no sound device here
+
+        assert [d["sample"] for d in get(url, "/detections")] == [2000, 9000, 17777]
+        assert [d["sample"] for d in get(url, "/detections?since=9000")] == [17777]
+        assert request(url, "/nope")[0] == 404
+        assert request(url, "/detections?since=x")[0] == 400
+        svc.proc.stdin.close()
+        assert svc.finish() == 0, svc.log
+        assert not sock.exists()
+    finally:
+        svc.kill()
+
+
+def test_periodicity_detections_carry_the_period_as_match_prints_it(tmp_path, rng):
+    period = 100  # samples: 12.5 ms at 8000 Hz
+    x = 0.3 * rng.normal(size=3 * RATE)
+    pulses = np.arange(RATE, 2 * RATE, period)  # one second of a pulse train in the middle
+    x[pulses] += 4.0
+    sf.write(tmp_path / "in.wav", x, RATE, subtype="DOUBLE")
+    extra = (
+        '[[periodicity]]\nname = "hum"\nmin_period_s = 0.005\nmax_period_s = 0.02\n'
+        'threshold = 0.5\n\n[detections]\npath = "det.jsonl"\n'
+    )
+    h = [1.0, 0.5]
+    svc = Service(_config(tmp_path, '[source]\nuri = "in.wav"\n', RAW_OUT, h, extra))
+    assert svc.finish() == 0, svc.log
+    logged = [json.loads(line) for line in (tmp_path / "det.jsonl").read_text().splitlines()]
+    assert logged and all(d["template"] == "hum" for d in logged)
+    assert all(d["period"] == pytest.approx(period / RATE, abs=1 / RATE) for d in logged)
+    match = subprocess.run(
+        [*CLI, "match", str(tmp_path / "out.raw"), "--format", "f64le", "--rate", str(RATE),
+         "--channels", "1", "--periodicity", "0.005:0.02", "--periodicity-threshold", "0.5",
+         "-q"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    matched = [json.loads(line) for line in match.stdout.splitlines()]
+    # The same records field for field; match names the file and calls the detector
+    # "periodicity" where the service uses the config's name.
+    assert [{k: v for k, v in d.items() if k not in ("file", "template")} for d in matched] == [
+        {k: v for k, v in d.items() if k != "template"} for d in logged
+    ]
