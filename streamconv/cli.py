@@ -10,10 +10,16 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from streamconv import __version__
 from streamconv.errors import StreamconvError
+
+# numpy's OpenBLAS starts a thread per core when it loads (numpy loads with the command's
+# module, below), which costs every run ~50 ms of CPU and start-up; streamconv makes no large
+# BLAS calls and runs its own threads.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 # Order here is the order of `streamconv --help`.
 COMMAND_MODULES: list[str] = ["run", "filter", "match", "devices", "check", "design"]
