@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from audio_server import audio_server  # noqa: F401  (session fixture for the device tests)
+from audio_server import audio_server, private_jack  # noqa: F401  (fixtures for the device tests)
 
 
 @pytest.fixture

@@ -14,7 +14,8 @@ Protocol (all little-endian). The worker writes messages to stdout, each a `HEAD
 ``DATA``  input: float32 frames, interleaved; counter = overflows so far
 ``STAT``  output: counter = underflows so far (sent when it changes)
 ``DONE``  output: stdin ended and the queue was played; counter = underflows
-``FAIL``  JSON ``{"message", "usage"}``: could not open, or the device was lost; it exits
+``FAIL``  JSON ``{"message", "usage", "unplayed"}``: could not open, or lost the device (an
+          output's ``unplayed`` frames were queued for it); the worker exits
 ========  ===========================================================================
 
 An output worker reads float32 interleaved frames on stdin. End of stdin ends either worker
@@ -41,9 +42,10 @@ def _send(tag: bytes, payload: bytes = b"", counter: int = 0) -> None:
         view = view[os.write(1, view) :]
 
 
-def _fail(message: str, usage: bool, code: int) -> None:
+def _fail(message: str, usage: bool, code: int, unplayed: int = 0) -> None:
     try:
-        _send(b"FAIL", json.dumps({"message": message, "usage": usage}).encode())
+        fail = {"message": message, "usage": usage, "unplayed": unplayed}
+        _send(b"FAIL", json.dumps(fail).encode())
     finally:
         os._exit(code)  # no atexit: PortAudio's shutdown hangs or aborts on a lost JACK stream
 
@@ -75,6 +77,7 @@ def _input(cfg: dict) -> None:
 def _output(cfg: dict) -> None:
     import numpy as np
 
+    from streamconv.errors import RuntimeFailure
     from streamconv.io.devices import DeviceSink
 
     sink = DeviceSink(
@@ -85,16 +88,19 @@ def _output(cfg: dict) -> None:
     frame_bytes = 4 * sink.channels
     carry = b""
     reported = 0
-    while chunk := os.read(0, 1 << 16):
-        data = carry + chunk
-        whole = len(data) - len(data) % frame_bytes
-        carry = data[whole:]
-        if whole:
-            sink.write(np.frombuffer(data[:whole], np.float32).reshape(-1, sink.channels))
-        if sink.underflows != reported:
-            reported = sink.underflows
-            _send(b"STAT", counter=reported)
-    sink.close()
+    try:
+        while chunk := os.read(0, 1 << 16):
+            data = carry + chunk
+            whole = len(data) - len(data) % frame_bytes
+            carry = data[whole:]
+            if whole:
+                sink.write(np.frombuffer(data[:whole], np.float32).reshape(-1, sink.channels))
+            if sink.underflows != reported:
+                reported = sink.underflows
+                _send(b"STAT", counter=reported)
+        sink.close()
+    except RuntimeFailure as exc:  # lost: what it held will never be played
+        _fail(str(exc), False, exc.exit_code, unplayed=sink.queued_frames)
     _send(b"DONE", counter=sink.underflows)
 
 

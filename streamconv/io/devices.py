@@ -405,6 +405,11 @@ class DeviceSink(Sink):
     def stats(self) -> dict[str, int]:
         return {"underflows": self.underflows, "clipped": self.clipped}
 
+    @property
+    def queued_frames(self) -> int:
+        """Frames written but not yet handed to the device."""
+        return self._queue.qsize() * self.block_size + len(self._carry)
+
     def _commit(self) -> None:
         if len(self._carry):
             pad = np.zeros((self.block_size - len(self._carry), self.channels), np.float32)

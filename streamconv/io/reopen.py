@@ -19,7 +19,7 @@ A source's frames lost while the device was away cannot be counted by anyone: th
 estimated from the wall clock (the gap between the last block before and the first block after,
 times the sample rate) and added to ``dropped_frames``. The stream carries on without a hole,
 so sample indices count frames delivered. A sink drops, and counts, what is written while the
-device is away, so it never holds up the capture side.
+device is away (and what its worker still held), so it never holds up the capture side.
 """
 
 from __future__ import annotations
@@ -66,11 +66,15 @@ class Backoff:
 
 
 class WorkerLost(Exception):
-    """The worker could not open the device, lost it, or died. ``usage``: a user's mistake."""
+    """The worker could not open the device, lost it, or died.
 
-    def __init__(self, message: str, usage: bool = False):
+    ``usage``: a user's mistake (no such device); ``unplayed``: frames an output worker held.
+    """
+
+    def __init__(self, message: str, usage: bool = False, unplayed: int = 0):
         super().__init__(message)
         self.usage = usage
+        self.unplayed = unplayed
 
 
 class _Worker:
@@ -117,7 +121,7 @@ class _Worker:
             if msg is not None:
                 if msg[0] == b"FAIL":
                     fail = json.loads(msg[1])
-                    raise WorkerLost(fail["message"], fail["usage"])
+                    raise WorkerLost(fail["message"], fail["usage"], fail.get("unplayed", 0))
                 return msg
             left = deadline - time.monotonic()
             ready, _, _ = select.select([self._out], [], [], max(0.0, left))
@@ -202,6 +206,7 @@ class _Reopening:
     def _setup(self, kind, spec, sample_rate, channels, block_size, backend, give_up_s, log):
         prefix = "device" if backend == "sounddevice" else "pyaudio"
         self.name = f"{prefix}:{spec}" if spec else prefix
+        self._label = f"{self.name} {kind}"  # one device may be both source and sink
         self.give_up_s = give_up_s
         self.log = log or _stderr
         self.reopens = 0
@@ -261,11 +266,11 @@ class _Reopening:
             except WorkerLost as exc:
                 self.last_error = self._reason(exc)
                 self.log(
-                    f"{self.name}: reopen attempt {attempt} failed: {self.last_error}; "
+                    f"{self._label}: reopen attempt {attempt} failed: {self.last_error}; "
                     f"next in {backoff.upcoming:g} s"
                 )
                 continue
-            self.log(f"{self.name}: reopened on attempt {attempt}")
+            self.log(f"{self._label}: reopened on attempt {attempt}")
             return worker
 
     def _reason(self, exc: Exception) -> str:
@@ -281,7 +286,7 @@ class _Reopening:
             self._lost_at = lost_at
         self.state = "reopening"
         self.last_error = reason
-        self.log(f"{self.name}: lost: {reason}; reopening (backoff {BACKOFF_FIRST_S:g} s "
+        self.log(f"{self._label}: lost: {reason}; reopening (backoff {BACKOFF_FIRST_S:g} s "
                  f"doubling to {BACKOFF_MAX_S:g} s)")  # fmt: skip
 
 
@@ -388,7 +393,7 @@ class ReopeningSource(_Reopening, Source):
         self.dropped_frames += lost
         self._lost_at = None
         self.log(
-            f"{self.name}: audio again after {gap:.2f} s away; about {lost} frames lost "
+            f"{self._label}: audio again after {gap:.2f} s away; about {lost} frames lost "
             f"(counted in dropped_frames)"
         )
 
@@ -432,7 +437,8 @@ class ReopeningSink(_Reopening, Sink):
     state : {"running", "reopening"}
     reopens : int
     dropped_frames : int
-        Frames written while the device was away.
+        Frames written while the device was away, and those its worker held when it went
+        (not the few in the pipe to the worker: at most 64 KiB).
     underflows : int
         Underflows reported by every worker so far.
     """
@@ -474,7 +480,7 @@ class ReopeningSink(_Reopening, Sink):
             while (msg := worker.recv(0)) is not None:  # STAT: underflows so far
                 self._underflows_now = msg[2]
         except WorkerLost as exc:
-            self.dropped_frames += len(block)
+            self.dropped_frames += len(block) + exc.unplayed
             with self._lock:
                 self._underflows_done += self._underflows_now
                 self._underflows_now = 0
@@ -497,7 +503,7 @@ class ReopeningSink(_Reopening, Sink):
             self.reopens += 1
             self.state = "running"
             self._lost_at = None
-        self.log(f"{self.name}: playing again; {self.dropped_frames} frames dropped in all")
+        self.log(f"{self._label}: playing again; {self.dropped_frames} frames dropped in all")
 
     def stats(self) -> dict[str, int]:
         return {
@@ -524,7 +530,7 @@ class ReopeningSink(_Reopening, Sink):
                 if msg[0] == b"DONE":
                     break
         except WorkerLost as exc:  # lost while playing its queue: nothing left to save
-            self.log(f"{self.name}: {exc} while playing the last blocks")
+            self.log(f"{self._label}: {exc} while playing the last blocks")
         finally:
             worker.finish(timeout=2.0)
 
