@@ -277,8 +277,10 @@ def make_client(args):
             return Client(args.scheduler, timeout="10s")
         except (OSError, TimeoutError, ValueError) as exc:
             raise UsageError(f"--scheduler {args.scheduler}: cannot connect: {exc}") from None
+    # Worker processes of one thread each (the nanny also sets OMP/MKL/OpenBLAS threads to 1):
+    # much of a task is Python between numpy calls, under the GIL, so threads would not scale.
     cluster = LocalCluster(
-        n_workers=args.jobs or 1, threads_per_worker=1, dashboard_address=":0",
+        n_workers=args.jobs or 1, processes=True, threads_per_worker=1, dashboard_address=":0",
         silence_logs=40,
     )  # fmt: skip
     client = Client(cluster)

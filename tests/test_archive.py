@@ -1,6 +1,7 @@
 """`streamconv match` on a dask cluster: the single-process detections, resume, bad files."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -236,6 +237,19 @@ def test_cli_with_two_worker_processes(recordings, tmp_path, capsys):
     assert code == 0
     assert "matched 2 of 2 files" in err
     assert [json.loads(line) for line in out.read_text().splitlines()] == single_process(argv)
+
+
+def test_jobs_are_worker_processes_of_one_thread(recordings):
+    client = archive.make_client(parse(recordings / "sub", "--jobs", "2"))
+    try:
+        assert list(client.nthreads().values()) == [1, 1]
+        pids = set(client.run(os.getpid).values())
+        assert len(pids) == 2 and os.getpid() not in pids
+        env = client.run(lambda: os.environ.get("OMP_NUM_THREADS"))
+        assert set(env.values()) == {"1"}
+    finally:
+        client.close()
+        client.close_cluster()
 
 
 @pytest.mark.parametrize(
