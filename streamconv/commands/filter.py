@@ -61,6 +61,12 @@ def register(subparsers) -> None:
     parser.add_argument("--tail", action="store_true", help="append the L-1 frames of the tail")
     parser.add_argument("--method", choices=METHODS, default="auto", help="convolution engine")
     parser.add_argument(
+        "--fft-measure",
+        action="store_true",
+        help="measure the FFT plans this job needs (seconds, once per machine and size) and "
+        "save them for later runs, which are then 25-35%% faster in their FFTs",
+    )
+    parser.add_argument(
         "--duration", type=positive_float, metavar="S", help="stop after S seconds of input"
     )
     parser.add_argument(
@@ -127,12 +133,7 @@ def run(args) -> int:
                 f"{args.fir}: taps for {in_channels} channels, "
                 f"the input {args.input} has {src.channels}"
             )
-        from streamconv.dsp.convolve import Convolver
-
-        # The source's precision: float32 for 16-bit and float32 data (exact, and twice as fast).
-        conv = Convolver(
-            taps.astype(src.dtype), block_size=args.block, method=args.method, channels=src.channels
-        )
+        conv = _convolver(taps, src, args)
         sink = open_sink(
             args.output,
             sample_rate=src.sample_rate,
@@ -149,6 +150,23 @@ def run(args) -> int:
             interrupted = _run(reader, sink, conv, args)
     _report(reader, sink, args.stats or _is_device(args.output) or device_in)
     return 130 if interrupted else 0
+
+
+def _convolver(taps, src, args):
+    """The filter, its FFTs planned from saved wisdom, or measured and saved (--fft-measure)."""
+    from streamconv import wisdom
+    from streamconv.dsp import _fft
+    from streamconv.dsp.convolve import Convolver
+
+    wisdom.load()
+    _fft.measure_plans(args.fft_measure)
+    # The source's precision: float32 for 16-bit and float32 data (exact, and twice as fast).
+    conv = Convolver(
+        taps.astype(src.dtype), block_size=args.block, method=args.method, channels=src.channels
+    )
+    if args.fft_measure and (path := wisdom.save()):
+        print(f"streamconv filter: FFT plans measured, wisdom saved to {path}", file=sys.stderr)
+    return conv
 
 
 def _run(src, sink, conv, args) -> bool:

@@ -34,9 +34,28 @@ def _import_pyfftw():
 
 pyfftw = _import_pyfftw()
 
-# FFTW_ESTIMATE plans in ~1 ms. FFTW_MEASURE (given 10-50 ms per plan) ran no faster here at
-# any size from 128 to 131072 (within 5%), and a file job or a reload pays for every plan.
-_PLAN_FLAGS = ("FFTW_ESTIMATE",)
+# FFTW_ESTIMATE plans in ~1 ms; FFTW_MEASURE takes 1-5 s per size, but its plans run 25-35%
+# faster (a (2, 17280) forward + inverse pair: 157 -> 116 us) and a time limit leaves only
+# estimates. So measuring is done once per machine: FFTW keeps what it measured as *wisdom*,
+# which an ESTIMATE plan of the same problem uses. `measure_plans` switches new plans to
+# measuring; streamconv.wisdom saves and loads the wisdom.
+_plan_flags = ["FFTW_ESTIMATE"]
+
+
+def measure_plans(on: bool = True) -> None:
+    """Plan new transforms by measuring them (slow, once) instead of estimating (fast)."""
+    _plan_flags[0] = "FFTW_MEASURE" if on else "FFTW_ESTIMATE"
+
+
+def export_wisdom() -> tuple[bytes, bytes, bytes]:
+    """FFTW's accumulated measurements (double, single, long double), as text bytes."""
+    return pyfftw.export_wisdom()
+
+
+def import_wisdom(wisdom: tuple[bytes, bytes, bytes]) -> bool:
+    """Add measurements from `export_wisdom`; False if FFTW rejected any part."""
+    return all(pyfftw.import_wisdom(wisdom))
+
 
 _COMPLEX = {np.dtype(np.float32): np.complex64, np.dtype(np.float64): np.complex128}
 
@@ -57,7 +76,7 @@ class RealFFTPair:
         self.spectrum = pyfftw.zeros_aligned((in_channels, bins), dtype=cdtype)
         self.inverse_spectrum = pyfftw.zeros_aligned((out_channels, bins), dtype=cdtype)
         self.inverse_time = pyfftw.zeros_aligned((out_channels, nfft), dtype=dtype)
-        kwargs = dict(axes=(-1,), flags=_PLAN_FLAGS)
+        kwargs = dict(axes=(-1,), flags=tuple(_plan_flags))
         self._forward = pyfftw.FFTW(self.time, self.spectrum, **kwargs)
         self._inverse = pyfftw.FFTW(
             self.inverse_spectrum, self.inverse_time, direction="FFTW_BACKWARD", **kwargs
