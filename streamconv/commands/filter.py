@@ -17,6 +17,7 @@ LIVE_BLOCK = 1024
 # From file to file nobody waits for a block, and large blocks make the FFT engines cheaper.
 FILE_BLOCK = 16384
 MAX_FILE_BLOCK = 1 << 18
+READ_AHEAD_FRAMES = 65536  # per read of the read-ahead thread: fewer thread hand-overs
 
 
 def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
@@ -145,7 +146,8 @@ def run(args) -> int:
         reader = src
         if _is_file(args.input) and _is_file(args.output):
             # Read ahead and write behind in threads: file I/O overlaps the filtering.
-            reader, sink = ReadAhead(src, args.block), WriteBehind(sink)
+            reader = ReadAhead(src, max(args.block, READ_AHEAD_FRAMES))
+            sink = WriteBehind(sink)
         with reader:
             interrupted = _run(reader, sink, conv, args)
     _report(reader, sink, args.stats or _is_device(args.output) or device_in)
