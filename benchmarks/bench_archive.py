@@ -5,7 +5,10 @@ workers are processes with one thread each (as `--jobs` starts them). Each run g
 cluster whose every worker is warmed up first (imports, FFT set-up), so times exclude starting
 the cluster; the detections must equal the 1-worker run's. Runs of 1 and 2 workers alternate,
 ``--reps`` times, so that load from other programs falls on both alike: the speed-up is given
-for the median times and for the best times (the least disturbed runs), with the load average.
+for the median times and for the best times (the least disturbed runs), with the load average
+and the CPU time the workers used (equal for 1 and 2 workers when splitting the work costs
+nothing; a 2-worker run much slower than half the 1-worker one with equal CPU means the cores
+were busy with something else).
 
     .venv/bin/python benchmarks/bench_archive.py [--minutes 2] [--long-minutes 40] [--reps 3]
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import resource
 import statistics
 import tempfile
 import time
@@ -49,6 +53,7 @@ def make_archive(root: Path, t: np.ndarray, files: int, minutes: float, rng) -> 
 
 def warm_up(template: str) -> int:
     """On a worker: import and run everything a task uses once (a small match)."""
+    import streamconv.archive  # noqa: F401
     from streamconv.commands import match as m
     from streamconv.dsp.matcher import Matcher
 
@@ -56,6 +61,12 @@ def warm_up(template: str) -> int:
     x = np.random.default_rng(0).normal(size=(5 * RATE, 1))
     Matcher({"t": t.samples}, RATE, channels=1).process(x)
     return os.getpid()
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process so far (user + system)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def timed(client, paths, template, chunk_s):
@@ -76,7 +87,10 @@ def run(workers: int, paths, template, chunk_s):
         pids = client.run(warm_up, str(template))
         assert len(set(pids.values()) - {os.getpid()}) == workers  # one process each
         assert set(client.nthreads().values()) == {1}
-        return timed(client, paths, template, chunk_s)
+        before = client.run(cpu_seconds)
+        seconds, records = timed(client, paths, template, chunk_s)
+        cpu = sum(client.run(cpu_seconds).values()) - sum(before.values())
+        return seconds, cpu, records
 
 
 def main() -> None:
@@ -102,19 +116,21 @@ def main() -> None:
         ]
         for name, paths, chunk_s in cases:
             hours = sum(sf.info(str(p)).duration for p in paths) / 3600
-            times, results = {1: [], 2: []}, {}
+            times, cpu, results = {1: [], 2: []}, {1: [], 2: []}, {}
             load = os.getloadavg()[0]
             for _ in range(opts.reps):
                 for workers in (1, 2):
-                    seconds, results[workers] = run(workers, paths, template, chunk_s)
+                    seconds, used, results[workers] = run(workers, paths, template, chunk_s)
                     times[workers].append(seconds)
+                    cpu[workers].append(used)
                 assert results[1] == results[2], "the detections differ between 1 and 2 workers"
             med = {w: statistics.median(v) for w, v in times.items()}
             best = {w: min(v) for w, v in times.items()}
             runs = ", ".join(f"{a:.2f}/{b:.2f} s" for a, b in zip(times[1], times[2], strict=True))
             print(
                 f"{name}: {hours:.2f} h of audio, {len(results[1])} detections; 1/2 workers "
-                f"{runs} (load {load:.1f}..{os.getloadavg()[0]:.1f}); 1 worker "
+                f"{runs} (load {load:.1f}..{os.getloadavg()[0]:.1f}); workers' CPU "
+                f"{statistics.median(cpu[1]):.2f}/{statistics.median(cpu[2]):.2f} s; 1 worker "
                 f"{hours * 3600 / med[1]:.0f}x real time; speed-up {med[1] / med[2]:.2f}x "
                 f"(median), {best[1] / best[2]:.2f}x (best)"
             )
