@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 STREAMCONV = [sys.executable, "-m", "streamconv.cli"]
 
 
-def timed(cmd) -> tuple[float, float, int]:
+def timed(cmd, env=None) -> tuple[float, float, int]:
     """Wall time, CPU time (user + sys) and max RSS (kB) of one process, through a wrapper.
 
     ``sync`` first: the previous run's output is still being written back, and a process that
@@ -40,7 +40,8 @@ def timed(cmd) -> tuple[float, float, int]:
         "r = resource.getrusage(resource.RUSAGE_CHILDREN); "
         "print(wall, r.ru_utime + r.ru_stime, r.ru_maxrss)"
     )
-    out = subprocess.run([sys.executable, "-c", wrapper, *cmd], capture_output=True, text=True)
+    cmd = [sys.executable, "-c", wrapper, *cmd]
+    out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})})
     if out.returncode:
         raise SystemExit(f"failed: {' '.join(cmd)}\n{out.stderr}")
     wall, cpu, rss = out.stdout.split()
@@ -48,17 +49,19 @@ def timed(cmd) -> tuple[float, float, int]:
 
 
 def best_of(runs: int, commands: dict) -> dict:
-    """Run the commands interleaved `runs` times; the best wall and CPU time of each."""
+    """Run the (command, env) pairs interleaved `runs` times; the best wall and CPU time."""
     best = {}
     for _ in range(runs):
-        for name, cmd in commands.items():
-            wall, cpu, rss = timed(cmd)
+        for name, (cmd, env) in commands.items():
+            wall, cpu, rss = timed(cmd, env)
             old = best.get(name, (wall, cpu, rss))
             best[name] = (min(wall, old[0]), min(cpu, old[1]), max(rss, old[2]))
     return best
 
 
 def file_benchmarks(tmp: str, minutes: float, runs: int) -> None:
+    """sox against streamconv without FFTW wisdom (a first run on a machine) and with the
+    wisdom of one ``--fft-measure`` run (every later run); the speed-up is the latter's."""
     rng = np.random.default_rng(0)
     taps = {
         255: np.hanning(257)[1:-1],
@@ -70,20 +73,27 @@ def file_benchmarks(tmp: str, minutes: float, runs: int) -> None:
         path = os.path.join(tmp, f"in{m:g}.wav")
         subprocess.run(["sox", "-n", "-r", "48000", "-c", "2", "-e", "float", "-b", "32", path,
                         "synth", str(m * 60), "whitenoise", "vol", "0.3"], check=True)  # fmt: skip
-    print(f"best of {runs} interleaved runs, whole processes; wall s (CPU s)")
-    print("| taps | file | sox s | streamconv s | speed-up | sox RSS MB | streamconv RSS MB |")
+    no_wisdom = {"STREAMCONV_FFTW_WISDOM": os.path.join(tmp, "none.json")}
+    wisdom = {"STREAMCONV_FFTW_WISDOM": os.path.join(tmp, "wisdom.json")}
+    print(f"best of {runs} interleaved runs, whole processes, wall s (CPU s); 48 kHz stereo float")
+    print("| taps | file | sox | streamconv, no wisdom | streamconv | speed-up | RSS MB sox/sc |")
     print("|---|---|---|---|---|---|---|")
     for n in taps:
+        fir = os.path.join(tmp, f"h{n}.txt")
         for m in sorted({1.0, minutes}):
-            src, fir = os.path.join(tmp, f"in{m:g}.wav"), os.path.join(tmp, f"h{n}.txt")
+            src = os.path.join(tmp, f"in{m:g}.wav")
+            sc = [*STREAMCONV, "filter", "-i", src, "-o", os.path.join(tmp, "sc.wav"), "--fir", fir]
+            timed([*sc, "--fft-measure", "--duration", "1"], wisdom)  # measure this job's FFTs
             best = best_of(runs, {
-                "sox": ["sox", src, os.path.join(tmp, "sox.wav"), "fir", fir],
-                "sc": [*STREAMCONV, "filter", "-i", src, "-o", os.path.join(tmp, "sc.wav"),
-                       "--fir", fir],
+                "sox": (["sox", src, os.path.join(tmp, "sox.wav"), "fir", fir], None),
+                "plain": (sc, no_wisdom),
+                "sc": (sc, wisdom),
             })  # fmt: skip
             (t_sox, c_sox, rss_sox), (t_sc, c_sc, rss_sc) = best["sox"], best["sc"]
-            row = [f"{t_sox:.2f} ({c_sox:.2f})", f"{t_sc:.2f} ({c_sc:.2f})", f"{t_sox / t_sc:.2f}x",
-                   f"{rss_sox / 1024:.0f}", f"{rss_sc / 1024:.0f}"]  # fmt: skip
+            t_plain, c_plain, _ = best["plain"]
+            row = [f"{t_sox:.2f} ({c_sox:.2f})", f"{t_plain:.2f} ({c_plain:.2f})",
+                   f"{t_sc:.2f} ({c_sc:.2f})", f"{t_sox / t_sc:.2f}x",
+                   f"{rss_sox / 1024:.0f}/{rss_sc / 1024:.0f}"]  # fmt: skip
             print(f"| {n} | {m:g} min | " + " | ".join(row) + " |")
 
 
