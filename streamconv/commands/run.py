@@ -18,6 +18,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from streamconv import wisdom
     from streamconv.daemon import Service
 
+    wisdom.load()  # FFT plans measured by an earlier `filter --fft-measure`, if any
     return Service(args.config).run()
