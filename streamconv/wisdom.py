@@ -1,7 +1,7 @@
 """FFTW wisdom kept between runs, so FFT plans are measured once per machine, not per run.
 
 A measured FFTW plan runs 25-35% faster than an estimated one but takes seconds to find (see
-:mod:`streamconv.dsp._fft`). ``streamconv filter --fft-measure`` measures the sizes its job
+:mod:`streamconv.dsp.fftw`). ``streamconv filter --fft-measure`` measures the sizes its job
 needs and saves FFTW's wisdom here; every later run loads it, and its plans of those sizes are
 the measured ones at no cost. The file is a cache: deleting it only makes runs slower.
 
@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from streamconv.dsp import _fft
+from streamconv.dsp import fftw
 
 _PARTS = ("double", "single", "long double")
 
@@ -42,7 +42,7 @@ def load() -> bool:
         wisdom = tuple(saved[part].encode("ascii") for part in _PARTS)
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return False
-    return _fft.import_wisdom(wisdom)
+    return fftw.import_wisdom(wisdom)
 
 
 def save() -> Path | None:
@@ -52,7 +52,7 @@ def save() -> Path | None:
     a run never fails for its cache.
     """
     path = wisdom_path()
-    wisdom = [part.decode("ascii") for part in _fft.export_wisdom()]
+    wisdom = [part.decode("ascii") for part in fftw.export_wisdom()]
     text = json.dumps(dict(zip(_PARTS, wisdom, strict=True)))
     tmp = None
     try:

@@ -263,7 +263,7 @@ def test_channel_mismatch_is_an_error():
 
 @pytest.mark.parametrize("n", [1, 2, 3, 16, 17, 1279, 4352, 16639, 65790, 100001])
 def test_fast_fft_size_is_the_smallest_even_5_smooth_size(n):
-    from streamconv.dsp._fft import fast_fft_size
+    from streamconv.dsp.fftw import fast_fft_size
 
     def ok(size):
         if size <= 16:

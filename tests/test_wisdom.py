@@ -9,7 +9,7 @@ import soundfile as sf
 
 from streamconv import wisdom
 from streamconv.cli import main
-from streamconv.dsp import _fft
+from streamconv.dsp import fftw
 
 
 @pytest.fixture
@@ -17,7 +17,7 @@ def wisdom_file(tmp_path, monkeypatch):
     path = tmp_path / "cache" / "wisdom.json"
     monkeypatch.setenv("STREAMCONV_FFTW_WISDOM", str(path))
     yield path
-    _fft.measure_plans(False)
+    fftw.measure_plans(False)
 
 
 def test_default_location_follows_xdg(monkeypatch, tmp_path):
@@ -27,8 +27,8 @@ def test_default_location_follows_xdg(monkeypatch, tmp_path):
 
 
 def test_measured_plans_are_saved_and_load_back(wisdom_file):
-    _fft.measure_plans(True)
-    _fft.RealFFTPair(96, 2, 2, np.float32)  # a size nothing else here plans
+    fftw.measure_plans(True)
+    fftw.RealFFTPair(96, 2, 2, np.float32)  # a size nothing else here plans
     assert wisdom.save() == wisdom_file
     saved = json.loads(wisdom_file.read_text())
     assert set(saved) == {"double", "single", "long double"}

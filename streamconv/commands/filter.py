@@ -157,11 +157,11 @@ def run(args) -> int:
 def _convolver(taps, src, args):
     """The filter, its FFTs planned from saved wisdom, or measured and saved (--fft-measure)."""
     from streamconv import wisdom
-    from streamconv.dsp import _fft
+    from streamconv.dsp import fftw
     from streamconv.dsp.convolve import Convolver
 
     wisdom.load()
-    _fft.measure_plans(args.fft_measure)
+    fftw.measure_plans(args.fft_measure)
     # The source's precision: float32 for 16-bit and float32 data (exact, and twice as fast).
     conv = Convolver(
         taps.astype(src.dtype), block_size=args.block, method=args.method, channels=src.channels

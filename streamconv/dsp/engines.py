@@ -52,7 +52,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from streamconv.dsp._fft import RealFFTPair, fast_fft_size
+from streamconv.dsp.fftw import RealFFTPair, fast_fft_size
 
 C_FFT = 0.15e-9  # s per real sample * log2(size) of one FFT
 C_MAC = 1.5e-9  # s per complex multiply-accumulate (numpy multiply + sum)
