@@ -12,6 +12,7 @@ from streamconv.cli import build_parser, main
 from streamconv.commands import match
 
 distributed = pytest.importorskip("dask.distributed")
+dask = pytest.importorskip("dask")
 
 RATE = 8000
 CHUNK_S = 4.0  # the long file is 21 s: six chunks
@@ -247,6 +248,8 @@ def test_jobs_are_worker_processes_of_one_thread(recordings):
         assert len(pids) == 2 and os.getpid() not in pids
         env = client.run(lambda: os.environ.get("OMP_NUM_THREADS"))
         assert set(env.values()) == {"1"}
+        profiling = client.run(lambda: dask.config.get("distributed.worker.profile.enabled"))
+        assert set(profiling.values()) == {False}
     finally:
         client.close()
         client.close_cluster()
