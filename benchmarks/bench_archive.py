@@ -6,9 +6,10 @@ thread each), whose every worker is warmed up first (imports, FFT set-up), so ti
 starting the cluster; the detections must equal the 1-worker run's. Runs of 1 and 2 workers
 alternate, ``--reps`` times, so that load from other programs falls on both alike: the speed-up
 is given as the median of the 1/2-worker pairs and for the best times (the least disturbed
-runs), with the load average and the CPU time the workers used (equal for 1 and 2 workers when
-splitting the work costs nothing; a 2-worker run much slower than half the 1-worker one with
-equal CPU means the cores were busy with something else).
+runs), with the CPU time the workers used (equal for 1 and 2 workers when splitting the work
+costs nothing) and the CPU time other programs took during each 2-worker run (a 2-worker run
+much slower than half the 1-worker one means the cores were busy with something else). Linux
+only (``/proc/stat``).
 
     .venv/bin/python benchmarks/bench_archive.py [--minutes 2] [--long-minutes 40] [--reps 3]
 """
@@ -67,6 +68,14 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def busy_seconds() -> float:
+    """CPU time the whole machine has spent busy (or stolen by the hypervisor) so far."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 def timed(client, paths, template, chunk_s):
     argv = ["match", *map(str, paths), "-t", str(template), "-q"]
     args = build_parser("match").parse_args(argv)
@@ -84,10 +93,11 @@ def run(workers: int, paths, template, chunk_s):
         pids = client.run(warm_up, str(template))
         assert len(set(pids.values()) - {os.getpid()}) == workers  # one process each
         assert set(client.nthreads().values()) == {1}
-        before = client.run(cpu_seconds)
+        before = sum(client.run(cpu_seconds).values()), cpu_seconds(), busy_seconds()
         seconds, records = timed(client, paths, template, chunk_s)
-        cpu = sum(client.run(cpu_seconds).values()) - sum(before.values())
-        return seconds, cpu, records
+        after = sum(client.run(cpu_seconds).values()), cpu_seconds(), busy_seconds()
+        workers_cpu, ours, busy = (b - a for a, b in zip(before, after, strict=True))
+        return seconds, workers_cpu, busy - workers_cpu - ours, records
     finally:
         client.close()
         client.close_cluster()
@@ -116,22 +126,26 @@ def main() -> None:
         ]
         for name, paths, chunk_s in cases:
             hours = sum(sf.info(str(p)).duration for p in paths) / 3600
-            times, cpu, results = {1: [], 2: []}, {1: [], 2: []}, {}
-            load = os.getloadavg()[0]
+            times, cpu, others, results = {1: [], 2: []}, {1: [], 2: []}, [], {}
             for _ in range(opts.reps):
                 for workers in (1, 2):
-                    seconds, used, results[workers] = run(workers, paths, template, chunk_s)
+                    seconds, used, other, results[workers] = run(workers, paths, template, chunk_s)
                     times[workers].append(seconds)
                     cpu[workers].append(used)
+                others.append(other)
                 assert results[1] == results[2], "the detections differ between 1 and 2 workers"
             pairs = [a / b for a, b in zip(times[1], times[2], strict=True)]
-            runs = ", ".join(f"{a:.2f}/{b:.2f} s" for a, b in zip(times[1], times[2], strict=True))
+            runs = ", ".join(
+                f"{a:.2f}/{b:.2f} s ({c:.1f})"
+                for a, b, c in zip(times[1], times[2], others, strict=True)
+            )
             print(
-                f"{name}: {hours:.2f} h of audio, {len(results[1])} detections; 1/2 workers "
-                f"{runs} (load {load:.1f}..{os.getloadavg()[0]:.1f}); workers' CPU "
-                f"{statistics.median(cpu[1]):.2f}/{statistics.median(cpu[2]):.2f} s; 1 worker "
-                f"{hours * 3600 / statistics.median(times[1]):.0f}x real time; speed-up "
-                f"{statistics.median(pairs):.2f}x (median of the pairs), "
+                f"{name}: {hours:.2f} h of audio, {len(results[1])} detections, 1 worker "
+                f"{hours * 3600 / statistics.median(times[1]):.0f}x real time\n"
+                f"  1/2 workers {runs}\n"
+                f"  (in brackets: CPU seconds other programs took during the 2-worker run)\n"
+                f"  workers' CPU {statistics.median(cpu[1]):.2f}/{statistics.median(cpu[2]):.2f} s"
+                f"; speed-up {statistics.median(pairs):.2f}x (median of the pairs), "
                 f"{min(times[1]) / min(times[2]):.2f}x (best times)"
             )
 
