@@ -49,6 +49,8 @@ MATCHER_ARGS = [
     {"mad": 4.0, "mad_window_s": 2.0, "mad_hop_s": 2.0, "combine": "mean"},
     {"mad": {"a": 5.0}, "threshold": {"b": 0.3}, "mad_window_s": 0.7, "mad_hop_s": 0.05},
     {"threshold": 0.3, "block_size": 700},
+    # a MAD hop longer than a segment
+    {"mad": 4.0, "mad_window_s": 3.0, "mad_hop_s": 1.3, "block_size": 500},
 ]
 
 
@@ -70,6 +72,21 @@ def test_matcher_chunks_give_the_whole_stream_detections(kwargs):
             got += [d for d in dets if start <= d.sample < stop]
         assert got == expected
         assert max(firsts) > 0 or count == 1  # the later chunks did not start from sample 0
+
+
+def test_matcher_started_at_any_segment_boundary_is_exact_after_its_warm_up():
+    x, templates = stream()
+    kwargs = {"mad": 4.0, "mad_window_s": 3.0, "mad_hop_s": 1.3, "block_size": 500}
+    whole = Matcher(templates, RATE, channels=2, **kwargs)
+    expected = whole.process(x) + whole.flush()
+    m = Matcher(templates, RATE, channels=2, **kwargs)
+    m.start_at(1500)  # the first hop boundary after it, 2600, is two segments later
+    got = m.process(x[1500:]) + m.flush()
+    exact_from = 2600 + 299 + 3000  # trace start + peak reach + MAD window
+    assert [d for d in got if d.sample >= exact_from] == [
+        d for d in expected if d.sample >= exact_from
+    ]
+    assert min(d.sample for d in got) >= 2600
 
 
 def test_matcher_chunk_reads_a_bounded_context():
