@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from streamconv.commands._args import positive_float, positive_int
+from streamconv.commands._args import non_negative_float, positive_float, positive_int
 from streamconv.errors import UsageError
 from streamconv.io import files, open_sink, open_source
 from streamconv.io.background import ReadAhead, WriteBehind
@@ -14,6 +14,7 @@ from streamconv.io.taps import load_taps, taps_channels
 
 METHODS = ("auto", "direct", "ola", "partitioned")
 LIVE_BLOCK = 1024
+REOPEN_S = 30.0
 # From file to file nobody waits for a block, and large blocks make the FFT engines cheaper.
 FILE_BLOCK = 16384
 MAX_FILE_BLOCK = 1 << 18
@@ -73,6 +74,11 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--stats", action="store_true", help="print frame, overflow and clipping counts at the end"
     )
+    parser.add_argument(
+        "--reopen", type=non_negative_float, default=REOPEN_S, metavar="S",
+        help=f"reopen a lost device with backoff for up to S seconds, then exit 1 "
+        f"(default {REOPEN_S:g}; 0: exit 1 at once)",
+    )  # fmt: skip
     add_stream_arguments(parser)
     parser.set_defaults(run=run)
 
@@ -122,6 +128,7 @@ def run(args) -> int:
         fmt=args.format,
         block_size=args.block,
         dtype="auto",
+        give_up_s=args.reopen,
     )
     with src:
         if taps_rate is not None and taps_rate != src.sample_rate:
@@ -142,6 +149,7 @@ def run(args) -> int:
             fmt=args.out_format or args.format,
             subtype=_same_subtype(src, args.output) if not args.out_format else None,
             block_size=args.block,
+            give_up_s=args.reopen,
         )
         reader = src
         if _is_file(args.input) and _is_file(args.output):
