@@ -8,8 +8,9 @@ alternate, ``--reps`` times, so that load from other programs falls on both alik
 is given as the median of the 1/2-worker pairs and for the best times (the least disturbed
 runs), with the CPU time the workers used (equal for 1 and 2 workers when splitting the work
 costs nothing) and the CPU time other programs took during each 2-worker run (a 2-worker run
-much slower than half the 1-worker one means the cores were busy with something else). Linux
-only (``/proc/stat``).
+much slower than half the 1-worker one means the cores were busy with something else), and the
+median speed-up of the pairs during which other programs took less than a tenth of a core.
+Linux only (``/proc/stat``).
 
     .venv/bin/python benchmarks/bench_archive.py [--minutes 2] [--long-minutes 40] [--reps 3]
 """
@@ -135,6 +136,9 @@ def main() -> None:
                 others.append(other)
                 assert results[1] == results[2], "the detections differ between 1 and 2 workers"
             pairs = [a / b for a, b in zip(times[1], times[2], strict=True)]
+            # Undisturbed: other programs took less than a tenth of a core meanwhile.
+            quiet = [r for r, b, c in zip(pairs, times[2], others, strict=True) if c < 0.1 * b]
+            quiet_text = f"{statistics.median(quiet):.2f}x" if quiet else "none"
             runs = ", ".join(
                 f"{a:.2f}/{b:.2f} s ({c:.1f})"
                 for a, b, c in zip(times[1], times[2], others, strict=True)
@@ -146,7 +150,8 @@ def main() -> None:
                 f"  (in brackets: CPU seconds other programs took during the 2-worker run)\n"
                 f"  workers' CPU {statistics.median(cpu[1]):.2f}/{statistics.median(cpu[2]):.2f} s"
                 f"; speed-up {statistics.median(pairs):.2f}x (median of the pairs), "
-                f"{min(times[1]) / min(times[2]):.2f}x (best times)"
+                f"{min(times[1]) / min(times[2]):.2f}x (best times), {quiet_text} (median of "
+                f"the {len(quiet)} undisturbed pairs)"
             )
 
 
