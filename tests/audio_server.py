@@ -2,9 +2,12 @@
 
 JACK's dummy driver runs in real time without a sound card, and ``-L 2`` adds a ``loopback``
 client: what is played into the PortAudio device ``loopback`` comes back on its input one or
-two periods later. The server gets a unique name, is started once per test session, and only
-its own PID is stopped. PortAudio only sees the JACK host API when it is initialised while the
-server runs, so `JackServer.start` reinitialises sounddevice.
+two periods later. (A client that is late on a loaded machine may have a period replayed or
+skipped on its way to another process's client, with no xrun reported: tests that record in
+another process compare with a recording made in the player's own client.) The server gets a
+unique name, is started once per test session, and only its own PID is stopped. PortAudio only sees
+the JACK host API when it is initialised while the server runs, so `JackServer.start`
+reinitialises sounddevice.
 
 Used by ``tests/conftest.py`` (fixtures ``audio_server`` and ``private_jack``, a server of one
 test's own that it may stop to make a device disappear) and by ``benchmarks/bench_io.py``.
@@ -12,9 +15,11 @@ test's own that it may stop to make a device disappear) and by ``benchmarks/benc
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -66,6 +71,7 @@ class JackServer:
             ["jackd", "-n", self.name, "--no-realtime", "-L", "2", "-d", "dummy",
              "-r", str(self.sample_rate), "-p", str(self.period)],
             stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+            preexec_fn=_end_with_parent,
         )  # fmt: skip
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -119,6 +125,16 @@ class JackServer:
         self.proc = None
         if self.make_default:
             _initialize_portaudio()
+
+
+_LIBC = ctypes.CDLL(None, use_errno=True)  # looked up here: the forked child only calls it
+PR_SET_PDEATHSIG = 1
+
+
+def _end_with_parent() -> None:
+    """In the child before exec: SIGTERM when the test process dies, even by a crash, so the
+    server leaves JACK's registry instead of lingering (see `JackServer.disappear`)."""
+    _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _reinit_portaudio() -> None:

@@ -14,8 +14,7 @@ import time
 import numpy as np
 from scipy import signal as sps
 from service_proc import CLI, Service, get, poll
-
-from streamconv.io.devices import DeviceSink
+from test_io_devices import play_and_hear
 
 RATE = 48000
 
@@ -45,15 +44,16 @@ def test_service_detects_a_chirp_played_through_the_device(audio_server, tmp_pat
         url = svc.base_url()
         svc.wait_line("running: ")
         poll(url, lambda s: s["frames_in"] >= RATE // 5, service=svc)
-        with DeviceSink(audio_server.device, RATE, 1, 1024) as player:
-            player.write(np.concatenate([np.zeros(4096), chirp, np.zeros(8192)])[:, None])
-        status = poll(url, lambda s: s["detections"]["chirp"] >= 1, service=svc)
+        heard = play_and_hear(audio_server.device, np.concatenate([np.zeros(4096), chirp]))
+        # Half a second more of stream: the chirp is through, its detection final.
+        played_at = get(url, "/status")["frames_in"]
+        status = poll(url, lambda s: s["frames_in"] >= played_at + RATE // 2, service=svc)
         assert status["state"] == "running" and status["source"]["state"] == "running"
         assert status["source"]["device"] == audio_server.device
         assert 0 < status["frames_out"] <= status["frames_in"]
         assert status["dropped_frames"] == 0 and status["source"]["reopens"] == 0
         assert 0 < status["load"] < 1
-        assert get(url, "/detections")[0]["template"] == "chirp"
+        recent = get(url, "/detections")
 
         t0 = time.monotonic()
         svc.proc.send_signal(signal.SIGTERM)
@@ -64,10 +64,17 @@ def test_service_detects_a_chirp_played_through_the_device(audio_server, tmp_pat
     print(f"device run: overflows {status['overflows']}, load {status['load']:.3f}")
 
     y = np.fromfile(tmp_path / "out.raw", "<f8")
+    start = int(np.flatnonzero(y)[0])  # where the chirp came back, in the service's frames
+    # The service recorded what the device delivered (as this process heard it), filtered.
+    came_back = heard[np.flatnonzero(heard)[0] :]
+    expected = sps.lfilter(h, 1, came_back.astype(np.float64))
+    np.testing.assert_allclose(y[start : start + len(expected)], expected, atol=1e-12)
+    assert not np.any(y[start + len(expected) :])
     summary = svc.log[-1]
     assert summary == f"streamconv run: {len(y)} frames in, {len(y)} frames out, 1 detections"
+    assert status["detections"] == {"chirp": 1}
     [det] = [json.loads(line) for line in (tmp_path / "det.jsonl").read_text().splitlines()]
-    start = int(np.flatnonzero(y)[0])  # where the chirp came back, in the service's frames
+    assert recent == [det]
     assert det["sample"] == start and det["time"] == start / RATE
     assert det["score"] > 0.99 and det["channel"] == 0
     # The daemon's detections are `streamconv match`'s on the same samples.
