@@ -220,3 +220,20 @@ def test_filter_command_records_device_to_file(audio_server, rng, tmp_path):
     player_defects = _match_with_gaps(heard, x, lag - first, atol=0.0)
     print(f"device -> file: JACK period defects {defects} (the player's: {player_defects}); {err}")
     assert not defects
+
+
+def test_a_device_locator_captures_from_the_first_read(audio_server):
+    """`open_source("device:...")` runs the device in a worker process; its stream starts at
+    the first read, as an in-process one would: audio queued before (while a command opens its
+    sink, say) would stay as latency for good. Half a second read then takes half a second."""
+    from streamconv.io import open_source
+
+    with open_source(
+        f"device:{audio_server.device}", sample_rate=RATE, channels=1, block_size=256
+    ) as src:
+        time.sleep(1.0)  # a backlog would build up here
+        t0 = time.monotonic()
+        while src.frames_read < RATE // 2:
+            src.read(256)
+        elapsed = time.monotonic() - t0
+    assert elapsed > 0.3, f"{src.frames_read} frames in {elapsed:.3f} s: read from a backlog"

@@ -18,9 +18,10 @@ Protocol (all little-endian). The worker writes messages to stdout, each a `HEAD
           output's ``unplayed`` frames were queued for it); the worker exits
 ========  ===========================================================================
 
-An output worker reads float32 interleaved frames on stdin. End of stdin ends either worker
-(the parent closed it, or died). Stop signals are ignored: a Ctrl-C at the terminal or
-systemd's SIGTERM to the whole cgroup must not cut the stream before the parent closes it.
+An input worker starts its stream at the first byte on stdin; an output worker reads float32
+interleaved frames on stdin. End of stdin ends either worker (the parent closed it, or died).
+Stop signals are ignored: a Ctrl-C at the terminal or systemd's SIGTERM to the whole cgroup
+must not cut the stream before the parent closes it.
 """
 
 from __future__ import annotations
@@ -60,14 +61,18 @@ def _input(cfg: dict) -> None:
         backend=cfg["backend"], queue_s=cfg.get("queue_s", 2.0), dtype=np.float32,
     )  # fmt: skip
     _opened(src)
-    done = threading.Event()
+    go, done = threading.Event(), threading.Event()
 
-    def watch_stdin() -> None:  # end of stdin: the parent closed us, or died
+    def watch_stdin() -> None:  # a byte: start; end of stdin: the parent closed us, or died
         while os.read(0, 4096):
-            pass
+            go.set()
         done.set()
+        go.set()
 
     threading.Thread(target=watch_stdin, daemon=True).start()
+    # Capture starts when the parent first reads, as an in-process source's would: audio
+    # queued before that (while the parent opens its sink, say) would be latency for good.
+    go.wait()
     while not done.is_set():
         block = src.read(cfg["block_size"])
         _send(b"DATA", np.ascontiguousarray(block, np.float32).tobytes(), src.overflows)

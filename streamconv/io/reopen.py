@@ -96,6 +96,7 @@ class _Worker:
         os.set_blocking(self._in, False)
         self._buf = bytearray()
         self.info: dict = {}
+        self.started = False  # an input worker captures once told to (`start`)
         try:
             msg = self.recv(OPEN_TIMEOUT_S)
             if msg is None:
@@ -136,6 +137,12 @@ class _Worker:
             if not chunk:
                 raise WorkerLost(self._ended())
             self._buf += chunk
+
+    def start(self) -> None:
+        """Tell an input worker to start its stream (the first read)."""
+        if not self.started:
+            self.send(b"S", STALL_S)
+            self.started = True
 
     def _parse(self):
         if len(self._buf) < HEADER.size:
@@ -368,6 +375,7 @@ class ReopeningSource(_Reopening, Source):
                 self.reopens += 1
                 self.state = "running"
             try:
+                self._worker.start()
                 msg = self._worker.recv(STALL_S)
                 if msg is None:
                     raise WorkerLost(f"no audio from the device for {STALL_S:g} s")
