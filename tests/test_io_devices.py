@@ -222,18 +222,53 @@ def test_filter_command_records_device_to_file(audio_server, rng, tmp_path):
     assert not defects
 
 
-def test_a_device_locator_captures_from_the_first_read(audio_server):
-    """`open_source("device:...")` runs the device in a worker process; its stream starts at
-    the first read, as an in-process one would: audio queued before (while a command opens its
-    sink, say) would stay as latency for good. Half a second read then takes half a second."""
-    from streamconv.io import open_source
+@pytest.mark.parametrize("where", ["here", "worker"])
+def test_a_device_locator_captures_from_the_first_read(audio_server, monkeypatch, where):
+    """The stream of `open_source("device:...")` starts at the first read, in this process or,
+    after a device was lost, in a worker process: audio queued before (while a command opens
+    its sink, say) would stay as latency for good. Half a second read takes half a second."""
+    from streamconv.io import devices, open_source
 
+    if where == "worker":  # as after a loss: PortAudio is not used in this process any more
+        monkeypatch.setattr(devices, "portaudio_lost", lambda: True)
     with open_source(
         f"device:{audio_server.device}", sample_rate=RATE, channels=1, block_size=256
     ) as src:
+        assert (src.device_state()["worker_pid"] is not None) == (where == "worker")
         time.sleep(1.0)  # a backlog would build up here
         t0 = time.monotonic()
         while src.frames_read < RATE // 2:
             src.read(256)
         elapsed = time.monotonic() - t0
     assert elapsed > 0.3, f"{src.frames_read} frames in {elapsed:.3f} s: read from a backlog"
+
+
+def test_a_device_in_a_worker_process_records_exactly(audio_server, rng, monkeypatch):
+    """After a loss, devices run in worker processes and their blocks come over a pipe: what
+    the worker recorded must arrive bit for bit, in order, as this process's own client heard
+    it (see `play_and_hear`)."""
+    from streamconv.io import devices, open_source
+
+    monkeypatch.setattr(devices, "portaudio_lost", lambda: True)
+    signal, _ = _probe(rng)
+    frames = len(signal) + 6 * 4096
+    src = open_source(
+        f"device:{audio_server.device}", sample_rate=RATE, channels=1, block_size=256,
+        dtype=np.float32,
+    )  # fmt: skip
+    blocks = [src.read(256)]  # running before anything is played
+
+    def record():
+        while sum(map(len, blocks)) < frames:
+            blocks.append(src.read(256))
+
+    recorder = threading.Thread(target=record)
+    with src:
+        assert src.device_state()["worker_pid"] is not None
+        recorder.start()
+        heard = play_and_hear(audio_server.device, signal)
+        recorder.join(30)
+    got = np.concatenate(blocks)[:, 0]
+    heard = heard[np.flatnonzero(heard)[0] : np.flatnonzero(heard)[-1] + 1]
+    start = int(np.flatnonzero(got)[0])
+    np.testing.assert_array_equal(got[start : start + len(heard)], heard)

@@ -2,9 +2,9 @@
 
 ``python -m streamconv.io.device_worker CONFIG_JSON`` opens a `DeviceSource` (``"kind":
 "input"``) or `DeviceSink` (``"output"``) and moves float32 frames over its standard streams.
-`streamconv.io.reopen` starts it, and kills it when the device is lost: PortAudio cannot be shut
-down cleanly in a process whose JACK server went away (see `streamconv.io.devices`), so a lost
-device costs a process, never the service.
+`streamconv.io.reopen` starts one to reopen a lost device, and kills it when that is lost too:
+PortAudio can neither be shut down nor started again in a process whose JACK server went away
+(see `streamconv.io.devices`), so from then on a lost device costs a process, not the service.
 
 Protocol (all little-endian). The worker writes messages to stdout, each a `HEADER` of
 ``(tag, payload bytes, counter)`` and the payload:

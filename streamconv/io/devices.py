@@ -9,16 +9,19 @@ An output stream starts once `prefill` frames are queued, so a producer that run
 the device does not underflow on its first blocks; `close` plays what is queued, then stops.
 
 A stream that stops by itself (its server or device went away) is noticed within `POLL_S`
-and raises `RuntimeFailure`. After that, PortAudio 19.6 cannot be shut down cleanly in the same
-process on JACK: stopping the stream waits up to ten minutes for a server that is gone, and
-``Pa_Terminate`` aborts the process (an assertion in ``pa_jack.c``). So `close` then leaves the
-stream alone, and the locators ``device:``/``pyaudio:`` run these classes in a worker process
-that can be killed and started again (`streamconv.io.reopen`).
+and raises `RuntimeFailure`. After that, PortAudio 19.6 is of no more use in this process on
+JACK: stopping the stream waits up to ten minutes for a server that is gone, and
+``Pa_Terminate`` aborts the process (an assertion in ``pa_jack.c``), so it cannot be
+re-initialised to see the device again either. So a lost stream is left alone, `portaudio_lost`
+becomes true, sounddevice's exit handler (``Pa_Terminate``) is dropped, and the locators
+``device:``/``pyaudio:`` reopen the device in a worker process instead (`streamconv.io.reopen`).
 """
 
 from __future__ import annotations
 
+import atexit
 import queue
+import sys
 import threading
 import time
 
@@ -32,6 +35,21 @@ STALL_TIMEOUT_S = 5.0
 #: How often a waiting read or write checks that the stream still runs, in seconds.
 POLL_S = 0.05
 STOPPED = "the device stopped (disconnected, or its sound server ended)"
+
+_portaudio_lost = False
+
+
+def portaudio_lost() -> bool:
+    """True once a stream of this process was lost: PortAudio must not be called here again."""
+    return _portaudio_lost
+
+
+def _lose_portaudio() -> None:
+    global _portaudio_lost
+    _portaudio_lost = True
+    sd = sys.modules.get("sounddevice")
+    if sd is not None:  # its exit handler calls Pa_Terminate, which would abort the process
+        atexit.unregister(sd._exit_handler)
 
 
 def _sounddevice():
@@ -128,6 +146,7 @@ class _Stream:
 
     def __init__(self, backend, index, kind, sample_rate, channels, block_size, callback, label):
         self._pa = None
+        self._started = False
         try:
             if backend == "sounddevice":
                 sd = _sounddevice()
@@ -185,6 +204,7 @@ class _Stream:
             self._stream.start()
         else:
             self._stream.start_stream()
+        self._started = True
 
     @property
     def active(self) -> bool:
@@ -192,6 +212,11 @@ class _Stream:
         return bool(self._stream.active if self._pa is None else self._stream.is_active())
 
     def close(self) -> None:
+        """Stop and close; a started stream that stopped by itself is left alone (it would hang
+        or abort, see the module docstring) and PortAudio is given up in this process."""
+        if self._started and not self.active:
+            _lose_portaudio()
+            return
         if self._pa is None:
             self._stream.stop()
             self._stream.close()
@@ -296,16 +321,22 @@ class DeviceSource(Source):
             except queue.Empty:
                 pass
             if not self._stream.active:
-                self._lost = True
-                raise RuntimeFailure(f"{self.name}: {STOPPED}")
+                raise self._lose(STOPPED)
             if time.monotonic() > deadline:
-                self._lost = True
-                raise RuntimeFailure(
-                    f"{self.name}: no audio from the device for {STALL_TIMEOUT_S:g} s"
-                )
+                raise self._lose(f"no audio from the device for {STALL_TIMEOUT_S:g} s")
 
     def stats(self) -> dict[str, int]:
         return {"overflows": self.overflows}
+
+    def _lose(self, why: str) -> RuntimeFailure:
+        self._lost = True
+        _lose_portaudio()
+        return RuntimeFailure(f"{self.name}: {why}")
+
+    def abandon(self) -> None:
+        """Let go of the stream without a PortAudio call (`portaudio_lost`: it may hang)."""
+        self._lost = True
+        self._stream = None
 
     def close(self) -> None:
         if self._stream is not None:
@@ -428,11 +459,19 @@ class DeviceSink(Sink):
     def _check(self, deadline: float, stalled: str) -> None:
         """Raise `RuntimeFailure` if the running stream stopped by itself or `deadline` passed."""
         if self._started and not self._stream.active:
-            self._lost = True
-            raise RuntimeFailure(f"{self.name}: {STOPPED}")
+            raise self._lose(STOPPED)
         if time.monotonic() > deadline:
-            self._lost = True
-            raise RuntimeFailure(f"{self.name}: {stalled}")
+            raise self._lose(stalled)
+
+    def _lose(self, why: str) -> RuntimeFailure:
+        self._lost = True
+        _lose_portaudio()
+        return RuntimeFailure(f"{self.name}: {why}")
+
+    def abandon(self) -> None:
+        """Let go of the stream without a PortAudio call (`portaudio_lost`: it may hang)."""
+        self._lost = True
+        self._closed = True
 
     def _discard(self) -> None:
         self._draining = True

@@ -4,8 +4,8 @@
 ``-``                   raw PCM on stdin / stdout (needs format, rate, channels)
 ``PATH``                audio file by extension (libsndfile); ``.csv`` (needs rate);
                         ``.raw`` / ``.pcm`` raw PCM (needs format, rate, channels)
-``device[:NAME|:N]``    a sound device through sounddevice (PortAudio), in a worker process
-                        that is started again when the device is lost (`streamconv.io.reopen`)
+``device[:NAME|:N]``    a sound device through sounddevice (PortAudio); a lost one is reopened
+                        with backoff, in a worker process (`streamconv.io.reopen`)
 ``pyaudio:N``           the same through PyAudio
 ``udp://HOST:PORT``     raw PCM datagrams (needs format, rate, channels)
 ``null``                discard (sink only)

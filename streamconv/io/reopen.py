@@ -1,15 +1,20 @@
 """Live sound devices that come back: a lost device is reopened with exponential backoff.
 
 `ReopeningSource` and `ReopeningSink` are what the ``device:`` and ``pyaudio:`` locators open.
-Each runs its `DeviceSource` / `DeviceSink` in a worker process (`streamconv.io.device_worker`)
-and talks to it over pipes. The reason is PortAudio: once a JACK server has gone away, the
-process that used it can neither stop its stream (it waits ten minutes) nor re-initialise
-PortAudio to see the new device list (``Pa_Terminate`` aborts the process). A worker can be
-killed and started again; the process that runs the pipeline never loads PortAudio.
+They run a `DeviceSource` / `DeviceSink` in this process, as long as it works. Once a device is
+lost, PortAudio is of no more use in this process (`streamconv.io.devices.portaudio_lost`: on
+JACK, stopping the stream waits ten minutes and ``Pa_Terminate`` aborts the process, so the
+device list cannot be read again), and every reopened device runs in a worker process
+(`streamconv.io.device_worker`) that talks over pipes and can be killed and started again.
 
-When the worker reports the stream stopped, dies, or sends nothing for `STALL_S`:
+Devices stay in this process until then because one process is one JACK client: a source and
+a sink in two processes are two clients, and a client that is late on a busy machine gets a
+period replayed or skipped on its way to the other, with no xrun reported; within one client the
+stream is exact.
 
-1. it is killed and the stream is ``reopening`` (`state`, `last_error`);
+When the stream stops by itself, stalls, or its worker dies:
+
+1. it is let go (a worker is killed) and the stream is ``reopening`` (`state`, `last_error`);
 2. a new worker is tried after 0.1 s, then 0.2, 0.4, ... up to `BACKOFF_MAX_S` between
    attempts; every step is one line on the log (stderr by default);
 3. with `give_up_s`, no device for that long raises `RuntimeFailure` ("lost for good");
@@ -19,7 +24,7 @@ A source's frames lost while the device was away cannot be counted by anyone: th
 estimated from the wall clock (the gap between the last block before and the first block after,
 times the sample rate) and added to ``dropped_frames``. The stream carries on without a hole,
 so sample indices count frames delivered. A sink drops, and counts, what is written while the
-device is away (and what its worker still held), so it never holds up the capture side.
+device is away (and what was queued for it), so it never holds up the capture side.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import time
 import numpy as np
 
 from streamconv.errors import RuntimeFailure, UsageError
+from streamconv.io import devices
 from streamconv.io.base import Sink, Source, float_type
 from streamconv.io.device_worker import HEADER
 
@@ -208,7 +214,8 @@ def _stderr(line: str) -> None:
 
 
 class _Reopening:
-    """What a reopening source and sink share: the worker, the state, the log."""
+    """What a reopening source and sink share: the stream (in this process or a worker's),
+    the state, the log."""
 
     def _setup(self, kind, spec, sample_rate, channels, block_size, backend, give_up_s, log):
         prefix = "device" if backend == "sounddevice" else "pyaudio"
@@ -223,11 +230,21 @@ class _Reopening:
             "kind": kind, "backend": backend, "spec": spec, "sample_rate": sample_rate,
             "channels": channels, "block_size": block_size,
         }  # fmt: skip
-        try:
-            self._worker: _Worker | None = _Worker(self._cfg)
-        except WorkerLost as exc:
-            raise (UsageError if exc.usage else RuntimeFailure)(str(exc)) from None
-        info = self._worker.info
+        self._device = None  # the stream in this process, until it is lost
+        self._worker: _Worker | None = None
+        if devices.portaudio_lost():  # another device of this process was lost before
+            try:
+                self._worker = _Worker(self._cfg)
+            except WorkerLost as exc:
+                raise (UsageError if exc.usage else RuntimeFailure)(str(exc)) from None
+            info = self._worker.info
+        else:
+            d = self._device = self._open_here(spec, sample_rate, channels, block_size, backend)
+            info = {
+                "device_name": d.device_name,
+                "sample_rate": d.sample_rate,
+                "channels": d.channels,
+            }
         self.device_name = info["device_name"]
         self.sample_rate = float(info["sample_rate"])
         self.channels = int(info["channels"])
@@ -237,12 +254,15 @@ class _Reopening:
         self._lost_at: float | None = None
 
     def device_state(self) -> dict:
-        """``{"state": "running" | "reopening", "device", "reopens", "last_error"}``."""
+        """``{"state": "running" | "reopening", "device", "reopens", "last_error",
+        "worker_pid"}``; ``worker_pid`` is None while the stream runs in this process."""
+        worker = self._worker
         return {
             "state": self.state,
             "device": self.device_name,
             "reopens": self.reopens,
             "last_error": self.last_error,
+            "worker_pid": worker.proc.pid if worker is not None else None,
         }
 
     def _reopen(self, stop: threading.Event | None = None) -> _Worker | None:
@@ -277,15 +297,18 @@ class _Reopening:
                     f"next in {backoff.upcoming:g} s"
                 )
                 continue
-            self.log(f"{self._label}: reopened on attempt {attempt}")
+            self.log(f"{self._label}: reopened on attempt {attempt} (in a worker process)")
             return worker
 
     def _reason(self, exc: Exception) -> str:
-        """The worker's message without our name in front (the log line starts with it)."""
+        """The message without our name in front (the log line starts with it)."""
         text = str(exc)
         return text[len(self.name) + 2 :] if text.startswith(f"{self.name}: ") else text
 
     def _lose(self, reason: str, lost_at: float) -> None:
+        if self._device is not None:
+            self._device.abandon()  # no PortAudio call: it could hang (module docstring)
+            self._device = None
         if self._worker is not None:
             self._worker.kill()
             self._worker = None
@@ -298,7 +321,7 @@ class _Reopening:
 
 
 class ReopeningSource(_Reopening, Source):
-    """Record from a sound device in a worker process; reopen it when it is lost.
+    """Record from a sound device; reopen it, in a worker process, when it is lost.
 
     Parameters
     ----------
@@ -331,7 +354,7 @@ class ReopeningSource(_Reopening, Source):
     dropped_frames : int
         Frames estimated lost while the device was away (module docstring).
     overflows : int
-        Overflows reported by every worker so far.
+        Overflows of every stream of this source so far.
     """
 
     def __init__(
@@ -347,11 +370,16 @@ class ReopeningSource(_Reopening, Source):
     ):
         self.dtype = float_type(dtype, True)  # devices deliver float32
         self.frames_read = 0
-        self._overflows_done = 0  # of workers that ended
+        self._overflows_done = 0  # of the streams that were lost
         self._overflows_now = 0
         self._setup("input", spec, sample_rate, channels, block_size, backend, give_up_s, log)
         self._carry = np.zeros((0, self.channels), self.dtype)
         self._last_data: float | None = None
+
+    def _open_here(self, spec, sample_rate, channels, block_size, backend):
+        return devices.DeviceSource(
+            spec, sample_rate, channels, block_size, backend=backend, dtype=np.float32
+        )
 
     @property
     def overflows(self) -> int:
@@ -369,31 +397,39 @@ class ReopeningSource(_Reopening, Source):
         return data[:frames]
 
     def _receive(self) -> np.ndarray:
+        """The next block of the running stream, reopening it first if it was lost."""
         while True:
-            if self._worker is None:
+            if self._device is None and self._worker is None:
                 self._worker = self._reopen()
                 self.reopens += 1
                 self.state = "running"
             try:
-                self._worker.start()
-                msg = self._worker.recv(STALL_S)
-                if msg is None:
-                    raise WorkerLost(f"no audio from the device for {STALL_S:g} s")
-            except WorkerLost as exc:
+                if self._device is not None:
+                    block = self._device.read(self._cfg["block_size"])
+                    self._overflows_now = self._device.overflows
+                else:
+                    block = self._from_worker()
+            except (RuntimeFailure, WorkerLost) as exc:
                 self._overflows_done += self._overflows_now
                 self._overflows_now = 0
                 self._lose(self._reason(exc), self._last_data or time.monotonic())
                 continue
-            tag, payload, counter = msg
-            if tag != b"DATA":
-                continue
             now = time.monotonic()
-            self._overflows_now = counter
-            block = np.frombuffer(payload, np.float32).reshape(-1, self.channels)
             if self._lost_at is not None:
                 self._back(now - len(block) / self.sample_rate)
             self._last_data = now
-            return block.astype(self.dtype)
+            return block.astype(self.dtype, copy=False)
+
+    def _from_worker(self) -> np.ndarray:
+        while True:
+            self._worker.start()
+            msg = self._worker.recv(STALL_S)
+            if msg is None:
+                raise WorkerLost(f"no audio from the device for {STALL_S:g} s")
+            tag, payload, counter = msg
+            if tag == b"DATA":
+                self._overflows_now = counter
+                return np.frombuffer(payload, np.float32).reshape(-1, self.channels)
 
     def _back(self, first_frame_at: float) -> None:
         gap = max(0.0, first_frame_at - self._lost_at)
@@ -413,13 +449,19 @@ class ReopeningSource(_Reopening, Source):
         }
 
     def close(self) -> None:
+        if self._device is not None:
+            if devices.portaudio_lost():  # another stream was lost: this one may hang too
+                self._device.abandon()
+            else:
+                self._device.close()
+            self._device = None
         if self._worker is not None:
             self._worker.finish(timeout=2.0)
             self._worker = None
 
 
 class ReopeningSink(_Reopening, Sink):
-    """Play to a sound device in a worker process; reopen it when it is lost.
+    """Play to a sound device; reopen it, in a worker process, when it is lost.
 
     Writes never wait for a lost device: while it is away, blocks are dropped and counted in
     ``dropped_frames``, and a thread tries to reopen it with backoff.
@@ -445,10 +487,10 @@ class ReopeningSink(_Reopening, Sink):
     state : {"running", "reopening"}
     reopens : int
     dropped_frames : int
-        Frames written while the device was away, and those its worker held when it went
-        (not the few in the pipe to the worker: at most 64 KiB).
+        Frames written while the device was away, and those queued for it when it went (not
+        the few in the pipe to a worker: at most 64 KiB).
     underflows : int
-        Underflows reported by every worker so far.
+        Underflows of every stream of this sink so far.
     """
 
     def __init__(
@@ -470,6 +512,9 @@ class ReopeningSink(_Reopening, Sink):
         self._failure: RuntimeFailure | None = None
         self._setup("output", spec, sample_rate, channels, block_size, backend, give_up_s, log)
 
+    def _open_here(self, spec, sample_rate, channels, block_size, backend):
+        return devices.DeviceSink(spec, sample_rate, channels, block_size, backend=backend)
+
     @property
     def underflows(self) -> int:
         return self._underflows_done + self._underflows_now
@@ -479,16 +524,21 @@ class ReopeningSink(_Reopening, Sink):
         if self._failure is not None:
             raise self._failure
         with self._lock:
-            worker = self._worker
-        if worker is None:
+            device, worker = self._device, self._worker
+        if device is None and worker is None:
             self.dropped_frames += len(block)
             return
         try:
-            worker.send(np.ascontiguousarray(block, np.float32).tobytes(), STALL_S)
-            while (msg := worker.recv(0)) is not None:  # STAT: underflows so far
-                self._underflows_now = msg[2]
-        except WorkerLost as exc:
-            self.dropped_frames += len(block) + exc.unplayed
+            if device is not None:
+                device.write(block)
+                self._underflows_now = device.underflows
+            else:
+                worker.send(np.ascontiguousarray(block, np.float32).tobytes(), STALL_S)
+                while (msg := worker.recv(0)) is not None:  # STAT: underflows so far
+                    self._underflows_now = msg[2]
+        except (RuntimeFailure, WorkerLost) as exc:
+            queued = device.queued_frames if device is not None else exc.unplayed
+            self.dropped_frames += len(block) + queued
             with self._lock:
                 self._underflows_done += self._underflows_now
                 self._underflows_now = 0
@@ -528,22 +578,36 @@ class ReopeningSink(_Reopening, Sink):
 
     def _commit(self) -> None:
         self._end_reopening()
+        device, self._device = self._device, None
         worker, self._worker = self._worker, None
-        if worker is None:
-            return
         try:
-            worker.proc.stdin.close()  # the worker plays what it has, then says DONE
-            while (msg := worker.recv(OPEN_TIMEOUT_S)) is not None:
-                self._underflows_now = msg[2]  # STAT or DONE: underflows so far
-                if msg[0] == b"DONE":
-                    break
-        except WorkerLost as exc:  # lost while playing its queue: nothing left to save
-            self.log(f"{self._label}: {exc} while playing the last blocks")
+            if device is not None and devices.portaudio_lost():
+                # Another stream of this process was lost: PortAudio calls may hang or abort.
+                self.log(f"{self._label}: {device.queued_frames} frames not played")
+                device.abandon()
+            elif device is not None:
+                device.close()  # plays its queue; notices a lost stream instead of hanging
+                self._underflows_now = device.underflows
+            if worker is not None:
+                worker.proc.stdin.close()  # the worker plays what it has, then says DONE
+                while (msg := worker.recv(OPEN_TIMEOUT_S)) is not None:
+                    self._underflows_now = msg[2]  # STAT or DONE: underflows so far
+                    if msg[0] == b"DONE":
+                        break
+        except (RuntimeFailure, WorkerLost) as exc:  # lost while playing its queue: too late
+            self.log(f"{self._label}: {self._reason(exc)} while playing the last blocks")
         finally:
-            worker.finish(timeout=2.0)
+            if worker is not None:
+                worker.finish(timeout=2.0)
 
     def _discard(self) -> None:
         self._end_reopening()
+        if self._device is not None:
+            if devices.portaudio_lost():
+                self._device.abandon()
+            else:
+                self._device.abort()
+            self._device = None
         if self._worker is not None:
             self._worker.kill()
             self._worker = None
