@@ -288,9 +288,9 @@ class Periodicity(_Model):
         0.5, description="Normalized autocorrelation a peak must reach."
     )
     window_s: PositiveFloat | None = Field(
-        None, description="Analysis window in seconds; default 2 * max_period_s."
+        None, description="Analysis window in seconds; default 3 * max_period_s."
     )
-    hop_s: PositiveFloat | None = Field(None, description="Hop in seconds; default window_s / 2.")
+    hop_s: PositiveFloat | None = Field(None, description="Hop in seconds; default window_s / 4.")
 
     @model_validator(mode="after")
     def _range(self):
