@@ -11,14 +11,14 @@ Location: ``$STREAMCONV_FFTW_WISDOM``, else ``$XDG_CACHE_HOME/streamconv/fftw-wi
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 from streamconv.dsp import fftw
+from streamconv.errors import UsageError
+from streamconv.io.files import AtomicFile
 
 _PARTS = ("double", "single", "long double")
 
@@ -54,17 +54,16 @@ def save() -> Path | None:
     path = wisdom_path()
     wisdom = [part.decode("ascii") for part in fftw.export_wisdom()]
     text = json.dumps(dict(zip(_PARTS, wisdom, strict=True)))
-    tmp = None
+    atomic = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".fftw-wisdom.", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="ascii") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except OSError as exc:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-        print(f"warning: {path}: cannot save FFTW wisdom: {exc.strerror}", file=sys.stderr)
+        atomic = AtomicFile(str(path))  # written beside it, renamed into place when whole
+        Path(atomic.tmp_path).write_text(text, encoding="ascii")
+        atomic.commit()
+    except (OSError, UsageError) as exc:
+        if atomic is not None:
+            atomic.discard()
+        reason = exc.strerror if isinstance(exc, OSError) else exc
+        print(f"warning: {path}: cannot save FFTW wisdom: {reason}", file=sys.stderr)
         return None
     return path
