@@ -52,6 +52,13 @@ def _lose_portaudio() -> None:
         atexit.unregister(sd._exit_handler)
 
 
+def _lost(stream, why: str) -> RuntimeFailure:
+    """Mark a device source or sink lost, give PortAudio up, and return the error to raise."""
+    stream._lost = True
+    _lose_portaudio()
+    return RuntimeFailure(f"{stream.name}: {why}")
+
+
 def _sounddevice():
     try:
         import sounddevice
@@ -321,17 +328,12 @@ class DeviceSource(Source):
             except queue.Empty:
                 pass
             if not self._stream.active:
-                raise self._lose(STOPPED)
+                raise _lost(self, STOPPED)
             if time.monotonic() > deadline:
-                raise self._lose(f"no audio from the device for {STALL_TIMEOUT_S:g} s")
+                raise _lost(self, f"no audio from the device for {STALL_TIMEOUT_S:g} s")
 
     def stats(self) -> dict[str, int]:
         return {"overflows": self.overflows}
-
-    def _lose(self, why: str) -> RuntimeFailure:
-        self._lost = True
-        _lose_portaudio()
-        return RuntimeFailure(f"{self.name}: {why}")
 
     def abandon(self) -> None:
         """Let go of the stream without a PortAudio call (`portaudio_lost`: it may hang)."""
@@ -459,14 +461,9 @@ class DeviceSink(Sink):
     def _check(self, deadline: float, stalled: str) -> None:
         """Raise `RuntimeFailure` if the running stream stopped by itself or `deadline` passed."""
         if self._started and not self._stream.active:
-            raise self._lose(STOPPED)
+            raise _lost(self, STOPPED)
         if time.monotonic() > deadline:
-            raise self._lose(stalled)
-
-    def _lose(self, why: str) -> RuntimeFailure:
-        self._lost = True
-        _lose_portaudio()
-        return RuntimeFailure(f"{self.name}: {why}")
+            raise _lost(self, stalled)
 
     def abandon(self) -> None:
         """Let go of the stream without a PortAudio call (`portaudio_lost`: it may hang)."""
