@@ -1,14 +1,12 @@
-"""FIR design: pure functions from a filter spec to taps, and what a set of taps does.
+"""FIR designers: pure functions from a filter spec to taps.
 
 Every designer takes the stream's ``sample_rate`` (Hz) first and its own parameters as keywords,
 and returns a 1-D float64 array of taps ``h`` for the causal convolution
 ``y[n] = sum_k h[k] x[n-k]``. :func:`design` picks the designer by its ``type`` name, the same
 name a config's ``[[filters]] type`` uses. Bad parameters raise ``ValueError`` naming the
 parameter, as scipy does; the config layer turns them into errors with the config path.
-
-A chain of filters and channel mixing collapse into one ``(L, Cin, Cout)`` MIMO FIR with
-:func:`identity`, :func:`apply_filter` and :func:`apply_mix`; :func:`compact_taps` gives the
-smallest equivalent layout for ``Convolver``. :func:`analyze` measures a design.
+:func:`design_bands` gives a design's nominal pass- and stopbands for
+:func:`streamconv.dsp.design.response.analyze`.
 """
 
 from __future__ import annotations
@@ -20,27 +18,22 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import signal
 
+from streamconv.dsp.design.response import stopband_peak_db
+
 __all__ = [
     "DESIGNERS",
     "WINDOW_TRANSITION",
-    "analyze",
-    "apply_filter",
-    "apply_mimo",
-    "apply_mix",
     "bandpass",
     "bandstop",
-    "compact_taps",
     "delay",
     "design",
     "design_bands",
     "differentiator",
     "firls",
-    "frequency_response",
     "gain",
     "gaussian",
     "highpass",
     "hilbert",
-    "identity",
     "lowpass",
     "moving_average",
     "remez",
@@ -75,72 +68,6 @@ def _check_numtaps(numtaps: int, *, odd: bool = False, why: str = "") -> None:
         raise ValueError(f"taps must be a positive whole number, got {numtaps!r}")
     if odd and numtaps % 2 == 0:
         raise ValueError(f"taps must be odd{why}, got {numtaps}")
-
-
-def _grid_size(length: int, minimum: int = 8192) -> int:
-    return 1 << math.ceil(math.log2(max(minimum, 16 * length)))
-
-
-def frequency_response(
-    h: np.ndarray, sample_rate: float, n_fft: int | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Frequency response and group delay of a 1-D FIR on a uniform grid from 0 to Nyquist.
-
-    Parameters
-    ----------
-    h : numpy.ndarray
-        Taps.
-    sample_rate : float
-        Sample rate in Hz.
-    n_fft : int, optional
-        FFT size; default a power of two of at least ``max(8192, 16 L)`` (16x oversampled).
-
-    Returns
-    -------
-    freqs, response, group_delay : numpy.ndarray
-        Frequencies in Hz, complex ``H(f)``, and group delay in samples (NaN where
-        ``|H|`` is below 1e-12 of its peak, where the phase is undefined).
-
-    Notes
-    -----
-    ``H(w) = sum_n h[n] e^{-jwn}`` and ``tau(w) = Re(sum_n n h[n] e^{-jwn} / H(w))``.
-    """
-    h = np.asarray(h, dtype=np.float64)
-    n_fft = n_fft or _grid_size(len(h))
-    resp = np.fft.rfft(h, n_fft)
-    ramp = np.fft.rfft(np.arange(len(h)) * h, n_fft)
-    mag = np.abs(resp)
-    valid = mag > 1e-12 * max(float(mag.max()), 1e-300)
-    delay = np.full(len(resp), np.nan)
-    delay[valid] = np.real(ramp[valid] / resp[valid])
-    freqs = np.arange(len(resp)) * sample_rate / n_fft
-    return freqs, resp, delay
-
-
-def _stopband_peak_db(h: np.ndarray, sample_rate: float, stopbands) -> float:
-    """Largest magnitude (dB re 1) of ``h`` over the stopbands.
-
-    A 16x oversampled FFT grid finds the candidate peaks; the largest local maxima and the band
-    edges are then evaluated exactly on a fine grid around them, so a sidelobe peak that falls
-    between grid points is not missed.
-    """
-    freqs, resp, _ = frequency_response(h, sample_rate)
-    mag = np.abs(resp)
-    step = freqs[1]
-    worst = 0.0
-    for lo, hi in stopbands:
-        idx = np.flatnonzero((freqs >= lo) & (freqs <= hi))
-        probes = [lo, hi]
-        if len(idx):
-            m = mag[idx]
-            peaks = idx[1:-1][(m[1:-1] >= m[:-2]) & (m[1:-1] >= m[2:])]
-            peaks = np.concatenate([peaks, idx[[0, -1]]])
-            probes += list(freqs[peaks[np.argsort(mag[peaks])[-16:]]])
-        fine = np.concatenate([np.linspace(f - step, f + step, 65) for f in probes])
-        fine = fine[(fine >= lo) & (fine <= hi)]
-        _, exact = signal.freqz(h, worN=fine, fs=sample_rate)
-        worst = max(worst, float(np.abs(exact).max()))
-    return float(20 * np.log10(worst)) if worst > 0 else float("-inf")
 
 
 def _windowed_sinc(
@@ -183,7 +110,7 @@ def _windowed_sinc(
     # kaiserord is an empirical formula; lengthen until the asked attenuation is really met.
     while n <= _MAX_KAISER_TAPS:
         h = signal.firwin(n, edges, window=("kaiser", beta), pass_zero=pass_zero, fs=sample_rate)
-        if -_stopband_peak_db(h, sample_rate, stopbands) >= attenuation_db:
+        if -stopband_peak_db(h, sample_rate, stopbands) >= attenuation_db:
             return h.astype(np.float64)
         n += 2
     raise ValueError(f"cannot reach {attenuation_db:g} dB within {_MAX_KAISER_TAPS} taps")
@@ -536,158 +463,3 @@ def design_bands(
         stops = [b for b, g in zip(bands, params["gains"], strict=True) if g == 0]
         return passes, stops
     return [], []
-
-
-def analyze(
-    h: np.ndarray,
-    sample_rate: float,
-    stopbands: Sequence[tuple[float, float]] = (),
-    passbands: Sequence[tuple[float, float]] = (),
-) -> dict:
-    """Measure a 1-D FIR: length, group delay, gains and the stopband attenuation achieved.
-
-    Returns
-    -------
-    dict
-        ``length``; ``linear_phase`` (symmetric or antisymmetric taps); ``group_delay_samples``
-        (exact ``(L-1)/2`` for linear phase, else the median over the passbands, or over all
-        frequencies with at least -3 dB of the peak); ``gain_dc_db``, ``gain_nyquist_db``;
-        ``attenuation_db``: ``-max |H|`` in dB over the stopbands, or None without any.
-    """
-    h = np.asarray(h, dtype=np.float64)
-    length = len(h)
-    scale = max(float(np.max(np.abs(h))), 1e-300)
-    linear = bool(
-        np.allclose(h, h[::-1], rtol=0, atol=1e-12 * scale)
-        or np.allclose(h, -h[::-1], rtol=0, atol=1e-12 * scale)
-    )
-    freqs, resp, delays = frequency_response(h, sample_rate)
-    mag = np.abs(resp)
-    if linear:
-        delay_samples = (length - 1) / 2
-    else:
-        if passbands:
-            mask = np.zeros(len(freqs), bool)
-            for lo, hi in passbands:
-                mask |= (freqs >= lo) & (freqs <= hi)
-        else:
-            mask = mag >= mag.max() / math.sqrt(2)
-        gd = delays[mask]
-        gd = gd[np.isfinite(gd)]
-        delay_samples = float(np.median(gd)) if len(gd) else float("nan")
-    total = float(np.sum(h))
-    alternating = float(np.sum(h * (-1.0) ** np.arange(length)))
-
-    def to_db(x: float) -> float:
-        return float(20 * np.log10(abs(x))) if x != 0 else float("-inf")
-
-    attenuation = -_stopband_peak_db(h, sample_rate, stopbands) if stopbands else None
-    return {
-        "length": length,
-        "linear_phase": linear,
-        "group_delay_samples": float(delay_samples),
-        "gain_dc_db": to_db(total),
-        "gain_nyquist_db": to_db(alternating),
-        "attenuation_db": attenuation,
-    }
-
-
-def identity(channels: int) -> np.ndarray:
-    """The ``(1, C, C)`` MIMO FIR that passes ``channels`` channels through unchanged."""
-    if channels < 1:
-        raise ValueError(f"channels must be >= 1, got {channels}")
-    return np.eye(channels)[np.newaxis]
-
-
-def apply_filter(
-    mimo: np.ndarray, h: np.ndarray, channels: Sequence[int] | None = None
-) -> np.ndarray:
-    """Follow a MIMO FIR ``(L, Cin, C)`` by a filter on some of its C output channels.
-
-    Parameters
-    ----------
-    mimo : numpy.ndarray
-        ``(L, Cin, C)`` taps so far.
-    h : numpy.ndarray
-        ``(M,)``: the same filter on each selected channel; ``(M, K)``: column ``k`` filters
-        the ``k``-th selected channel.
-    channels : list of int, optional
-        Channels (0-based, of the C current ones) to filter; default all. Others pass as they are.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(L + M - 1, Cin, C)``: convolving with it equals convolving with ``mimo`` and then
-        filtering the selected channels with ``h``.
-    """
-    n_out = mimo.shape[2]
-    chans = list(range(n_out)) if channels is None else list(channels)
-    for c in chans:
-        if not 0 <= c < n_out:
-            raise ValueError(f"channel {c} does not exist; there are {n_out} (0..{n_out - 1})")
-    if len(set(chans)) != len(chans):
-        raise ValueError(f"channels lists a channel twice: {chans}")
-    h = np.asarray(h, dtype=np.float64)
-    if h.ndim == 1:
-        h = np.repeat(h[:, np.newaxis], len(chans), axis=1)
-    if h.ndim != 2 or h.shape[1] != len(chans):
-        raise ValueError(f"{h.shape[1]} filter columns for {len(chans)} channels")
-    length = mimo.shape[0] + h.shape[0] - 1
-    delta = np.zeros(h.shape[0])
-    delta[0] = 1.0
-    out = np.empty((length, mimo.shape[1], n_out))
-    for c in range(n_out):
-        kernel = h[:, chans.index(c)] if c in chans else delta
-        out[:, :, c] = signal.convolve(mimo[:, :, c], kernel[:, np.newaxis], method="direct")
-    return out
-
-
-def apply_mix(mimo: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    """Follow a MIMO FIR ``(L, Cin, C)`` by a ``(C, Cout)`` gain matrix.
-
-    Output channel ``j`` becomes ``sum_i matrix[i, j] * channel i``.
-    """
-    matrix = np.asarray(matrix, dtype=np.float64)
-    if matrix.ndim != 2 or matrix.shape[0] != mimo.shape[2]:
-        raise ValueError(
-            f"mix matrix needs {mimo.shape[2]} rows (one per channel), got shape {matrix.shape}"
-        )
-    return np.einsum("lic,cj->lij", mimo, matrix)
-
-
-def apply_mimo(mimo: np.ndarray, taps: np.ndarray) -> np.ndarray:
-    """Follow a MIMO FIR ``(L, Cin, C)`` by another, ``(M, C, Cout)``: their matrix convolution.
-
-    ``out[:, i, k] = sum_j mimo[:, i, j] * taps[:, j, k]`` (``*``: full convolution).
-    """
-    taps = np.asarray(taps, dtype=np.float64)
-    if taps.ndim != 3 or taps.shape[1] != mimo.shape[2]:
-        raise ValueError(f"MIMO taps need {mimo.shape[2]} input channels, got shape {taps.shape}")
-    length = mimo.shape[0] + taps.shape[0] - 1
-    out = np.zeros((length, mimo.shape[1], taps.shape[2]))
-    for j in range(mimo.shape[2]):
-        for k in range(taps.shape[2]):
-            if np.any(taps[:, j, k]):
-                out[:, :, k] += signal.convolve(mimo[:, :, j], taps[:, j, k, np.newaxis])
-    return out
-
-
-def compact_taps(mimo: np.ndarray) -> np.ndarray:
-    """The smallest layout of a ``(L, Cin, Cout)`` FIR that ``Convolver`` treats the same.
-
-    ``(L,)`` when every path is one filter on a diagonal (Cin == Cout, no cross terms),
-    ``(L, C)`` when diagonal with different filters, else the ``(L, Cin, Cout)`` input itself.
-    Trailing all-zero taps are kept: they are part of the requested tail.
-    """
-    _, n_in, n_out = mimo.shape
-    if n_in != n_out:
-        return mimo
-    off = mimo.copy()
-    idx = np.arange(n_in)
-    off[:, idx, idx] = 0.0
-    if np.any(off):
-        return mimo
-    diag = mimo[:, idx, idx]
-    if np.all(diag == diag[:, :1]):
-        return diag[:, 0].copy()
-    return diag.copy()
