@@ -1,0 +1,40 @@
+"""The repository stands alone: its documents link only to files in the repository."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCUMENTS = sorted(
+    [ROOT / "README.md", *ROOT.glob("docs/*.md"), *ROOT.glob("systemd/*.md")]
+    + [p for p in [ROOT / "CHANGELOG.md"] if p.exists()]
+)
+# [text](target) and ![alt](target); the target ends at the first space or ')'.
+LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)")
+
+
+def _links(path: Path) -> list[str]:
+    text = re.sub(r"```.*?```", "", path.read_text(), flags=re.S)  # code is not a link
+    return LINK.findall(text)
+
+
+@pytest.mark.parametrize("doc", DOCUMENTS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_links_point_into_the_repository(doc):
+    bad = []
+    for target in _links(doc):
+        if target.startswith("#"):
+            continue
+        if "://" in target or target.startswith("mailto:"):
+            bad.append(f"{target}: outside the repository")
+            continue
+        resolved = (doc.parent / target.split("#")[0]).resolve()
+        if not resolved.is_relative_to(ROOT):
+            bad.append(f"{target}: outside the repository")
+        elif not resolved.exists():
+            bad.append(f"{target}: no such file")
+    assert not bad, f"{doc.relative_to(ROOT)}: " + "; ".join(bad)
+
+
+def test_documents_found():
+    assert ROOT / "docs" / "contract.md" in DOCUMENTS
