@@ -2,8 +2,8 @@
 
 The audio callback only copies: an input callback puts a copy of each block into a bounded
 queue, an output callback takes the next block out of one; both count overflows and
-underflows. The caller's thread (the worker) does everything else. Only callback streams are
-used, because blocking reads and writes crash PortAudio 19.6 on the JACK host API.
+underflows. The caller's thread (the worker) does everything else. The PortAudio binding
+(sounddevice or PyAudio) is a `streamconv.io.backends.Backend`; nothing here depends on which.
 
 An output stream starts once `prefill` frames are queued, so a producer that runs in step with
 the device does not underflow on its first blocks; `close` plays what is queued, then stops.
@@ -19,16 +19,25 @@ becomes true, sounddevice's exit handler (``Pa_Terminate``) is dropped, and the 
 
 from __future__ import annotations
 
-import atexit
 import queue
-import sys
 import threading
 import time
 
 import numpy as np
 
 from streamconv.errors import RuntimeFailure, UsageError
+from streamconv.io.backends import get_backend, lose_portaudio, portaudio_lost
 from streamconv.io.base import Sink, Source, float_type
+
+__all__ = [
+    "POLL_S",
+    "STALL_TIMEOUT_S",
+    "DeviceSink",
+    "DeviceSource",
+    "list_devices",
+    "portaudio_lost",
+    "resolve_device",
+]
 
 #: How long a read or write waits for the device before calling it lost, in seconds.
 STALL_TIMEOUT_S = 5.0
@@ -36,56 +45,12 @@ STALL_TIMEOUT_S = 5.0
 POLL_S = 0.05
 STOPPED = "the device stopped (disconnected, or its sound server ended)"
 
-_portaudio_lost = False
-
-
-def portaudio_lost() -> bool:
-    """True once a stream of this process was lost: PortAudio must not be called here again."""
-    return _portaudio_lost
-
-
-def _lose_portaudio() -> None:
-    global _portaudio_lost
-    _portaudio_lost = True
-    sd = sys.modules.get("sounddevice")
-    if sd is not None:  # its exit handler calls Pa_Terminate, which would abort the process
-        atexit.unregister(sd._exit_handler)
-
 
 def _lost(stream, why: str) -> RuntimeFailure:
     """Mark a device source or sink lost, give PortAudio up, and return the error to raise."""
     stream._lost = True
-    _lose_portaudio()
+    lose_portaudio()
     return RuntimeFailure(f"{stream.name}: {why}")
-
-
-def _sounddevice():
-    try:
-        import sounddevice
-    except ImportError:
-        raise UsageError(
-            "device: needs the sounddevice package (pip install 'streamconv[device]')"
-        ) from None
-    except OSError as exc:  # PortAudio library missing
-        raise RuntimeFailure(f"device: PortAudio is not available ({exc})") from None
-    return sounddevice
-
-
-def _pyaudio():
-    try:
-        import pyaudio
-    except ImportError:
-        raise UsageError(
-            "pyaudio: needs the PyAudio package (pip install 'streamconv[pyaudio]')"
-        ) from None
-    return pyaudio
-
-
-def _device_spec(spec: str | None):
-    """``""``/None -> default device, ``"3"`` -> index 3, else a name (substring)."""
-    if not spec:
-        return None
-    return int(spec) if spec.isdigit() else spec
 
 
 def resolve_device(backend: str, spec: str | None, kind: str) -> dict:
@@ -103,44 +68,13 @@ def resolve_device(backend: str, spec: str | None, kind: str) -> dict:
     UsageError
         No such device, or it has no channels of that kind.
     """
-    label = f"{'device' if backend == 'sounddevice' else 'pyaudio'}:{spec or ''}".rstrip(":")
-    if backend == "sounddevice":
-        sd = _sounddevice()
-        try:
-            info = sd.query_devices(_device_spec(spec), kind=kind)
-        except (ValueError, sd.PortAudioError) as exc:
-            raise UsageError(
-                f"{label}: no such {kind} device ({exc}; see `streamconv devices`)"
-            ) from None
-        index = info["index"] if "index" in info else sd.query_devices().index(info)
-    else:
-        pa = _pyaudio().PyAudio()
-        try:
-            if spec is None or not str(spec).isdigit():
-                raise UsageError(f"{label}: pyaudio devices are given by index (pyaudio:INDEX)")
-            try:
-                info = pa.get_device_info_by_index(int(spec))
-            except (OSError, ValueError) as exc:
-                raise UsageError(
-                    f"{label}: no such device ({exc}; see `streamconv devices`)"
-                ) from None
-        finally:
-            pa.terminate()
-        info = {
-            "name": info["name"],
-            "index": info["index"],
-            "max_input_channels": info["maxInputChannels"],
-            "max_output_channels": info["maxOutputChannels"],
-            "default_samplerate": info["defaultSampleRate"],
-            "default_high_output_latency": info["defaultHighOutputLatency"],
-            "default_high_input_latency": info["defaultHighInputLatency"],
-        }
-        index = info["index"]
+    impl = get_backend(backend)
+    info = impl.query(spec, kind)
     channels = info[f"max_{kind}_channels"]
     if channels < 1:
-        raise UsageError(f"{label}: device {info['name']!r} has no {kind} channels")
+        raise UsageError(f"{impl.locator(spec)}: device {info['name']!r} has no {kind} channels")
     return {
-        "index": index,
+        "index": info["index"],
         "name": info["name"],
         "channels": channels,
         "sample_rate": float(info["default_samplerate"]),
@@ -148,96 +82,10 @@ def resolve_device(backend: str, spec: str | None, kind: str) -> dict:
     }
 
 
-class _Stream:
-    """A started/stopped PortAudio callback stream of float32 frames, backend-neutral."""
-
-    def __init__(self, backend, index, kind, sample_rate, channels, block_size, callback, label):
-        self._pa = None
-        self._started = False
-        try:
-            if backend == "sounddevice":
-                sd = _sounddevice()
-                cls = sd.InputStream if kind == "input" else sd.OutputStream
-                if kind == "input":
-
-                    def cb(indata, frames, time, status):
-                        callback(indata, bool(status.input_overflow))
-                else:
-
-                    def cb(outdata, frames, time, status):
-                        callback(outdata, bool(status.output_underflow))
-
-                self._stream = cls(
-                    device=index,
-                    samplerate=sample_rate,
-                    channels=channels,
-                    dtype="float32",
-                    blocksize=block_size,
-                    callback=cb,
-                )
-            else:
-                pyaudio = _pyaudio()
-                self._pa = pyaudio.PyAudio()
-                flag = pyaudio.paInputOverflow if kind == "input" else pyaudio.paOutputUnderflow
-                out = np.zeros((block_size, channels), np.float32)
-
-                def cb(in_data, frame_count, time_info, status):
-                    if kind == "input":
-                        block = np.frombuffer(in_data, np.float32).reshape(-1, channels)
-                        callback(block, bool(status & flag))
-                        return None, pyaudio.paContinue
-                    callback(out, bool(status & flag))
-                    return out.tobytes(), pyaudio.paContinue
-
-                self._stream = self._pa.open(
-                    rate=int(sample_rate),
-                    channels=channels,
-                    format=pyaudio.paFloat32,
-                    input=kind == "input",
-                    output=kind == "output",
-                    input_device_index=index if kind == "input" else None,
-                    output_device_index=index if kind == "output" else None,
-                    frames_per_buffer=block_size,
-                    stream_callback=cb,
-                    start=False,
-                )
-        except Exception as exc:  # PortAudioError, OSError, ValueError: all mean "cannot open"
-            if self._pa is not None:
-                self._pa.terminate()
-            raise UsageError(f"{label}: cannot open {kind} stream: {exc}") from None
-
-    def start(self) -> None:
-        if self._pa is None:
-            self._stream.start()
-        else:
-            self._stream.start_stream()
-        self._started = True
-
-    @property
-    def active(self) -> bool:
-        """False once a started stream has stopped by itself (its device or server is gone)."""
-        return bool(self._stream.active if self._pa is None else self._stream.is_active())
-
-    def close(self) -> None:
-        """Stop and close; a started stream that stopped by itself is left alone (it would hang
-        or abort, see the module docstring) and PortAudio is given up in this process."""
-        if self._started and not self.active:
-            _lose_portaudio()
-            return
-        if self._pa is None:
-            self._stream.stop()
-            self._stream.close()
-        else:
-            self._stream.stop_stream()
-            self._stream.close()
-            self._pa.terminate()
-
-
 def _describe(stream, backend, spec, kind, sample_rate, channels) -> dict:
     """Resolve the device and set ``name``, ``device_name``, ``sample_rate`` and ``channels``
     on ``stream`` (a source or sink); return the device's description."""
-    prefix = "device" if backend == "sounddevice" else "pyaudio"
-    stream.name = f"{prefix}:{spec}" if spec else prefix
+    stream.name = get_backend(backend).locator(spec)
     info = resolve_device(backend, spec, kind)
     stream.device_name = info["name"]
     stream.sample_rate = float(sample_rate or info["sample_rate"])
@@ -247,6 +95,17 @@ def _describe(stream, backend, spec, kind, sample_rate, channels) -> dict:
             f"{stream.name}: {stream.channels} channels asked, the device has {info['channels']}"
         )
     return info
+
+
+def _open_stream(stream, backend: str, info: dict, kind: str, block_size: int) -> None:
+    """Open ``stream._stream`` (not started) with ``stream._callback``; the last step of a
+    device source's or sink's ``__init__``, once the callback has what it needs."""
+    stream._started = False
+    stream._lost = False
+    stream._stream = get_backend(backend).open_stream(
+        info["index"], kind, stream.sample_rate, stream.channels, block_size,
+        stream._callback, stream.name,
+    )  # fmt: skip
 
 
 class DeviceSource(Source):
@@ -290,12 +149,7 @@ class DeviceSource(Source):
         self.overflows = 0
         self._queue: queue.Queue = queue.Queue(max(2, int(queue_s * self.sample_rate / block_size)))
         self._carry = np.zeros((0, self.channels), self.dtype)
-        self._started = False
-        self._lost = False
-        self._stream = _Stream(
-            backend, info["index"], "input", self.sample_rate, self.channels, block_size,
-            self._callback, self.name,
-        )  # fmt: skip
+        _open_stream(self, backend, info, "input", block_size)
 
     def _callback(self, indata, overflow: bool) -> None:
         if overflow:
@@ -393,14 +247,9 @@ class DeviceSink(Sink):
         self._carry = np.zeros((0, self.channels), np.float32)
         self.underflows = 0
         self.clipped = 0
-        self._started = False
-        self._lost = False
         self._draining = False
         self._idle = threading.Event()
-        self._stream = _Stream(
-            backend, info["index"], "output", self.sample_rate, self.channels, block_size,
-            self._callback, self.name,
-        )  # fmt: skip
+        _open_stream(self, backend, info, "output", block_size)
 
     def _callback(self, outdata, underflow: bool) -> None:
         if underflow:
@@ -483,35 +332,4 @@ def list_devices(backend: str = "sounddevice") -> list[dict]:
     ----------
     backend : {"sounddevice", "pyaudio"}
     """
-    if backend == "sounddevice":
-        sd = _sounddevice()
-        hostapis = sd.query_hostapis()
-        return [
-            {
-                "index": i,
-                "name": d["name"],
-                "hostapi": hostapis[d["hostapi"]]["name"],
-                "inputs": d["max_input_channels"],
-                "outputs": d["max_output_channels"],
-                "sample_rate": d["default_samplerate"],
-            }
-            for i, d in enumerate(sd.query_devices())
-        ]
-    pa = _pyaudio().PyAudio()
-    try:
-        devices = []
-        for i in range(pa.get_device_count()):
-            d = pa.get_device_info_by_index(i)
-            devices.append(
-                {
-                    "index": i,
-                    "name": d["name"],
-                    "hostapi": pa.get_host_api_info_by_index(d["hostApi"])["name"],
-                    "inputs": d["maxInputChannels"],
-                    "outputs": d["maxOutputChannels"],
-                    "sample_rate": d["defaultSampleRate"],
-                }
-            )
-        return devices
-    finally:
-        pa.terminate()
+    return get_backend(backend).list_devices()

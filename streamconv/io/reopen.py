@@ -29,11 +29,6 @@ device is away (and what was queued for it), so it never holds up the capture si
 
 from __future__ import annotations
 
-import json
-import os
-import select
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -42,19 +37,14 @@ import numpy as np
 
 from streamconv.errors import RuntimeFailure, UsageError
 from streamconv.io import devices
+from streamconv.io.backends import get_backend
 from streamconv.io.base import Sink, Source, float_type
-from streamconv.io.device_worker import HEADER
+from streamconv.io.worker_client import OPEN_TIMEOUT_S, STALL_S, WorkerClient, WorkerLost
 
 #: First wait before reopening, in seconds; it doubles on every failed attempt ...
 BACKOFF_FIRST_S = 0.1
 #: ... up to this.
 BACKOFF_MAX_S = 5.0
-#: A running input worker that sends nothing for this long is taken as lost, in seconds.
-STALL_S = 3.0
-#: How long a new worker may take to start Python and open the device, in seconds.
-OPEN_TIMEOUT_S = 20.0
-
-_PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 class Backoff:
@@ -71,144 +61,6 @@ class Backoff:
         return delay
 
 
-class WorkerLost(Exception):
-    """The worker could not open the device, lost it, or died.
-
-    ``usage``: a user's mistake (no such device); ``unplayed``: frames an output worker held.
-    """
-
-    def __init__(self, message: str, usage: bool = False, unplayed: int = 0):
-        super().__init__(message)
-        self.usage = usage
-        self.unplayed = unplayed
-
-
-class _Worker:
-    """One device worker process and the framed messages on its stdout."""
-
-    def __init__(self, cfg: dict):
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p
-        )  # the worker imports the same streamconv as this process, installed or not
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streamconv.io.device_worker", json.dumps(cfg)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            bufsize=0, env=env,
-        )  # fmt: skip
-        self._out = self.proc.stdout.fileno()
-        self._in = self.proc.stdin.fileno()
-        os.set_blocking(self._out, False)
-        os.set_blocking(self._in, False)
-        self._buf = bytearray()
-        self.info: dict = {}
-        self.started = False  # an input worker captures once told to (`start`)
-        try:
-            msg = self.recv(OPEN_TIMEOUT_S)
-            if msg is None:
-                raise WorkerLost(f"the device did not open within {OPEN_TIMEOUT_S:g} s")
-            if msg[0] != b"OPEN":
-                raise WorkerLost(f"device worker: {msg[0]!r} before OPEN")
-            self.info = json.loads(msg[1])
-        except BaseException:
-            self.kill()
-            raise
-
-    def recv(self, timeout: float) -> tuple[bytes, bytes, int] | None:
-        """The next ``(tag, payload, counter)``, or None after `timeout` seconds.
-
-        Raises
-        ------
-        WorkerLost
-            The worker sent ``FAIL`` or ended.
-        """
-        deadline = time.monotonic() + timeout
-        while True:
-            msg = self._parse()
-            if msg is not None:
-                if msg[0] == b"FAIL":
-                    fail = json.loads(msg[1])
-                    raise WorkerLost(fail["message"], fail["usage"], fail.get("unplayed", 0))
-                return msg
-            left = deadline - time.monotonic()
-            ready, _, _ = select.select([self._out], [], [], max(0.0, left))
-            if not ready:
-                if left <= 0:
-                    return None
-                continue
-            try:
-                chunk = os.read(self._out, 1 << 16)
-            except BlockingIOError:
-                continue
-            if not chunk:
-                raise WorkerLost(self._ended())
-            self._buf += chunk
-
-    def start(self) -> None:
-        """Tell an input worker to start its stream (the first read)."""
-        if not self.started:
-            self.send(b"S", STALL_S)
-            self.started = True
-
-    def _parse(self):
-        if len(self._buf) < HEADER.size:
-            return None
-        tag, size, counter = HEADER.unpack_from(self._buf)
-        end = HEADER.size + size
-        if len(self._buf) < end:
-            return None
-        payload = bytes(self._buf[HEADER.size : end])
-        del self._buf[:end]
-        return tag, payload, counter
-
-    def send(self, data: bytes, timeout: float) -> None:
-        """Write `data` to the worker's stdin; `WorkerLost` if it ended or took nothing."""
-        view = memoryview(data)
-        deadline = time.monotonic() + timeout
-        while view:
-            left = deadline - time.monotonic()
-            _, ready, _ = select.select([], [self._in], [], max(0.0, left))
-            if not ready:
-                if left <= 0:
-                    raise WorkerLost(f"the device took no audio for {timeout:g} s")
-                continue
-            try:
-                view = view[os.write(self._in, view) :]
-            except BlockingIOError:
-                continue
-            except BrokenPipeError:
-                self.recv(1.0)  # its FAIL message says why, if it sent one
-                raise WorkerLost(self._ended()) from None
-
-    def _ended(self) -> str:
-        try:
-            code = self.proc.wait(1.0)
-        except subprocess.TimeoutExpired:
-            return "the device worker closed its output"
-        if code < 0:
-            return f"the device worker died of {signal.Signals(-code).name}"
-        return f"the device worker exited with code {code}"
-
-    def finish(self, timeout: float) -> None:
-        """Close its stdin (it stops, an output plays its queue first), wait, kill if need be."""
-        try:
-            self.proc.stdin.close()
-            self.proc.wait(timeout)
-        except (OSError, subprocess.TimeoutExpired):
-            pass
-        self.kill()
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        for pipe in (self.proc.stdin, self.proc.stdout):
-            try:
-                pipe.close()
-            except OSError:
-                pass
-
-
 def _stderr(line: str) -> None:
     print(f"warning: {line}", file=sys.stderr, flush=True)
 
@@ -218,8 +70,7 @@ class _Reopening:
     the state, the log."""
 
     def _setup(self, kind, spec, sample_rate, channels, block_size, backend, give_up_s, log):
-        prefix = "device" if backend == "sounddevice" else "pyaudio"
-        self.name = f"{prefix}:{spec}" if spec else prefix
+        self.name = get_backend(backend).locator(spec)
         self._label = f"{self.name} {kind}"  # one device may be both source and sink
         self.give_up_s = give_up_s
         self.log = log or _stderr
@@ -231,10 +82,10 @@ class _Reopening:
             "channels": channels, "block_size": block_size,
         }  # fmt: skip
         self._device = None  # the stream in this process, until it is lost
-        self._worker: _Worker | None = None
+        self._worker: WorkerClient | None = None
         if devices.portaudio_lost():  # another device of this process was lost before
             try:
-                self._worker = _Worker(self._cfg)
+                self._worker = WorkerClient(self._cfg)
             except WorkerLost as exc:
                 raise (UsageError if exc.usage else RuntimeFailure)(str(exc)) from None
             info = self._worker.info
@@ -265,7 +116,7 @@ class _Reopening:
             "worker_pid": worker.proc.pid if worker is not None else None,
         }
 
-    def _reopen(self, stop: threading.Event | None = None) -> _Worker | None:
+    def _reopen(self, stop: threading.Event | None = None) -> WorkerClient | None:
         """Start workers with backoff until one opens; None if `stop` was set.
 
         Raises
@@ -289,7 +140,7 @@ class _Reopening:
                 return None
             attempt += 1
             try:
-                worker = _Worker(self._cfg)
+                worker = WorkerClient(self._cfg)
             except WorkerLost as exc:
                 self.last_error = self._reason(exc)
                 self.log(
@@ -304,6 +155,24 @@ class _Reopening:
         """The message without our name in front (the log line starts with it)."""
         text = str(exc)
         return text[len(self.name) + 2 :] if text.startswith(f"{self.name}: ") else text
+
+    def _let_go(self, finish: bool) -> None:
+        """Close the stream: `finish` plays (a sink) what is queued and waits for a worker to
+        end; else it is cut short (a sink's queue is dropped, a worker killed)."""
+        if self._device is not None:
+            if devices.portaudio_lost():  # another stream was lost: this one may hang too
+                self._device.abandon()
+            elif finish:
+                self._device.close()
+            else:
+                self._device.abort()
+            self._device = None
+        if self._worker is not None:
+            if finish:
+                self._worker.finish(timeout=2.0)
+            else:
+                self._worker.kill()
+            self._worker = None
 
     def _lose(self, reason: str, lost_at: float) -> None:
         if self._device is not None:
@@ -325,15 +194,9 @@ class ReopeningSource(_Reopening, Source):
 
     Parameters
     ----------
-    spec : str or None
-        Device index or name (None: the default input device).
-    sample_rate : float, optional
-        Default: the device's default rate; kept across reopens.
-    channels : int, optional
-        Default: ``min(2, the device's input channels)``; kept across reopens.
-    block_size : int
-        Frames per device callback.
-    backend : {"sounddevice", "pyaudio"}
+    spec, sample_rate, channels, block_size, backend
+        As for `streamconv.io.devices.DeviceSource`; the rate and channels are kept across
+        reopens.
     dtype : numpy dtype or "auto"
         float32 or float64, the type of the blocks returned by `read`.
     give_up_s : float, optional
@@ -449,15 +312,7 @@ class ReopeningSource(_Reopening, Source):
         }
 
     def close(self) -> None:
-        if self._device is not None:
-            if devices.portaudio_lost():  # another stream was lost: this one may hang too
-                self._device.abandon()
-            else:
-                self._device.close()
-            self._device = None
-        if self._worker is not None:
-            self._worker.finish(timeout=2.0)
-            self._worker = None
+        self._let_go(finish=True)
 
 
 class ReopeningSink(_Reopening, Sink):
@@ -468,15 +323,9 @@ class ReopeningSink(_Reopening, Sink):
 
     Parameters
     ----------
-    spec : str or None
-        Device index or name (None: the default output device).
-    sample_rate : float
-        Frames per second.
-    channels : int
-        Samples per frame.
-    block_size : int
-        Frames per device callback.
-    backend : {"sounddevice", "pyaudio"}
+    spec, sample_rate, channels, block_size, backend
+        As for `streamconv.io.devices.DeviceSink`; the rate and channels are kept across
+        reopens.
     give_up_s : float, optional
         The next `write` raises `RuntimeFailure` once the device has been away this long.
     log : callable, optional
@@ -602,12 +451,4 @@ class ReopeningSink(_Reopening, Sink):
 
     def _discard(self) -> None:
         self._end_reopening()
-        if self._device is not None:
-            if devices.portaudio_lost():
-                self._device.abandon()
-            else:
-                self._device.abort()
-            self._device = None
-        if self._worker is not None:
-            self._worker.kill()
-            self._worker = None
+        self._let_go(finish=False)
