@@ -217,7 +217,13 @@ class Service:
                 if cfg.detections_path:
                     detlog = DetectionLog(cfg.detections_path)
                 if cfg.control_listen:
-                    control = ControlServer(cfg.control_listen, self.status, self.detections)
+                    control = ControlServer(
+                        cfg.control_listen,
+                        self.status,
+                        self.detections,
+                        idle_timeout_s=cfg.config.control.idle_timeout_s,
+                        log=self.log,
+                    )
                     control.start()
                     self.log(f"control: listening on {control.address}")
                 watchdog = _Watchdog(self)

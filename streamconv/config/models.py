@@ -316,6 +316,11 @@ class Control(_Model):
         description="`HOST:PORT` (loopback unless allow_remote) or `unix:PATH`."
     )
     allow_remote: bool = Field(False, description="Allow a non-loopback listen address.")
+    idle_timeout_s: Annotated[float, Field(gt=0, le=3600, allow_inf_nan=False)] = Field(
+        15.0,
+        description="Close a connection that has not sent a whole request within this time "
+        "(on connect, or after its last answer): idle and half-sent requests.",
+    )
 
 
 class Config(_Model):
