@@ -11,6 +11,7 @@ not by libsndfile, so integer samples round-trip exactly and clipping is counted
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import os
 import re
@@ -98,8 +99,92 @@ class _PlainSoundFile(sf.SoundFile):
 _SFC_SET_ADD_PEAK_CHUNK = 0x1050  # sndfile.h
 
 
+#: Temporary files this process has open (`AtomicFile`), so a sweep never takes a live one.
+_LIVE_TEMPS: set[str] = set()
+
+
+def write_failure(name: str, exc: Exception, sndfile=None) -> RuntimeFailure:
+    """The one-line error of a failed write to ``name``, naming the system's reason.
+
+    An ``OSError`` gives its ``strerror`` (``out.raw: No space left on device``); libsndfile
+    only says "System error." in its exception, but its handle ``sndfile`` (a SoundFile) keeps
+    the system's words, which are used instead (``out.wav: No space left on device``).
+    """
+    if isinstance(exc, OSError) and exc.strerror:
+        return RuntimeFailure(f"{name}: {exc.strerror}")
+    handle = getattr(sndfile, "_file", None)
+    library = getattr(sf, "_snd", None)
+    if handle is not None and library is not None:
+        text = sf._ffi.string(library.sf_strerror(handle)).decode(errors="replace")
+        if text.startswith("System error :"):
+            return RuntimeFailure(f"{name}: {text.split(':', 1)[1].strip().rstrip('.')}")
+    # A handle already closed (libsndfile's last header write failed in sf_close) keeps no
+    # words: a system error on a full file system is that.
+    if getattr(exc, "code", None) == _SFE_SYSTEM and _no_space_left(name):
+        return RuntimeFailure(f"{name}: {os.strerror(errno.ENOSPC)}")
+    return RuntimeFailure(f"{name}: write failed: {exc}")
+
+
+_SFE_SYSTEM = 2  # libsndfile's "System error." (sndfile.h: SFE_SYSTEM)
+
+
+def _no_space_left(path: str) -> bool:
+    try:
+        st = os.statvfs(os.path.dirname(os.path.abspath(path)))
+    except OSError:
+        return False
+    return st.f_bavail == 0
+
+
+def _temp_prefix(path: str) -> str:
+    return f".{os.path.basename(path)}."
+
+
+def _owner_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
+
+
+def remove_stale_temps(path: str) -> list[str]:
+    """Remove the temporary files that writers of ``path`` killed before `commit` or
+    `discard` (SIGKILL, power loss) left beside it; return their names.
+
+    They are named ``.NAME.PID.XXXXXXXX.part``: one whose process no longer exists, or is
+    this process without having it open, is stale. One of a live process stays.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    prefix = _temp_prefix(path)
+    removed = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return removed
+    for name in names:
+        if not name.startswith(prefix) or ".part" not in name:
+            continue
+        pid = name[len(prefix) :].split(".", 1)[0]
+        full = os.path.join(directory, name)
+        if not pid.isdigit() or full in _LIVE_TEMPS:
+            continue
+        if int(pid) == os.getpid() or not _owner_alive(int(pid)):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(full)
+                removed.append(full)
+    return removed
+
+
 class AtomicFile:
-    """A temporary file beside `path` that becomes `path` on `commit` and vanishes on `discard`."""
+    """A temporary file beside `path` that becomes `path` on `commit` and vanishes on `discard`.
+
+    The temporary name is hidden and tagged with the writer's PID, ``.NAME.PID.XXXXXXXX.part``,
+    so it is never taken for an output; those a killed writer left are removed here
+    (`remove_stale_temps`) when the next writer of `path` starts.
+    """
 
     def __init__(self, path: str, suffix: str = ""):
         directory = os.path.dirname(os.path.abspath(path))
@@ -108,13 +193,19 @@ class AtomicFile:
         if os.path.isdir(path):
             raise UsageError(f"{path}: is a directory")
         self.path = path
+        self.stale_removed = remove_stale_temps(path)
         try:
             fd, self.tmp_path = tempfile.mkstemp(
-                prefix=f".{os.path.basename(path)}.", suffix=".part" + suffix, dir=directory
+                prefix=f"{_temp_prefix(path)}{os.getpid()}.",
+                suffix=".part" + suffix,
+                dir=directory,
             )
         except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise RuntimeFailure(f"{path}: {exc.strerror}") from None
             raise UsageError(f"{path}: cannot create: {exc.strerror}") from None
         os.close(fd)
+        _LIVE_TEMPS.add(self.tmp_path)
         # mkstemp makes the file private (0600); the finished file gets the usual permissions.
         umask = os.umask(0)
         os.umask(umask)
@@ -122,10 +213,12 @@ class AtomicFile:
 
     def commit(self) -> None:
         os.replace(self.tmp_path, self.path)
+        _LIVE_TEMPS.discard(self.tmp_path)
 
     def discard(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.tmp_path)
+        _LIVE_TEMPS.discard(self.tmp_path)
 
     def close_and_commit(self, handle, name: str, errors=(OSError,)) -> None:
         """Close ``handle`` (open on the temporary file), then rename it into place; if the
@@ -134,8 +227,7 @@ class AtomicFile:
             handle.close()
         except errors as exc:
             self.discard()
-            reason = getattr(exc, "strerror", None) or exc
-            raise RuntimeFailure(f"{name}: write failed: {reason}") from None
+            raise write_failure(name, exc, handle) from None
         self.commit()
 
     def close_and_discard(self, handle, errors=(OSError,)) -> None:
@@ -253,6 +345,8 @@ class SoundFileSink(Sink):
             )
         except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
             self._atomic.discard()
+            if _no_space_left(path):  # the header did not fit: not the user's mistake
+                raise RuntimeFailure(f"{path}: {os.strerror(errno.ENOSPC)}") from None
             raise UsageError(f"{path}: cannot write audio: {exc}") from None
         self.subtype = self._file.subtype
         self._int_bits = _INT_SUBTYPES.get(self.subtype)
@@ -271,7 +365,7 @@ class SoundFileSink(Sink):
         try:
             self._file.write(samples)
         except _SOUNDFILE_ERRORS as exc:
-            raise RuntimeFailure(f"{self.name}: write failed: {exc}") from None
+            raise write_failure(self.name, exc, self._file) from None
 
     def _commit(self) -> None:
         self._atomic.close_and_commit(self._file, self.name, _SOUNDFILE_ERRORS)
@@ -377,7 +471,7 @@ class CsvSink(Sink):
         try:
             np.savetxt(self._file, block, fmt=fmt, delimiter=",")
         except OSError as exc:
-            raise RuntimeFailure(f"{self.name}: write failed: {exc.strerror}") from None
+            raise write_failure(self.name, exc) from None
 
     def _commit(self) -> None:
         self._atomic.close_and_commit(self._file, self.name)

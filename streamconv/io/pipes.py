@@ -119,11 +119,18 @@ class RawSink(Sink):
             self._stream.write(data)
             if self._flush:
                 self._stream.flush()
-        except BrokenPipeError:
-            raise RuntimeFailure(f"{self.name}: the reading end of the pipe was closed") from None
+        except OSError as exc:
+            raise self._failure(exc) from None
 
     def _commit(self) -> None:
         try:
             self._stream.flush()
-        except BrokenPipeError:
-            raise RuntimeFailure(f"{self.name}: the reading end of the pipe was closed") from None
+        except OSError as exc:
+            raise self._failure(exc) from None
+
+    def _failure(self, exc: OSError) -> RuntimeFailure:
+        """A failed write as one line: a closed pipe, or the system's reason (a full disk
+        under a redirected stdout: ``stdout: No space left on device``)."""
+        if isinstance(exc, BrokenPipeError):
+            return RuntimeFailure(f"{self.name}: the reading end of the pipe was closed")
+        return RuntimeFailure(f"{'stdout' if self.name == '-' else self.name}: {exc.strerror}")
