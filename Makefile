@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # Debian packages the project needs (device tests, sox for benchmarks). Installed when run as
 # root, otherwise the exact apt-get line is printed.
-DEB_PACKAGES := libportaudio2 portaudio19-dev gcc python3-dev jackd2 sox
+DEB_PACKAGES := libportaudio2 portaudio19-dev gcc python3-dev jackd2 sox systemd-container python3-venv
 EXAMPLE := examples/data/example.wav
 
 .PHONY: test run bench lint format deps clean
