@@ -218,7 +218,15 @@ class Matcher:
         Trailing window and hop of the MAD threshold, in seconds.
     on_scores : callable, optional
         Called as ``on_scores(template_name, channel, first_sample, scores, thresholds)`` with
-        each new stretch of the score trace (for plots and diagnostics).
+        each new stretch of the score trace (for plots and diagnostics); the scores are
+        ``score_step`` samples apart.
+    domain : {"waveform", "spectrogram"}
+        "waveform" (default) correlates samples, as above. "spectrogram" correlates
+        time-frequency patches and returns a
+        `streamconv.dsp.spectro_matcher.SpectroMatcher` (same methods and detections; see
+        its notes for what changes).
+    spectrogram : SpectrogramParams or mapping, optional
+        The spectrogram domain's parameters; not allowed with "waveform".
 
     Notes
     -----
@@ -236,6 +244,18 @@ class Matcher:
     [(1000, 1.0)]
     """
 
+    #: Samples between two scores of the trace.
+    score_step = 1
+
+    def __new__(cls, *args, domain: str = "waveform", **kwargs):
+        # One entry point for both domains: the spectrogram matcher is its own class (a frame
+        # rate score trace), built here from the same arguments.
+        if cls is Matcher and domain == "spectrogram":
+            from streamconv.dsp.spectro_matcher import SpectroMatcher
+
+            return SpectroMatcher(*args, domain=domain, **kwargs)
+        return super().__new__(cls)
+
     def __init__(
         self,
         templates: Mapping[str, np.ndarray],
@@ -249,7 +269,13 @@ class Matcher:
         mad_window_s: float = 10.0,
         mad_hop_s: float = 1.0,
         on_scores=None,
+        domain: str = "waveform",
+        spectrogram=None,
     ):
+        if domain != "waveform":
+            raise ValueError(f"domain must be 'waveform' or 'spectrogram', got {domain!r}")
+        if spectrogram is not None:
+            raise ValueError("spectrogram parameters need domain='spectrogram'")
         if not templates:
             raise ValueError("at least one template is needed")
         if not (np.isfinite(sample_rate) and sample_rate > 0):

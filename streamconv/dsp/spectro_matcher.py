@@ -1,0 +1,443 @@
+"""Streaming template matching on spectrograms: Pearson over a time-frequency patch.
+
+The same operation as the waveform matcher, in STFT space. Template ``t`` is a patch ``T`` of
+``M`` frames by ``B`` bins (:func:`streamconv.dsp.spectrogram.template_patch`); the stream's
+features ``X`` are the same bins frame by frame. The score at frame ``j`` is the Pearson
+correlation over the patch::
+
+    score[j] = sum_{m,b} Tc[m, b] X[j + m, b]
+               / (||Tc|| * sqrt(sum_{m,b} (X[j + m, b] - mean_j)^2))
+
+a multichannel kernel (``B`` frequency channels by ``M`` frames) slid along time, the
+per-channel products summed, normalized. It is 0 where the stream's patch is flat (silence
+below the floor). Stream channels are scored on their own or averaged (``combine="mean"``),
+as in the waveform path.
+
+Time: stream frame ``j`` covers samples ``[j H, j H + N)``, so score ``j`` is the template
+placed at sample ``j H``. A peak at frame ``j`` is refined between frames by a parabola through
+the scores at ``j - 1, j, j + 1`` (offset clipped to +-1/2 frame, not refined at the ends of
+the trace): ``sample = j H + round(delta H)``. Thresholds, ``min_distance`` and the MAD
+threshold work on the frame-rate score trace (``min_distance`` and the MAD window and hop are
+given in samples/seconds and rounded to frames).
+
+How it runs: frames are grouped in fixed segments of ``F`` frames counted from frame 0; each
+segment's features and scores are computed from the same samples however the stream arrives,
+so scores and detections are bit-identical for any chunking.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+from scipy import signal
+
+from streamconv.dsp.matcher import (
+    DEFAULT_THRESHOLD,
+    FLAT_RTOL,
+    Detection,
+    MadThreshold,
+    _per_template,
+    _Track,
+)
+from streamconv.dsp.spectrogram import (
+    SpectrogramParams,
+    dilate,
+    frame_power,
+    scaled,
+    template_patch,
+)
+
+__all__ = ["SpectroMatcher"]
+
+
+class SpectroMatcher:
+    """Find templates in a stream by correlating spectrograms.
+
+    Takes the arguments of `streamconv.Matcher` (which returns one of these for
+    ``domain="spectrogram"``), with these differences:
+
+    Parameters
+    ----------
+    spectrogram : SpectrogramParams or mapping, optional
+        Frame, hop, window, scale, band, tolerance (default ``SpectrogramParams()``); a mapping
+        is passed to ``SpectrogramParams(**mapping)``.
+    min_distance : int or mapping, optional
+        In samples, rounded to hops (at least one); default the template's length in frames.
+    block_size : int, optional
+        Samples per internal segment, rounded up to whole hops; default ``max(256, 4 M)``
+        frames for the longest template's ``M`` frames.
+    templates
+        Every template must be at least one frame long.
+
+    Notes
+    -----
+    ``Detection.sample`` is the template's onset in the stream (see the module notes on its
+    refinement); the score trace passed to ``on_scores`` has one score per hop
+    (``score_step`` samples apart).
+    """
+
+    def __init__(
+        self,
+        templates: Mapping[str, np.ndarray],
+        sample_rate: float,
+        threshold=None,
+        mad=None,
+        min_distance=None,
+        combine: str | None = None,
+        channels: int | None = None,
+        block_size: int | None = None,
+        mad_window_s: float = 10.0,
+        mad_hop_s: float = 1.0,
+        on_scores=None,
+        domain: str = "spectrogram",
+        spectrogram: SpectrogramParams | Mapping | None = None,
+    ):
+        if domain != "spectrogram":
+            raise ValueError(f"SpectroMatcher works in the spectrogram domain, not {domain!r}")
+        if not templates:
+            raise ValueError("at least one template is needed")
+        if not (np.isfinite(sample_rate) and sample_rate > 0):
+            raise ValueError(f"sample_rate must be positive, got {sample_rate}")
+        if combine not in (None, "mean"):
+            raise ValueError(f"combine must be None or 'mean', got {combine!r}")
+        if spectrogram is None:
+            spectrogram = SpectrogramParams()
+        elif isinstance(spectrogram, Mapping):
+            spectrogram = SpectrogramParams(**spectrogram)
+        self.params = spectrogram
+        self.sample_rate = float(sample_rate)
+        self.combine = combine
+        self._on_scores = on_scores
+        self.frame, self.hop = spectrogram.sizes(self.sample_rate)
+        self.score_step = self.hop
+        self._window = signal.get_window(spectrogram.window, self.frame)
+        self._time = spectrogram.time_tolerance
+        self.names = [str(n) for n in templates]
+        raw = []
+        for name, t in templates.items():
+            t = np.asarray(t, dtype=np.float64)
+            if t.ndim not in (1, 2) or t.size == 0:
+                raise ValueError(f"template {name!r} must have shape (L,) or (L, C)")
+            if not np.all(np.isfinite(t)):
+                raise ValueError(f"template {name!r} contains NaN or Inf")
+            raw.append(t)
+        self._shapes = [t.shape for t in raw]
+        self._patches = [
+            template_patch(n, t if t.ndim == 2 else t[:, None], self.sample_rate, spectrogram)
+            for n, t in zip(self.names, raw, strict=True)
+        ]
+        self._rules = self._threshold_rules(threshold, mad, min_distance)
+        self._mad_window = max(1, round(mad_window_s * self.sample_rate / self.hop))
+        self._mad_hop = max(1, round(mad_hop_s * self.sample_rate / self.hop))
+        if self._mad_hop > self._mad_window:
+            raise ValueError("mad_hop_s must not exceed mad_window_s")
+        self._mmax = max(p.frames for p in self._patches)
+        if block_size is None:
+            seg_frames = max(256, 4 * self._mmax)
+        else:
+            if int(block_size) < 1:
+                raise ValueError(f"block_size must be >= 1, got {block_size}")
+            seg_frames = -(-int(block_size) // self.hop)
+        self._seg_frames = seg_frames
+        self.block_size = seg_frames * self.hop
+        # Raw frames of a segment: its F frames, the M - 1 after them, +-time for the max-filter.
+        self._raw_frames = seg_frames + self._mmax - 1 + 2 * self._time
+        self._seg_len = (self._raw_frames - 1) * self.hop + self.frame
+        self.channels = None
+        self._begin(0)
+        if channels is not None:
+            self._setup(int(channels))
+
+    # -- setup -------------------------------------------------------------------------------
+
+    def _threshold_rules(self, threshold, mad, min_distance) -> list[tuple]:
+        if not (threshold is None or mad is None or isinstance(threshold, Mapping)
+                or isinstance(mad, Mapping)):  # fmt: skip
+            raise ValueError("give threshold or mad, not both")
+        thr = _per_template(threshold, self.names, "threshold")
+        mads = _per_template(mad, self.names, "mad")
+        if not isinstance(threshold, Mapping):
+            thr = {n: v for n, v in thr.items() if n not in mads}
+        if not isinstance(mad, Mapping):
+            mads = {n: v for n, v in mads.items() if n not in thr}
+        dist = _per_template(min_distance, self.names, "min_distance")
+        rules = []
+        for name, patch in zip(self.names, self._patches, strict=True):
+            if name in thr and name in mads:
+                raise ValueError(f"template {name!r}: give threshold or mad, not both")
+            if name in thr and not np.isfinite(thr[name]):
+                raise ValueError(f"template {name!r}: threshold must be finite")
+            if dist.get(name) is None:
+                d = patch.frames
+            else:
+                if int(dist[name]) < 1:
+                    raise ValueError(
+                        f"template {name!r}: min_distance must be >= 1, got {dist[name]}"
+                    )
+                d = max(1, round(int(dist[name]) / self.hop))
+            fixed = None if name in mads else float(thr.get(name, DEFAULT_THRESHOLD))
+            rules.append((fixed, mads.get(name), d))
+        return rules
+
+    def _setup(self, channels: int) -> None:
+        if channels < 1:
+            raise ValueError(f"channels must be >= 1, got {channels}")
+        for name, shape in zip(self.names, self._shapes, strict=True):
+            if len(shape) == 2 and shape[1] != channels:
+                raise ValueError(
+                    f"template {name!r} has {shape[1]} channels, the stream has {channels}"
+                )
+        self.channels = channels
+        self._tracks = []
+        for i, (fixed, mad, d) in enumerate(self._rules):
+            for c in [None] if self.combine == "mean" else list(range(channels)):
+                m = None if mad is None else MadThreshold(mad, self._mad_window, self._mad_hop)
+                self._tracks.append(_Track(i, c, fixed, m, d))
+        self._buf = np.zeros((self._seg_len, channels))
+        self._begin(self._seg_frame)
+
+    def _context(self) -> tuple[int, int, int]:
+        """(peak reach, MAD window, MAD hop) in frames; ``(reach, 0, 1)`` without MAD."""
+        reach = max(d for _, _, d in self._rules) - 1
+        if any(k is not None for _, k, _ in self._rules):
+            return reach, self._mad_window, self._mad_hop
+        return reach, 0, 1
+
+    @property
+    def latency(self) -> int:
+        """Upper bound, in frames (samples), on how late a detection is reported."""
+        reach, window, hop = self._context()
+        return self._seg_len + (reach + 2 + (hop if window else 0)) * self.hop
+
+    @property
+    def decided(self) -> int:
+        """Stream sample before which every detection has been returned by `process`."""
+        if self.channels is None:
+            return max(self._origin * self.hop - (self.hop + 1) // 2, 0)
+        frames = []
+        for k, tr in enumerate(self._tracks):
+            frames.append(tr.peaks.decided)
+            if self._waiting[k]:
+                frames.append(self._waiting[k][0][0])
+        # A peak at frame j reports a sample of at least j H - ceil(H / 2).
+        return max((self._origin + min(frames)) * self.hop - (self.hop + 1) // 2, 0)
+
+    def reset(self) -> None:
+        """Forget the stream: the next block is sample 0 again."""
+        self._begin(0)
+
+    def _begin(self, seg_frame: int) -> None:
+        """Start a stream whose first segment scores frames from `seg_frame` on."""
+        self._seg_frame = seg_frame
+        # The buffer starts `time` frames before the segment; at the stream's start those frames
+        # do not exist: zeros in the buffer, -inf features (the max-filter ignores them).
+        self._fill = self._time * self.hop if seg_frame == 0 else 0
+        if getattr(self, "_buf", None) is not None:
+            self._buf[: self._fill] = 0.0
+        hop = self._context()[2]
+        self._origin = -(-seg_frame // hop) * hop  # the score traces start on a MAD hop
+        self._pending: list[Detection] = []
+        for tr in getattr(self, "_tracks", []):
+            tr.reset(skip=self._origin - seg_frame)
+        ntr = len(getattr(self, "_tracks", []))
+        # Raw scores kept for the refinement (trace index of the first), and peaks that wait for
+        # the score after them: (trace index, score, threshold).
+        self._hist = [np.zeros(0) for _ in range(ntr)]
+        self._hist_base = [0] * ntr
+        self._waiting: list[list[tuple]] = [[] for _ in range(ntr)]
+
+    # -- chunks of a longer stream -------------------------------------------------------------
+
+    def chunk_bounds(self, start: int, stop: int, frames: int | None = None) -> tuple[int, int]:
+        """The samples to feed for the whole stream's detections in ``[start, stop)``.
+
+        As `streamconv.Matcher.chunk_bounds`: call ``start_at(first)``, `process` samples
+        ``[first, end)`` (and `flush` if ``end`` is the stream's end), keep the detections in
+        ``[start, stop)``. A refined sample lies within half a hop of its frame, so one frame
+        more is scored on each side, and one more score for the refinement.
+        """
+        start, stop = int(start), int(stop)
+        if not 0 <= start < stop:
+            raise ValueError(f"need 0 <= start < stop, got {start}, {stop}")
+        reach, window, hop = self._context()
+        j0 = max(start // self.hop - 1, 0)
+        j1 = stop // self.hop + 2
+        base = max(j0 - 1 - reach - window, 0) // hop * hop
+        first_frame = base // self._seg_frames * self._seg_frames
+        scores = -(-(j1 + reach + 1) // hop) * hop
+        end_frame = -(-scores // self._seg_frames) * self._seg_frames
+        first = self._first_sample(first_frame)
+        # The last segment's samples end at its first sample plus the segment length.
+        end = (end_frame - self._seg_frames - self._time) * self.hop + self._seg_len
+        if frames is not None:
+            end = min(end, int(frames))
+        return first, end
+
+    def _first_sample(self, seg_frame: int) -> int:
+        return 0 if seg_frame == 0 else (seg_frame - self._time) * self.hop
+
+    def start_at(self, frame: int) -> None:
+        """Forget the stream; the next block is sample `frame` of a longer stream.
+
+        Parameters
+        ----------
+        frame : int
+            A `chunk_bounds` first sample: 0, or a segment boundary less the max-filter's
+            frames.
+        """
+        frame = int(frame)
+        seg = (frame + self._time * self.hop) // self.block_size if frame else 0
+        if frame < 0 or self._first_sample(seg * self._seg_frames) != frame:
+            raise ValueError(f"start_at needs a first sample that chunk_bounds gave, got {frame}")
+        self._begin(seg * self._seg_frames)
+
+    # -- streaming ---------------------------------------------------------------------------
+
+    def _check_block(self, x) -> np.ndarray:
+        x = np.asarray(x)
+        if x.ndim == 1:
+            x = x[:, None]
+        if x.ndim != 2:
+            raise ValueError(f"a block must be (frames,) or (frames, channels), got {x.shape}")
+        if self.channels is None:
+            self._setup(x.shape[1])
+        elif x.shape[1] != self.channels:
+            raise ValueError(f"block has {x.shape[1]} channels, the stream has {self.channels}")
+        if not np.all(np.isfinite(x)):
+            raise ValueError("block contains NaN or Inf samples")
+        return x
+
+    def process(self, x) -> list[Detection]:
+        """Feed a block ``(frames, channels)`` (or ``(frames,)``); return the detections that
+        became final."""
+        x = self._check_block(x)
+        pos, n = 0, len(x)
+        while pos < n:
+            take = min(n - pos, self._seg_len - self._fill)
+            self._buf[self._fill : self._fill + take] = x[pos : pos + take]
+            self._fill += take
+            pos += take
+            if self._fill == self._seg_len:
+                self._run_segment(self._seg_len, final=False)
+                step = self._seg_frames * self.hop
+                keep = self._seg_len - step
+                self._buf[:keep] = self._buf[step:].copy()
+                self._fill = keep
+                self._seg_frame += self._seg_frames
+        return self._release(final=False)
+
+    def flush(self) -> list[Detection]:
+        """End of stream: decide everything left, return it, and reset."""
+        if self.channels is None:
+            return []
+        self._run_segment(self._fill, final=True)
+        out = self._release(final=True)
+        self.reset()
+        return out
+
+    def features(self, seg: np.ndarray, final: bool) -> np.ndarray:
+        """Max-filtered features of a segment's samples: ``(channels, frames, bins)``; frame 0
+        is the segment's first scored frame."""
+        power = frame_power(seg, self.frame, self.hop, self._window)
+        feat = scaled(power, self.params.scale)
+        t = self._time
+        if t:
+            pad = [np.full((self.channels, t, feat.shape[2]), -np.inf)]
+            if self._seg_frame == 0:  # frames before the stream
+                feat[:, :t] = -np.inf
+            feat = np.concatenate([feat, *pad], axis=1) if final else feat
+        return dilate(feat, self.params.tolerance, t)
+
+    def _run_segment(self, m: int, final: bool) -> None:
+        feat = self.features(self._buf[:m], final)
+        for i, patch in enumerate(self._patches):
+            count = max(feat.shape[1] - patch.frames + 1, 0) if final else self._seg_frames
+            scores = self._score(feat, i, count)
+            for k, tr in enumerate(self._tracks):
+                if tr.template != i:
+                    continue
+                col = scores[:, 0] if tr.channel is None else scores[:, tr.channel]
+                self._push(k, tr, col, final)
+
+    def _score(self, feat: np.ndarray, i: int, count: int) -> np.ndarray:
+        patch = self._patches[i]
+        nchan = 1 if self.combine else self.channels
+        if count == 0:
+            return np.zeros((0, nchan))
+        m = patch.frames
+        x = feat[:, : count + m - 1, patch.bins]
+        # Features relative to the floor: exact zeros where floored, so a floored patch is flat.
+        x = np.maximum(x, patch.floor) - (patch.floor if np.isfinite(patch.floor) else 0.0)
+        nf, nb = x.shape[1], x.shape[2]
+        tc = patch.centred
+        if tc.shape[0] == 1:
+            g = (x.reshape(-1, nb) @ tc[0].T).reshape(self.channels, nf, m)
+        else:
+            g = np.einsum("cfb,cmb->cfm", x, tc)
+        g = np.ascontiguousarray(g)
+        # num[c, j] = sum_m g[c, j + m, m]: a strided view along the diagonals.
+        s = g.strides
+        num = as_strided(g, (self.channels, count, m), (s[0], s[1], s[1] + s[2])).sum(axis=2)
+        rows = np.empty((2, self.channels, nf + 1))
+        rows[:, :, 0] = 0.0
+        np.cumsum(x.sum(axis=2), axis=1, out=rows[0, :, 1:])
+        np.cumsum(np.square(x).sum(axis=2), axis=1, out=rows[1, :, 1:])
+        s1 = rows[0, :, m : m + count] - rows[0, :, :count]
+        s2 = rows[1, :, m : m + count] - rows[1, :, :count]
+        var = s2 - s1 * s1 / (m * nb)
+        flat = var <= FLAT_RTOL * s2
+        var[flat] = 1.0
+        scores = num / (np.sqrt(var) * patch.norms[:, None])
+        np.clip(scores, -1.0, 1.0, out=scores)
+        scores[flat] = 0.0
+        scores = scores.T
+        if self.combine == "mean":
+            scores = scores.mean(axis=1, keepdims=True)
+        return scores
+
+    def _push(self, k: int, tr: _Track, scores: np.ndarray, final: bool) -> None:
+        """Feed track `k`'s new raw scores; turn its peaks into detections once refinable."""
+        # The raw trace, from the track's first score (after the skip), for the refinement.
+        skip = min(tr.skip, len(scores))
+        hist = np.concatenate([self._hist[k], scores[skip:]])
+        report = self._on_scores and self._report_scores
+        idx, sc, th = tr.push(scores, final, report)
+        self._waiting[k] += zip(idx.tolist(), sc.tolist(), th.tolist(), strict=True)
+        base = self._hist_base[k]
+        end = base + len(hist)
+        name = self.names[tr.template]
+        while self._waiting[k] and (final or self._waiting[k][0][0] + 1 < end):
+            j, v, h = self._waiting[k].pop(0)
+            delta = 0.0
+            if base < j and j + 1 < end:
+                a, b, c = hist[j - 1 - base], hist[j - base], hist[j + 1 - base]
+                curve = a - 2.0 * b + c
+                if curve < 0:
+                    delta = min(max(0.5 * (a - c) / curve, -0.5), 0.5)
+            s = (self._origin + j) * self.hop + round(delta * self.hop)
+            self._pending.append(Detection(name, s, s / self.sample_rate, v, tr.channel, h))
+        # Keep what a later peak may need: from the earliest undecided score less one.
+        lo = min([tr.peaks.decided] + [w[0] for w in self._waiting[k]]) - 1
+        lo = min(max(lo, base), end)
+        self._hist[k] = hist[lo - base :]
+        self._hist_base[k] = lo
+
+    def _report_scores(self, template: int, channel, start: int, scores, thresholds) -> None:
+        if self._on_scores is not None:
+            first = (self._origin + start) * self.hop
+            self._on_scores(self.names[template], channel, first, scores, thresholds)
+
+    def _release(self, final: bool) -> list[Detection]:
+        if final:
+            ready, self._pending = self._pending, []
+        else:
+            upto = self.decided
+            ready = [d for d in self._pending if d.sample < upto]
+            self._pending = [d for d in self._pending if d.sample >= upto]
+        order = {n: i for i, n in enumerate(self.names)}
+        ready.sort(
+            key=lambda d: (d.sample, order[d.template], -1 if d.channel is None else d.channel)
+        )
+        return ready

@@ -1,0 +1,237 @@
+"""The spectrogram-domain matcher: oracle, chunking invariance, chunks of a stream, API."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from streamconv import Matcher
+from streamconv.dsp.spectro_matcher import SpectroMatcher
+from streamconv.dsp.spectrogram import SpectrogramParams
+
+RATE = 8000
+
+
+def _chirp(seconds=0.25, f0=600.0, f1=1800.0, rate=RATE):
+    t = np.arange(int(seconds * rate)) / rate
+    k = (f1 - f0) / seconds
+    return np.sin(2 * np.pi * (f0 * t + 0.5 * k * t * t)) * np.hanning(len(t))
+
+
+def _stream(seed=0, seconds=6.0, onsets=(1.0, 2.7, 4.4), template=None, noise=0.3, chans=1):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(scale=noise, size=(int(seconds * RATE), chans))
+    tpl = _chirp() if template is None else template
+    for k, on in enumerate(onsets):
+        s = int(on * RATE) + 13 * k
+        x[s : s + len(tpl)] += tpl[:, None] if tpl.ndim == 1 else tpl
+    return x
+
+
+# -- oracle: the obvious, slow computation ---------------------------------------------------
+
+
+def _features(x, frame, hop, p, rate):
+    """(channels, frames, bins) dB features, one frame at a time."""
+    from scipy import signal
+
+    win = signal.get_window(p.window, frame)
+    out = []
+    for c in range(x.shape[1]):
+        rows = []
+        for j in range((len(x) - frame) // hop + 1):
+            spec = np.fft.rfft(x[j * hop : j * hop + frame, c] * win)
+            rows.append(10 * np.log10(np.maximum(np.abs(spec) ** 2, 1e-30)))
+        out.append(rows)
+    return np.array(out)
+
+
+def _dilated(f, r):
+    """Max over bins k +- round(r k) and frames j-1..j+1 (clipped), written out."""
+    if r == 0:
+        return f
+    _, n, b = f.shape
+    g = np.empty_like(f)
+    for k in range(b):
+        w = round(r * k)
+        g[:, :, k] = f[:, :, max(k - w, 0) : k + w + 1].max(axis=2)
+    h = np.empty_like(g)
+    for j in range(n):
+        h[:, j] = g[:, max(j - 1, 0) : j + 2].max(axis=1)
+    return h
+
+
+def _oracle_scores(x, tpl, p, rate=RATE):
+    frame, hop = p.sizes(rate)
+    tf = _features(tpl[:, None], frame, hop, p, rate)[0]
+    # The template's own band: bins whose mean power is within band_db of the strongest.
+    power = (10 ** (tf / 10)).mean(axis=0)
+    strong = np.flatnonzero(power >= power.max() * 10 ** (-p.band_db / 10))
+    band = slice(strong[0], strong[-1] + 1)
+    tf = tf[:, band]
+    floor = tf.max() - p.floor_db
+    tf = np.maximum(tf, floor)
+    xf = _dilated(_features(x, frame, hop, p, rate), p.tolerance)[:, :, band]
+    xf = np.maximum(xf, floor)
+    m = len(tf)
+    out = np.zeros((xf.shape[1] - m + 1, x.shape[1]))
+    for c in range(x.shape[1]):
+        for j in range(len(out)):
+            patch = xf[c, j : j + m]
+            if np.ptp(patch) > 0:
+                out[j, c] = np.corrcoef(patch.ravel(), tf.ravel())[0, 1]
+    return out
+
+
+@pytest.mark.parametrize("tolerance", [0.0, 0.04])
+def test_scores_match_a_direct_stft_and_pearson(tolerance):
+    x = _stream(seconds=2.0, onsets=(0.5, 1.3))
+    tpl = _chirp()
+    p = SpectrogramParams(frame_s=0.032, hop_s=0.008, tolerance=tolerance)
+    got = {}
+
+    def keep(name, channel, first, scores, thresholds):
+        got.setdefault(channel, []).append((first, scores.copy()))
+
+    m = Matcher({"c": tpl}, RATE, threshold=0.5, domain="spectrogram", spectrogram=p,
+                on_scores=keep, block_size=200)  # fmt: skip
+    assert isinstance(m, SpectroMatcher)
+    m.process(x)
+    m.flush()
+    want = _oracle_scores(x, tpl, p)
+    first = [f for f, _ in got[0]]
+    assert first[0] == 0 and all(f % m.hop == 0 for f in first)
+    trace = np.concatenate([s for _, s in got[0]])
+    assert len(trace) == len(want)
+    np.testing.assert_allclose(trace, want[:, 0], atol=1e-9)
+    assert want.max() > 0.6  # the planted chirps were scored, not only noise
+
+
+def _run(m, x, chunks):
+    out, pos = [], 0
+    for c in chunks:
+        out += m.process(x[pos : pos + c])
+        pos += c
+    return out + m.process(x[pos:]) + m.flush()
+
+
+def _chunkings(n, seed=3):
+    rng = np.random.default_rng(seed)
+    yield [1] * 2000 + [n]
+    yield [7, 13, 127, 1031, 4099] * 20
+    yield list(rng.integers(1, 3000, size=200))
+    yield [n]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"threshold": 0.4},
+        {"mad": 6.0, "mad_window_s": 1.0, "mad_hop_s": 0.25},
+        {"threshold": 0.3, "spectrogram": {"tolerance": 0.05}, "min_distance": 1},
+        {"threshold": 0.3, "combine": "mean"},
+    ],
+)
+def test_detections_do_not_depend_on_the_chunking(kwargs):
+    x = _stream(chans=2)
+    tpls = {"c": _chirp(), "d": _chirp(0.15, 1500, 700)}
+    ref = None
+    for chunks in _chunkings(len(x)):
+        m = Matcher(tpls, RATE, domain="spectrogram", block_size=300, **kwargs)
+        dets = _run(m, x, chunks)
+        if ref is None:
+            ref = dets
+            assert any(d.template == "c" for d in ref)
+        assert dets == ref
+    assert ref == sorted(ref, key=lambda d: d.sample)
+
+
+def test_onsets_within_a_few_milliseconds_and_exact_copy_scores_one():
+    x = _stream(noise=0.05)
+    m = Matcher({"c": _chirp()}, RATE, threshold=0.6, domain="spectrogram")
+    dets = m.process(x) + m.flush()
+    want = [int(on * RATE) + 13 * k for k, on in enumerate((1.0, 2.7, 4.4))]
+    assert [d.sample for d in dets] == pytest.approx(want, abs=0.002 * RATE)
+    # A copy alone, at a hop boundary, is the template: score 1.
+    y = np.zeros(RATE)
+    y[64 * 20 : 64 * 20 + len(_chirp())] = _chirp()
+    m = Matcher({"c": _chirp()}, RATE, threshold=0.9, domain="spectrogram")
+    (d,) = m.process(y) + m.flush()
+    assert d.sample == 64 * 20 and d.score == pytest.approx(1.0, abs=1e-9)
+
+
+def _harmonic(f0, seconds=0.3):
+    t = np.arange(int(seconds * RATE)) / RATE
+    tone = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, 12))
+    return tone * np.hanning(len(t)) * (1 + 0.5 * np.sin(2 * np.pi * 7 * t))
+
+
+def test_tolerance_keeps_a_pitch_shifted_copy():
+    # A harmonic sound 4 % (68 cents) higher: its upper harmonics move by several bins.
+    x = _stream(template=_harmonic(330 * 1.04), noise=0.05)
+    scores = {}
+    for r in (0.0, 0.05):
+        m = Matcher({"h": _harmonic(330)}, RATE, threshold=0.0, domain="spectrogram",
+                    spectrogram={"tolerance": r})  # fmt: skip
+        scores[r] = max(d.score for d in m.process(x) + m.flush())
+    assert scores[0.05] > scores[0.0] + 0.15, scores
+
+
+def test_a_chunk_of_the_stream_gives_the_whole_streams_detections():
+    x = _stream(seconds=12.0, onsets=np.arange(0.5, 11.5, 0.77))
+    kw = {"mad": 5.0, "mad_window_s": 2.0, "mad_hop_s": 0.5, "domain": "spectrogram",
+          "block_size": 400, "spectrogram": {"tolerance": 0.03}}  # fmt: skip
+    whole = Matcher({"c": _chirp()}, RATE, **kw)
+    ref = whole.process(x) + whole.flush()
+    assert len(ref) >= 10
+    edges = [0, 20011, 33333, 50000, 71234, len(x)]
+    got = []
+    for start, stop in itertools.pairwise(edges):
+        m = Matcher({"c": _chirp()}, RATE, **kw)
+        first, end = m.chunk_bounds(start, stop, len(x))
+        m.start_at(first)
+        dets = m.process(x[first:end]) + (m.flush() if end == len(x) else [])
+        got += [d for d in dets if start <= d.sample < stop]
+    assert got == ref
+
+
+def test_stereo_template_scores_each_channel_with_its_column():
+    tpl = np.stack([_chirp(), _chirp(0.25, 1800, 600)], axis=1)
+    x = _stream(template=tpl, chans=2, noise=0.05)
+    m = Matcher({"st": tpl}, RATE, threshold=0.7, domain="spectrogram")
+    dets = m.process(x) + m.flush()
+    assert sorted({d.channel for d in dets}) == [0, 1]
+    assert len(dets) == 6
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"spectrogram": {"scale": "log2"}}, "scale"),
+        ({"spectrogram": {"tolerance": 0.5}}, "tolerance"),
+        ({"spectrogram": {"low_hz": 900, "high_hz": 800}}, "low_hz"),
+        ({"spectrogram": {"window": "nope"}}, "window"),
+        ({"domain": "wavelet"}, "domain"),
+    ],
+)
+def test_bad_parameters_are_refused(kwargs, message):
+    kwargs.setdefault("domain", "spectrogram")
+    with pytest.raises(ValueError, match=message):
+        Matcher({"c": _chirp()}, RATE, **kwargs)
+
+
+def test_templates_too_short_or_silent_are_refused():
+    with pytest.raises(ValueError, match="shorter than one spectrogram frame"):
+        Matcher({"c": np.ones(100)}, RATE, domain="spectrogram")
+    with pytest.raises(ValueError, match="flat spectrogram"):
+        Matcher({"c": np.zeros(4000)}, RATE, domain="spectrogram")
+    with pytest.raises(ValueError, match="need domain='spectrogram'"):
+        Matcher({"c": _chirp()}, RATE, spectrogram={"tolerance": 0.1})
+
+
+def test_waveform_is_still_the_default_and_exact():
+    x = _stream(noise=0.3)
+    m = Matcher({"c": _chirp()}, RATE, threshold=0.5)
+    assert type(m) is Matcher and m.score_step == 1
+    dets = m.process(x) + m.flush()
+    assert [d.sample for d in dets] == [8000, 21613, 35226]
