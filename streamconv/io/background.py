@@ -15,6 +15,7 @@ import threading
 import numpy as np
 
 from streamconv.io.base import Sink, Source
+from streamconv.io.rechunk import FrameBuffer
 
 DEPTH = 4  # blocks queued each way: enough to ride out one slow read or write
 
@@ -41,7 +42,7 @@ class ReadAhead(Source):
         self.frames_read = 0
         self._frames = frames
         self._queue: queue.Queue = queue.Queue(DEPTH)
-        self._pending = np.empty((0, self.channels), self.dtype)
+        self._pending = FrameBuffer(self.channels, self.dtype, capacity=frames)
         self._ended: _End | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._pump, name="streamconv-read", daemon=True)
@@ -72,14 +73,13 @@ class ReadAhead(Source):
             item = self._queue.get()
             if isinstance(item, _End):
                 self._ended = item
+            elif len(item) <= frames:  # the usual case: handed on as it is, no copy
+                return item
             else:
-                self._pending = item
-        if not len(self._pending) and self._ended is not None:
-            if self._ended.error is not None:
-                raise self._ended.error
-            return self._pending
-        block, self._pending = self._pending[:frames], self._pending[frames:]
-        return block
+                self._pending.push(item)
+        if not len(self._pending) and self._ended is not None and self._ended.error is not None:
+            raise self._ended.error
+        return self._pending.pop(min(frames, len(self._pending)))
 
     def read(self, frames: int) -> np.ndarray:
         # The thread already checked the samples (Source.read); only count them here.

@@ -84,22 +84,20 @@ def _output(cfg: dict) -> None:
 
     from streamconv.errors import RuntimeFailure
     from streamconv.io.devices import DeviceSink
+    from streamconv.io.rechunk import FrameBuffer
 
     sink = DeviceSink(
         cfg["spec"], cfg["sample_rate"], cfg["channels"], cfg["block_size"],
         backend=cfg["backend"], prefill=cfg.get("prefill"),
     )  # fmt: skip
     _opened(sink)
-    frame_bytes = 4 * sink.channels
-    carry = b""
+    frames = FrameBuffer(sink.channels, np.float32)  # a pipe read may stop inside a frame
     reported = 0
     try:
         while chunk := os.read(0, 1 << 16):
-            data = carry + chunk
-            whole = len(data) - len(data) % frame_bytes
-            carry = data[whole:]
-            if whole:
-                sink.write(np.frombuffer(data[:whole], np.float32).reshape(-1, sink.channels))
+            frames.push_bytes(chunk)
+            if len(frames):
+                sink.write(frames.pop(len(frames)))
             if sink.underflows != reported:
                 reported = sink.underflows
                 _send(b"STAT", counter=reported)

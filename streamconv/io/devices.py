@@ -28,6 +28,7 @@ import numpy as np
 from streamconv.errors import RuntimeFailure, UsageError
 from streamconv.io.backends import get_backend, lose_portaudio, portaudio_lost
 from streamconv.io.base import Sink, Source, float_type
+from streamconv.io.rechunk import FrameBuffer
 
 __all__ = [
     "POLL_S",
@@ -148,7 +149,7 @@ class DeviceSource(Source):
         self.frames_read = 0
         self.overflows = 0
         self._queue: queue.Queue = queue.Queue(max(2, int(queue_s * self.sample_rate / block_size)))
-        self._carry = np.zeros((0, self.channels), self.dtype)
+        self._buffer = FrameBuffer(self.channels, self.dtype, capacity=2 * block_size)
         _open_stream(self, backend, info, "input", block_size)
 
     def _callback(self, indata, overflow: bool) -> None:
@@ -163,15 +164,9 @@ class DeviceSource(Source):
         if not self._started:
             self._stream.start()
             self._started = True
-        parts = [self._carry]
-        have = len(self._carry)
-        while have < frames:
-            block = self._next()
-            parts.append(block)
-            have += len(block)
-        data = np.concatenate(parts).astype(self.dtype, copy=False)
-        self._carry = data[frames:]
-        return data[:frames]
+        while len(self._buffer) < frames:
+            self._buffer.push(self._next())
+        return self._buffer.pop(frames)
 
     def _next(self) -> np.ndarray:
         """The next queued block; raise `RuntimeFailure` if the stream stopped or stalled."""
@@ -244,7 +239,7 @@ class DeviceSink(Sink):
         self._prefill_blocks = -(-prefill // block_size)
         size = max(self._prefill_blocks + 2, int(queue_s * self.sample_rate / block_size))
         self._queue: queue.Queue = queue.Queue(size)
-        self._carry = np.zeros((0, self.channels), np.float32)
+        self._buffer = FrameBuffer(self.channels, np.float32, capacity=2 * block_size)
         self.underflows = 0
         self.clipped = 0
         self._draining = False
@@ -278,11 +273,9 @@ class DeviceSink(Sink):
 
     def _write(self, block: np.ndarray) -> None:
         self.clipped += int(np.count_nonzero(np.abs(block) > 1.0))  # the device clips these
-        data = np.concatenate([self._carry, block.astype(np.float32, copy=False)])
-        whole = len(data) - len(data) % self.block_size
-        for start in range(0, whole, self.block_size):
-            self._put(data[start : start + self.block_size])
-        self._carry = data[whole:].copy()
+        self._buffer.push(block)
+        while len(self._buffer) >= self.block_size:
+            self._put(self._buffer.pop(self.block_size))
 
     def stats(self) -> dict[str, int]:
         return {"underflows": self.underflows, "clipped": self.clipped}
@@ -290,12 +283,12 @@ class DeviceSink(Sink):
     @property
     def queued_frames(self) -> int:
         """Frames written but not yet handed to the device."""
-        return self._queue.qsize() * self.block_size + len(self._carry)
+        return self._queue.qsize() * self.block_size + len(self._buffer)
 
     def _commit(self) -> None:
-        if len(self._carry):
-            pad = np.zeros((self.block_size - len(self._carry), self.channels), np.float32)
-            self._put(np.concatenate([self._carry, pad]))
+        if len(self._buffer):  # the last block, padded with silence
+            self._buffer.push(np.zeros((self.block_size - len(self._buffer), self.channels)))
+            self._put(self._buffer.pop(self.block_size))
         self._draining = True
         if not self._started and self._queue.qsize():
             self._stream.start()

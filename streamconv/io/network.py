@@ -21,6 +21,7 @@ import numpy as np
 from streamconv.errors import RuntimeFailure, UsageError
 from streamconv.io import pcm
 from streamconv.io.base import Sink, Source, float_type
+from streamconv.io.rechunk import FrameBuffer
 
 HEADER = struct.Struct("<Q")
 #: Payload bytes per datagram the sink sends (fits an Ethernet MTU with IP/UDP headers).
@@ -86,8 +87,7 @@ class UdpSource(Source):
         self._frame_bytes = self._sample_dtype.itemsize * self.channels
         self._max_gap = round(max_gap_s * self.sample_rate)
         self._next = None  # stream index of the next frame to deliver
-        self._pending: list[np.ndarray] = []
-        self._pending_frames = 0
+        self._pending = FrameBuffer(self.channels, self.dtype)
         self._ended = False
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
@@ -123,28 +123,18 @@ class UdpSource(Source):
             gap = index - self._next
             self.lost_frames += gap
             if gap <= self._max_gap:
-                self._append(np.zeros((gap, self.channels), self.dtype))
+                self._pending.push(np.zeros((gap, self.channels), self.dtype))
             self._next = index
         block = pcm.decode(
             memoryview(data)[HEADER.size :], self._sample_dtype, self.channels, self.dtype
         )
-        self._append(block)
+        self._pending.push(block)
         self._next += frames
 
-    def _append(self, block: np.ndarray) -> None:
-        self._pending.append(block)
-        self._pending_frames += len(block)
-
     def _read(self, frames: int) -> np.ndarray:
-        while self._pending_frames < frames and not self._ended:
+        while len(self._pending) < frames and not self._ended:
             self._receive()
-        if not self._pending:
-            return np.zeros((0, self.channels), self.dtype)
-        data = np.concatenate(self._pending)
-        rest = data[frames:]
-        self._pending = [rest] if len(rest) else []
-        self._pending_frames = len(rest)
-        return data[:frames]
+        return self._pending.pop(min(frames, len(self._pending)))
 
     def stats(self) -> dict[str, int]:
         return {

@@ -12,6 +12,7 @@ import numpy as np
 from streamconv.errors import RuntimeFailure, UsageError
 from streamconv.io import pcm
 from streamconv.io.base import Sink, Source, float_type
+from streamconv.io.rechunk import FrameBuffer
 
 
 class RawSource(Source):
@@ -53,31 +54,24 @@ class RawSource(Source):
         self.dtype = float_type(dtype, fmt in ("s16le", "f32le"))
         self.frames_read = 0
         self._frame_bytes = self._sample_dtype.itemsize * self.channels
-        self._carry = b""
+        self._buffer = FrameBuffer(self.channels, self._sample_dtype)
         self._close_stream = close_stream
 
     def _read(self, frames: int) -> np.ndarray:
-        want = frames * self._frame_bytes
-        parts = [self._carry]
-        have = len(self._carry)
-        eof = False
-        while have < want:
-            chunk = self._stream.read(want - have)
+        buf = self._buffer
+        while len(buf) < frames:
+            chunk = self._stream.read((frames - len(buf)) * self._frame_bytes - buf.partial_bytes)
             if not chunk:
-                eof = True
+                if buf.partial_bytes:
+                    raise UsageError(
+                        f"{self.name}: stream ends in the middle of a frame ({buf.partial_bytes} "
+                        f"stray bytes after frame {self.frames_read + len(buf)}; "
+                        f"frames are {self._frame_bytes} bytes)"
+                    )
                 break
-            parts.append(chunk)
-            have += len(chunk)
-        data = b"".join(parts)
-        whole = len(data) - len(data) % self._frame_bytes
-        self._carry = data[whole:]
-        if eof and self._carry:
-            raise UsageError(
-                f"{self.name}: stream ends in the middle of a frame ({len(self._carry)} stray "
-                f"bytes after frame {self.frames_read + whole // self._frame_bytes}; "
-                f"frames are {self._frame_bytes} bytes)"
-            )
-        return pcm.decode(data[:whole], self._sample_dtype, self.channels, self.dtype)
+            buf.push_bytes(chunk)
+        data = buf.pop(min(frames, len(buf)))
+        return pcm.decode(data, self._sample_dtype, self.channels, self.dtype)
 
     def close(self) -> None:
         if self._close_stream:

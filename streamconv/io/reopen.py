@@ -39,6 +39,7 @@ from streamconv.errors import RuntimeFailure, UsageError
 from streamconv.io import devices
 from streamconv.io.backends import get_backend
 from streamconv.io.base import Sink, Source, float_type
+from streamconv.io.rechunk import FrameBuffer
 from streamconv.io.worker_client import OPEN_TIMEOUT_S, STALL_S, WorkerClient, WorkerLost
 
 #: First wait before reopening, in seconds; it doubles on every failed attempt ...
@@ -236,7 +237,7 @@ class ReopeningSource(_Reopening, Source):
         self._overflows_done = 0  # of the streams that were lost
         self._overflows_now = 0
         self._setup("input", spec, sample_rate, channels, block_size, backend, give_up_s, log)
-        self._carry = np.zeros((0, self.channels), self.dtype)
+        self._buffer = FrameBuffer(self.channels, self.dtype, capacity=2 * block_size)
         self._last_data: float | None = None
 
     def _open_here(self, spec, sample_rate, channels, block_size, backend):
@@ -249,15 +250,9 @@ class ReopeningSource(_Reopening, Source):
         return self._overflows_done + self._overflows_now
 
     def _read(self, frames: int) -> np.ndarray:
-        parts = [self._carry]
-        have = len(self._carry)
-        while have < frames:
-            block = self._receive()
-            parts.append(block)
-            have += len(block)
-        data = np.concatenate(parts)
-        self._carry = data[frames:]
-        return data[:frames]
+        while len(self._buffer) < frames:
+            self._buffer.push(self._receive())
+        return self._buffer.pop(frames)
 
     def _receive(self) -> np.ndarray:
         """The next block of the running stream, reopening it first if it was lost."""
@@ -281,7 +276,7 @@ class ReopeningSource(_Reopening, Source):
             if self._lost_at is not None:
                 self._back(now - len(block) / self.sample_rate)
             self._last_data = now
-            return block.astype(self.dtype, copy=False)
+            return block  # the buffer casts it to `dtype`
 
     def _from_worker(self) -> np.ndarray:
         while True:
