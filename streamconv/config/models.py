@@ -242,6 +242,41 @@ FILTER_TYPES = (
 DEFAULT_THRESHOLD = 0.7
 
 
+class Spectrogram(_Model):
+    """``spectrogram = {...}`` of a template with ``domain = "spectrogram"``.
+
+    The defaults are `streamconv.dsp.spectrogram.SpectrogramParams`'s.
+    """
+
+    frame_s: PositiveFloat = Field(0.032, description="Frame length in seconds.")
+    hop_s: PositiveFloat = Field(0.008, description="Hop in seconds (the time resolution).")
+    window: Window = Field("hann", description="Frame window.")
+    scale: Literal["db", "linear"] = Field("db", description="Magnitude scale.")
+    floor_db: PositiveFloat = Field(
+        60.0, description="dB scale: floor this many dB below the template's peak."
+    )
+    low_hz: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = Field(
+        None, description="Lower band edge in Hz; default the template's own band."
+    )
+    high_hz: PositiveFloat | None = Field(
+        None, description="Upper band edge in Hz; default the template's own band."
+    )
+    band_db: PositiveFloat = Field(
+        30.0, description="Default band: bins within this many dB of the template's strongest."
+    )
+    tolerance: Annotated[float, Field(ge=0, le=0.2, allow_inf_nan=False)] = Field(
+        0.0, description="Relative pitch tolerance (max-filter +-r in frequency, +-1 frame)."
+    )
+
+    @model_validator(mode="after")
+    def _band(self):
+        if self.low_hz is not None and self.high_hz is not None and self.low_hz >= self.high_hz:
+            raise ValueError("low_hz must be below high_hz")
+        if self.hop_s > self.frame_s:
+            raise ValueError("hop_s must not exceed frame_s")
+        return self
+
+
 class Template(_Model):
     """A ``[[templates]]`` entry: a pattern to find in the filtered stream."""
 
@@ -270,11 +305,19 @@ class Template(_Model):
     mad_hop_s: PositiveFloat = Field(
         1.0, description="MAD threshold: how often it is updated, in seconds."
     )
+    domain: Literal["waveform", "spectrogram"] = Field(
+        "waveform", description="Correlate samples, or spectrogram patches."
+    )
+    spectrogram: Spectrogram | None = Field(
+        None, description='Spectrogram parameters (domain = "spectrogram" only).'
+    )
 
     @model_validator(mode="after")
     def _one_threshold(self):
         if self.threshold is not None and self.mad is not None:
             raise ValueError("give threshold or mad, not both")
+        if self.spectrogram is not None and self.domain != "spectrogram":
+            raise ValueError('spectrogram parameters need domain = "spectrogram"')
         return self
 
 
