@@ -1,24 +1,44 @@
 # Everything a fresh machine needs: `make test` and `make run` set up .venv themselves.
+# `make run` installs what running needs (the package and its dependencies: files, pipes, sound
+# devices); `make test` adds the test tools (pytest, ruff, PyAudio, matplotlib, dask, ...).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
-# Debian packages the project needs (device tests, sox for benchmarks). Installed when run as
-# root, otherwise the exact apt-get line is printed.
-DEB_PACKAGES := libportaudio2 portaudio19-dev gcc python3-dev jackd2 sox systemd-container python3-venv
+RUN_STAMP := $(VENV)/.installed-run
+STAMP := $(VENV)/.installed-test
+# Debian packages the project needs. Installed when run as root, otherwise the exact apt-get
+# line is printed. Running: the venv module, PortAudio for sounddevice (libsndfile comes in
+# soundfile's wheel). Testing adds: PyAudio's build (portaudio19-dev gcc python3-dev), JACK for
+# the device tests, sox for the pipe tests and benchmarks, systemd-container for the unit tests.
+RUN_DEB_PACKAGES := python3-venv libportaudio2
+DEB_PACKAGES := $(RUN_DEB_PACKAGES) portaudio19-dev gcc python3-dev jackd2 sox systemd-container
 EXAMPLE := examples/data/example.wav
 
-.PHONY: test run bench lint format deps clean
+.PHONY: test run bench lint format deps run-deps apt clean
 
-$(STAMP): pyproject.toml
-	@$(MAKE) --no-print-directory deps
+$(VENV)/bin/python:
+	@$(MAKE) --no-print-directory run-deps
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+
+$(RUN_STAMP): pyproject.toml | $(VENV)/bin/python
+	@$(MAKE) --no-print-directory run-deps
+	$(PY) -m pip install --quiet -e .
+	touch $(RUN_STAMP)
+
+$(STAMP): pyproject.toml | $(VENV)/bin/python
+	@$(MAKE) --no-print-directory deps
 	$(PY) -m pip install --quiet -e '.[test]'
-	touch $(STAMP)
+	touch $(STAMP) $(RUN_STAMP)
 
 deps:
-	@missing=""; for p in $(DEB_PACKAGES); do \
+	@$(MAKE) --no-print-directory apt PKGS="$(DEB_PACKAGES)"
+
+run-deps:
+	@$(MAKE) --no-print-directory apt PKGS="$(RUN_DEB_PACKAGES)"
+
+apt:
+	@missing=""; for p in $(PKGS); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
@@ -39,10 +59,10 @@ format: $(STAMP)
 test: lint
 	$(PY) -m pytest -q
 
-$(EXAMPLE): examples/make_example.py $(STAMP)
+$(EXAMPLE): examples/make_example.py $(RUN_STAMP)
 	$(PY) examples/make_example.py $(EXAMPLE)
 
-run: $(STAMP) $(EXAMPLE)
+run: $(RUN_STAMP) $(EXAMPLE)
 	$(VENV)/bin/streamconv run -c configs/default.toml
 
 bench: $(STAMP)

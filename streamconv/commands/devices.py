@@ -22,15 +22,16 @@ def register(subparsers) -> None:
         default="sounddevice",
         help="which PortAudio binding to ask (default sounddevice)",
     )
-    parser.add_argument("--json", action="store_true", help="one JSON object per device")
+    parser.add_argument(
+        "--json", action="store_true", help="print a JSON array of devices ([] when none)"
+    )
     parser.set_defaults(run=run)
 
 
 def run(args) -> int:
     devices = list_devices(args.backend)
     if args.json:
-        for device in devices:
-            print(json.dumps(device))
+        print(json.dumps(devices, indent=1))
         return 0
     if not devices:
         print("no sound devices found")
