@@ -7,7 +7,8 @@ that is not TOML is taken as a string (``window=hann``).
 
 The taps go to stdout, one per line, so the output is a taps file for ``--fir``; the properties
 (length, group delay, gains at DC and Nyquist, attenuation achieved) go to stderr as ``#``
-lines. ``--plot FILE.png`` draws magnitude in dB and group delay.
+lines. ``--plot FILE`` draws magnitude in dB and group delay; the extension picks the type
+(``.png``, ``.svg``, ``.pdf``).
 """
 
 from __future__ import annotations
@@ -43,7 +44,11 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--rate", type=float, default=48000.0, help="sample rate in Hz (default 48000)"
     )
-    parser.add_argument("--plot", metavar="FILE.png", help="plot magnitude and group delay")
+    parser.add_argument(
+        "--plot",
+        metavar="FILE",
+        help="plot magnitude and group delay to FILE (.png, .svg or .pdf, by its extension)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -143,8 +148,25 @@ def _properties(flt, h: np.ndarray, rate: float) -> tuple[list[str], list, list]
     return lines, passes, stops
 
 
+#: Plot file types, by extension (matplotlib's Agg, SVG and PDF back ends).
+PLOT_FORMATS = ("png", "svg", "pdf")
+
+
+def plot_format(path: str) -> str:
+    """The plot type of a path's extension, or `UsageError` naming the path."""
+    ext = os.path.splitext(path)[1].lower().lstrip(".")
+    if ext not in PLOT_FORMATS:
+        raise UsageError(
+            f"{path}: unknown plot type {('.' + ext) if ext else '(no extension)'} "
+            f"(expected {', '.join('.' + f for f in PLOT_FORMATS)})"
+        )
+    return ext
+
+
 def plot_response(h: np.ndarray, rate: float, path: str, title: str, stops=()) -> None:
-    """Write a PNG with magnitude (dB) and group delay (samples) against frequency (Hz)."""
+    """Write magnitude (dB) and group delay (samples) against frequency (Hz) to a PNG, SVG or
+    PDF file, by the path's extension."""
+    fmt = plot_format(path)
     try:
         import matplotlib
 
@@ -175,13 +197,13 @@ def plot_response(h: np.ndarray, rate: float, path: str, title: str, stops=()) -
     ax2.set_xlabel("frequency (Hz)")
     ax2.grid(True, alpha=0.3)
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(suffix=".png", prefix=".design-", dir=directory)
+    fd, tmp = tempfile.mkstemp(suffix="." + fmt, prefix=".design-", dir=directory)
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a plot is an ordinary file
     try:
-        fig.savefig(tmp, format="png", dpi=100)
+        fig.savefig(tmp, format=fmt, dpi=100)
         os.replace(tmp, path)
     except OSError as exc:
         raise UsageError(f"{path}: cannot write the plot ({exc.strerror or exc})") from None
@@ -194,6 +216,8 @@ def plot_response(h: np.ndarray, rate: float, path: str, title: str, stops=()) -
 def run(args) -> int:
     if not args.rate > 0:
         raise UsageError(f"--rate must be positive, got {args.rate:g}")
+    if args.plot:
+        plot_format(args.plot)  # before the design work
     flt = _validate(parse_spec(args.spec))
     h = design_taps(flt, args.rate)
     lines, _, stops = _properties(flt, h, args.rate)

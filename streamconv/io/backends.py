@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from streamconv.errors import RuntimeFailure, UsageError
+from streamconv.io.chatter import quiet_stderr
 
 __all__ = [
     "BACKENDS",
@@ -161,10 +162,11 @@ class Backend:
 
 def _sounddevice():
     try:
-        import sounddevice
+        with quiet_stderr():  # PortAudio starts at import: ALSA/JACK probe messages
+            import sounddevice
     except ImportError:
         raise UsageError(
-            "device: needs the sounddevice package (pip install 'streamconv[device]')"
+            "device: needs the sounddevice package (pip install sounddevice)"
         ) from None
     except OSError as exc:  # PortAudio library missing
         raise RuntimeFailure(f"device: PortAudio is not available ({exc})") from None
@@ -252,10 +254,17 @@ def _pyaudio():
     return pyaudio
 
 
+def _pyaudio_open():
+    """A started ``pyaudio.PyAudio()``, without PortAudio's ALSA/JACK probe messages."""
+    pyaudio = _pyaudio()
+    with quiet_stderr():
+        return pyaudio.PyAudio()
+
+
 class _PyAudioStream(Stream):
     def __init__(self, index, kind, sample_rate, channels, block_size, callback: Callback):
         pyaudio = _pyaudio()
-        self._pa = pyaudio.PyAudio()
+        self._pa = _pyaudio_open()
         flag = pyaudio.paInputOverflow if kind == "input" else pyaudio.paOutputUnderflow
         out = np.zeros((block_size, channels), np.float32)
 
@@ -307,7 +316,7 @@ class PyAudioBackend(Backend):
         label = self.locator(spec)
         if spec is None or not str(spec).isdigit():
             raise UsageError(f"{label}: pyaudio devices are given by index (pyaudio:INDEX)")
-        pa = _pyaudio().PyAudio()
+        pa = _pyaudio_open()
         try:
             info = pa.get_device_info_by_index(int(spec))
         except (OSError, ValueError) as exc:
@@ -325,7 +334,7 @@ class PyAudioBackend(Backend):
         }
 
     def list_devices(self):
-        pa = _pyaudio().PyAudio()
+        pa = _pyaudio_open()
         try:
             devices = []
             for i in range(pa.get_device_count()):

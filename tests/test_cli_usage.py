@@ -1,0 +1,141 @@
+"""The command line as a new user meets it: help with examples, short usage errors, JSON that
+parses, no library chatter, plot files of the type their name says."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from streamconv.cli import COMMAND_MODULES, main
+
+
+def _cli(*args: str, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "streamconv.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.mark.parametrize("command", COMMAND_MODULES)
+def test_every_subcommand_help_ends_with_an_example(command, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main([command, "--help"])
+    assert stop.value.code == 0
+    out = capsys.readouterr().out
+    examples = out[out.index("\nexamples:\n") :]
+    lines = examples.strip().splitlines()[1:]
+    assert lines
+    assert all("streamconv " in line or line.startswith("      ") for line in lines)
+    assert any(f"streamconv {command} " in line for line in lines)
+    assert "-v, --verbose" in out and "-q, --quiet" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message", "hint"),
+    [
+        (["filter", "-i", "x.wav"], "error: the following arguments are required: -o/--output",
+         "hint: streamconv filter --help shows the options and examples"),
+        (["design", "lowpass", "--rate", "abc"], "error: argument --rate: invalid float value",
+         "hint: streamconv design --help"),
+        (["fliter"], "error: unknown command 'fliter'", "hint: did you mean `streamconv filter`?"),
+        (["devices", "--bogus"], "error: unrecognized arguments: --bogus",
+         "hint: streamconv devices --help"),
+        (["filter", "-i", "a", "-o", "b", "--fir", "t", "--block", "0"],
+         "error: argument --block: must be positive", "hint: streamconv filter --help"),
+    ],
+)  # fmt: skip
+def test_usage_errors_are_one_error_line_and_a_hint(argv, message, hint):
+    run = _cli(*argv)
+    assert run.returncode == 2
+    assert run.stdout == ""
+    lines = run.stderr.splitlines()
+    assert len(lines) == 2, run.stderr
+    assert lines[0].startswith(message) and lines[1].startswith(hint)
+
+
+def test_no_command_prints_help_and_exits_2():
+    run = _cli()
+    assert run.returncode == 2 and "usage: streamconv" in run.stderr
+
+
+@pytest.mark.parametrize("backend", ["sounddevice", "pyaudio"])
+def test_devices_json_is_always_one_json_list(backend):
+    run = _cli("devices", "--backend", backend, "--json")
+    assert run.returncode == 0, run.stderr
+    devices = json.loads(run.stdout)
+    assert isinstance(devices, list)
+    for device in devices:
+        assert {"index", "name", "hostapi", "inputs", "outputs", "sample_rate"} <= set(device)
+
+
+def test_devices_json_is_an_empty_list_without_devices(monkeypatch, capsys):
+    from streamconv.commands import devices
+
+    monkeypatch.setattr(devices, "list_devices", lambda backend: [])
+    assert main(["devices", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+
+
+def test_library_messages_on_fd2_are_hidden_unless_verbose():
+    """What a C library writes to descriptor 2 while PortAudio starts is dropped, shown with
+    -v (STREAMCONV_VERBOSE=1), and shown when the start fails."""
+    code = (
+        "import os, sys\n"
+        "from streamconv.io.chatter import quiet_stderr\n"
+        "with quiet_stderr():\n"
+        "    os.write(2, b'ALSA lib pcm.c: chatter\\n')\n"
+        "print('after', file=sys.stderr)\n"
+        "try:\n"
+        "    with quiet_stderr():\n"
+        "        os.write(2, b'why it failed\\n')\n"
+        "        raise RuntimeError('x')\n"
+        "except RuntimeError:\n"
+        "    pass\n"
+    )
+    quiet = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert quiet.stderr == "after\nwhy it failed\n"
+    loud = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "STREAMCONV_VERBOSE": "1"},
+    )
+    assert loud.stderr == "ALSA lib pcm.c: chatter\nafter\nwhy it failed\n"
+
+
+def test_pyaudio_backend_start_is_quiet_without_v():
+    """PyAudio's PortAudio probes ALSA and JACK at start; on a machine without a sound card
+    or JACK server they print dozens of lines. Without -v none reach stderr; -v shows them."""
+    quiet = _cli("devices", "--backend", "pyaudio", "--json", env={"STREAMCONV_VERBOSE": ""})
+    assert quiet.returncode == 0 and quiet.stderr == ""
+    loud = _cli("devices", "--backend", "pyaudio", "--json", "-v")
+    assert loud.returncode == 0 and loud.stdout == quiet.stdout
+
+
+@pytest.mark.parametrize(
+    ("name", "magic"), [("lp.svg", b"<?xml"), ("lp.pdf", b"%PDF"), ("lp.PNG", b"\x89PNG")]
+)
+def test_design_plot_type_follows_the_extension(tmp_path, capsys, name, magic):
+    out = tmp_path / name
+    code = main(["design", "lowpass", "cutoff_hz=1000", "taps=31", "--plot", str(out)])
+    assert code == 0
+    assert out.read_bytes().startswith(magic)
+    if name.endswith(".svg"):
+        assert b"<svg" in out.read_bytes()[:2000]
+    assert [p.name for p in tmp_path.iterdir()] == [name]
+
+
+def test_design_plot_unknown_extension_is_refused_before_any_work(tmp_path, capsys):
+    code = main(
+        ["design", "lowpass", "cutoff_hz=1000", "taps=31", "--plot", str(tmp_path / "x.gif")]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "x.gif: unknown plot type .gif" in err
+    assert list(tmp_path.iterdir()) == []
