@@ -37,6 +37,11 @@ def _pip(*args: str, **kwargs) -> subprocess.CompletedProcess:
     )
 
 
+def _drop_own_wheels(house: Path) -> None:
+    for old in house.glob("streamconv-*.whl"):
+        old.unlink()
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> Path:
     """A clean venv with only the freshly built wheel and its dependencies; its bin/."""
@@ -75,7 +80,11 @@ def installed(tmp_path_factory) -> Path:
     done = _pip(*offline)
     if done.returncode != 0:
         # First run, or a dependency changed: fetch the dependencies' wheels, then offline.
+        # pip download also saves the wheel itself, and would take a stale copy found in the
+        # wheelhouse for this one (same name), with its old dependencies: none is kept there.
+        _drop_own_wheels(house)
         fetched = _pip("download", "--quiet", "--dest", str(house), str(wheel))
+        _drop_own_wheels(house)
         assert fetched.returncode == 0, fetched.stderr[-2000:]
         done = _pip(*offline)
     assert done.returncode == 0, done.stderr[-2000:]
