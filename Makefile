@@ -8,10 +8,12 @@ RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed-test
 # Debian packages the project needs. Installed when run as root, otherwise the exact apt-get
 # line is printed. Running: the venv module, PortAudio for sounddevice (libsndfile comes in
-# soundfile's wheel). Testing adds: PyAudio's build (portaudio19-dev gcc python3-dev), JACK for
-# the device tests, sox for the pipe tests and benchmarks, systemd-container for the unit tests.
-RUN_DEB_PACKAGES := python3-venv libportaudio2
-DEB_PACKAGES := $(RUN_DEB_PACKAGES) portaudio19-dev gcc python3-dev jackd2 sox systemd-container
+# soundfile's wheel), gcc and the Python headers for the compiled engine (streamconv/dsp/
+# _fastconv.c; without them the install still works, on the slower numpy engine). Testing adds:
+# PyAudio's build (portaudio19-dev), JACK for the device tests, sox for the pipe tests and
+# benchmarks, systemd-container for the unit tests.
+RUN_DEB_PACKAGES := python3-venv libportaudio2 gcc python3-dev
+DEB_PACKAGES := $(RUN_DEB_PACKAGES) portaudio19-dev jackd2 sox systemd-container
 EXAMPLE := examples/data/example.wav
 
 .PHONY: test run bench lint format deps run-deps apt clean
@@ -21,12 +23,14 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-$(RUN_STAMP): pyproject.toml | $(VENV)/bin/python
+ENGINE_SOURCES := setup.py streamconv/dsp/_fastconv.c streamconv/dsp/_fastconv_impl.h
+
+$(RUN_STAMP): pyproject.toml $(ENGINE_SOURCES) | $(VENV)/bin/python
 	@$(MAKE) --no-print-directory run-deps
 	$(PY) -m pip install --quiet -e .
 	touch $(RUN_STAMP)
 
-$(STAMP): pyproject.toml | $(VENV)/bin/python
+$(STAMP): pyproject.toml $(ENGINE_SOURCES) | $(VENV)/bin/python
 	@$(MAKE) --no-print-directory deps
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP) $(RUN_STAMP)
@@ -57,7 +61,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 
 test: lint
-	$(PY) -m pytest -q
+	STREAMCONV_REQUIRE_COMPILED=1 $(PY) -m pytest -q
 
 $(EXAMPLE): examples/make_example.py $(RUN_STAMP)
 	$(PY) examples/make_example.py $(EXAMPLE)

@@ -1,7 +1,14 @@
-"""Convolver against scipy's oracles, for every engine, layout, dtype, stride and chunking."""
+"""Convolver against scipy's oracles, for every engine, layout, dtype, stride and chunking.
+
+The tests taking the ``backend`` fixture run twice: on the compiled engines (the C extension)
+and on the numpy fallback; each run makes the other backend raise, so it proves which one ran.
+Where the extension is not built (a source tree without ``make``) the compiled runs are skipped
+with that reason; ``make test`` sets ``STREAMCONV_REQUIRE_COMPILED=1``, which makes them fail.
+"""
 
 from __future__ import annotations
 
+import os
 import tracemalloc
 
 import numpy as np
@@ -9,13 +16,35 @@ import pytest
 import scipy.signal
 
 import streamconv as sc
-from streamconv.dsp import engines
+from streamconv.dsp import compiled, engines
 from streamconv.dsp.engines import Kernel, PartitionedEngine, Segment, uniform_plan
 
 TOLERANCE = {np.float32: 1e-5, np.float64: 1e-10}  # of the output's peak (SPEC section 2)
 SEED_X = [0, 0, 0, 1, 2, 3, 2, 1, 0, 0]
 SEED_TAPS = [1, 2, 3, 2, 1]
 SEED_Y = [0, 0, 0, 1, 4, 10, 16, 19, 16, 10, 4, 1, 0, 0]
+
+
+@pytest.fixture(params=["compiled", "numpy"])
+def backend(request, monkeypatch):
+    """Run the test on one backend, the other made to fail if it is ever called."""
+
+    def refuse(self, x):
+        raise AssertionError(f"{type(self).__name__} ran in a {request.param!r} test")
+
+    if request.param == "compiled":
+        monkeypatch.delenv("STREAMCONV_ENGINE", raising=False)
+        if not compiled.available():
+            reason = f"the compiled engine is not built ({compiled.IMPORT_ERROR}): run make"
+            if os.environ.get("STREAMCONV_REQUIRE_COMPILED"):
+                pytest.fail(reason)
+            pytest.skip(reason)
+        monkeypatch.setattr(engines.DirectEngine, "process", refuse)
+        monkeypatch.setattr(engines.PartitionedEngine, "process", refuse)
+    else:
+        monkeypatch.setenv("STREAMCONV_ENGINE", "numpy")
+        monkeypatch.setattr(compiled._Compiled, "process", refuse)
+    return request.param
 
 
 def reference(x: np.ndarray, taps: np.ndarray, down: int = 1) -> np.ndarray:
@@ -77,7 +106,7 @@ def make_taps(shape, dtype, rng):
     ("method", "length"),
     [("direct", 37), ("ola", 37), ("ola", 300), ("partitioned", 300), ("partitioned", 2500)],
 )
-def test_streaming_equals_full_convolution(method, length, layout, down, dtype):
+def test_streaming_equals_full_convolution(method, length, layout, down, dtype, backend):
     rng = np.random.default_rng([length, down, len(layout), len(method)])
     cin = 2
     shape = {"shared": (length,), "per_channel": (length, cin), "mimo": (length, cin, 3)}[layout]
@@ -86,13 +115,13 @@ def test_streaming_equals_full_convolution(method, length, layout, down, dtype):
     conv = sc.Convolver(taps, block_size=32, method=method, down=down)
     for _ in range(2):  # a second stream after flush() must start clean
         y = stream(conv, x, chunk_sizes(x.shape[0], rng, length))
-        assert conv.method == method
+        assert conv.method == method and conv.backend == backend
         assert_matches(y, reference(x, taps, down), dtype)
 
 
 @pytest.mark.parametrize("method", ["direct", "ola", "partitioned"])
 @pytest.mark.parametrize("block", [1, 5, 4])
-def test_seed_example(method, block):
+def test_seed_example(method, block, backend):
     conv = sc.Convolver(SEED_TAPS, block_size=4, method=method)
     x = np.array(SEED_X, dtype=float)
     sizes = [block] * (len(SEED_X) // block) + [len(SEED_X) % block]
@@ -102,7 +131,7 @@ def test_seed_example(method, block):
     np.testing.assert_allclose(y, np.convolve(SEED_X, SEED_TAPS), atol=1e-12)
 
 
-def test_correlate_mode_slides_without_flipping():
+def test_correlate_mode_slides_without_flipping(backend):
     rng = np.random.default_rng(5)
     taps, x = rng.standard_normal(40), rng.standard_normal(500)
     conv = sc.Convolver(taps, block_size=16, mode="correlate")
@@ -113,7 +142,7 @@ def test_correlate_mode_slides_without_flipping():
     assert y[n] == pytest.approx(np.dot(taps, x[n - 39 : n + 1]))
 
 
-def test_impulse_in_gives_the_taps_out():
+def test_impulse_in_gives_the_taps_out(backend):
     taps = np.random.default_rng(1).standard_normal((700, 2)).astype(np.float32)
     impulse = np.zeros((700, 2), np.float32)
     impulse[0] = 1
@@ -143,7 +172,7 @@ def test_long_filter_uses_growing_partitions():
     assert sum(seg.count * seg.length for seg in conv.plan) >= 65536
 
 
-def test_fast_path_runs_and_the_direct_fallback_does_not(monkeypatch):
+def test_fast_path_runs_and_the_direct_fallback_does_not(monkeypatch, backend):
     """A partitioned engine really runs its FFT path: make the direct form unusable."""
 
     def refuse(*args, **kwargs):
@@ -158,26 +187,61 @@ def test_fast_path_runs_and_the_direct_fallback_does_not(monkeypatch):
     assert_matches(y, reference(x, taps), np.float64)
 
 
+ENGINE_CLASSES = {
+    "numpy": PartitionedEngine,
+    "compiled": compiled.CompiledPartitionedEngine,
+}
+
+
 @pytest.mark.parametrize("block", [16, 100])
-def test_uniformly_partitioned_plan(block):
+def test_uniformly_partitioned_plan(block, backend):
     rng = np.random.default_rng(block)
     taps = rng.standard_normal((1000, 1, 1))
     plan = uniform_plan(1000, block)
-    engine = PartitionedEngine(Kernel(taps, "diagonal", 1, 1), plan, np.float64, "uniform")
+    engine = ENGINE_CLASSES[backend](Kernel(taps, "diagonal", 1, 1), plan, np.float64, "uniform")
     x = rng.standard_normal((3000, 1))
     y = np.concatenate([engine.process(x[i : i + 7]) for i in range(0, 3000, 7)])
     assert_matches(y, reference(x, taps[:, 0, 0])[:3000], np.float64)
 
 
-def test_invalid_plan_is_refused():
+def test_invalid_plan_is_refused(backend):
     taps = np.ones((100, 1, 1))
     late_start = (Segment(0, 16, 16, 1), Segment(16, 32, 32, 3))  # 32-block needs offset >= 32
     with pytest.raises(ValueError, match="offset >= block"):
-        PartitionedEngine(Kernel(taps, "diagonal", 1, 1), late_start, np.float64, "bad")
+        ENGINE_CLASSES[backend](Kernel(taps, "diagonal", 1, 1), late_start, np.float64, "bad")
+
+
+@pytest.mark.parametrize("method", ["direct", "partitioned"])
+@pytest.mark.parametrize("order", ["strided", "fortran", "reversed"])
+def test_any_strides_in(method, order, backend):
+    """Views of a bigger array (every other frame, Fortran order, negative strides) work."""
+    rng = np.random.default_rng(11)
+    taps = make_taps((200, 3), np.float32, rng)
+    base = rng.standard_normal((2000, 3)).astype(np.float32)
+    x = {
+        "strided": base[::2],
+        "fortran": np.asfortranarray(base),
+        "reversed": base[::-1],
+    }[order]
+    conv = sc.Convolver(taps, block_size=32, method=method)
+    y = stream(conv, x, chunk_sizes(x.shape[0], rng, 200))
+    assert conv.backend == backend
+    assert_matches(y, reference(np.ascontiguousarray(x), taps), np.float32)
+
+
+def test_fallback_is_chosen_when_the_extension_is_missing(monkeypatch):
+    """What a machine without a C compiler at install gets: the numpy engines, same output."""
+    monkeypatch.delenv("STREAMCONV_ENGINE", raising=False)
+    monkeypatch.setattr(compiled, "_fastconv", None)
+    assert not compiled.available()
+    conv = sc.Convolver(np.ones(300), block_size=32, channels=2)
+    assert conv.backend == "numpy"
+    x = np.random.default_rng(3).standard_normal((1000, 2))
+    assert_matches(stream(conv, x, [1000]), reference(x, np.ones(300)), np.float64)
 
 
 @pytest.mark.parametrize("method", ["direct", "ola", "partitioned"])
-def test_memory_does_not_grow_per_call(method):
+def test_memory_does_not_grow_per_call(method, backend):
     conv = sc.Convolver(np.ones(2000, np.float32), block_size=128, method=method, channels=2)
     x = np.ones((128, 2), np.float32)
     for _ in range(50):  # warm up: lazy buffers, FFTW plans, caches
@@ -202,20 +266,20 @@ def test_channels_argument_allocates_up_front(shape, channels, out_shape):
     assert conv.process(np.ones((4, channels))).shape == out_shape
 
 
-def test_dtypes_are_kept():
+def test_dtypes_are_kept(backend):
     x = np.ones((10, 1))
     assert sc.Convolver(np.ones(3, np.float32)).process(x).dtype == np.float32
     assert sc.Convolver(np.ones(3)).process(x.astype(np.float32)).dtype == np.float64
     assert sc.Convolver([1, 2, 3]).process(x).dtype == np.float64
 
 
-def test_latency_is_zero_and_zero_frames_are_fine():
+def test_latency_is_zero_and_zero_frames_are_fine(backend):
     conv = sc.Convolver(np.ones(10), channels=2)
     assert conv.latency == 0
     assert conv.process(np.zeros((0, 2))).shape == (0, 2)
 
 
-def test_decimated_output_count_matches_upfirdn_for_every_remainder():
+def test_decimated_output_count_matches_upfirdn_for_every_remainder(backend):
     rng = np.random.default_rng(9)
     for n in range(1, 14):
         for length in (1, 2, 5, 6):
@@ -249,7 +313,7 @@ def test_bad_arguments_say_what_was_expected(kwargs, error, message):
         sc.Convolver(**kwargs)
 
 
-def test_channel_mismatch_is_an_error():
+def test_channel_mismatch_is_an_error(backend):
     conv = sc.Convolver(np.ones((5, 2)))
     with pytest.raises(ValueError, match="expected 2 channel"):
         conv.process(np.ones((4, 3)))

@@ -334,21 +334,27 @@ class _OverlapAddSegment:
         acc[:, at : at + self._out_len] += parts.fft.inverse()[:, : self._out_len]
 
 
+def check_plan(plan: tuple[Segment, ...]) -> None:
+    """Raise ValueError unless ``plan`` is one the partitioned engines can run."""
+    head = plan[0]
+    if head.offset != 0 or (head.count > 1 and head.length != head.block):
+        raise ValueError(
+            f"invalid partition plan {plan}: the first segment needs offset 0, and "
+            "partitions of its block size if it has several"
+        )
+    if any(s.offset < s.block or s.block % head.block for s in plan[1:]):
+        raise ValueError(
+            f"invalid partition plan {plan}: every later segment needs offset >= block, "
+            "and a block that is a multiple of the first"
+        )
+
+
 class PartitionedEngine:
     """Partitioned FFT convolution: an overlap-save head and overlap-add segments after it."""
 
     def __init__(self, kernel: Kernel, plan: tuple[Segment, ...], dtype: np.dtype, name: str):
+        check_plan(plan)
         head = plan[0]
-        if head.offset != 0 or (head.count > 1 and head.length != head.block):
-            raise ValueError(
-                f"invalid partition plan {plan}: the first segment needs offset 0, and "
-                "partitions of its block size if it has several"
-            )
-        if any(s.offset < s.block or s.block % head.block for s in plan[1:]):
-            raise ValueError(
-                f"invalid partition plan {plan}: every later segment needs offset >= block, "
-                "and a block that is a multiple of the first"
-            )
         self.name = name
         self.kernel = kernel
         self.plan = plan

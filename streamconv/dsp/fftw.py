@@ -9,6 +9,7 @@ buffers allocated once, and run in place of those buffers.
 from __future__ import annotations
 
 import sys
+import threading
 
 import numpy as np
 
@@ -42,9 +43,20 @@ pyfftw = _import_pyfftw()
 _plan_flags = ["FFTW_ESTIMATE"]
 
 
+# FFTW's planner is not thread-safe. pyFFTW plans under its own (private) lock; the compiled
+# engines (streamconv.dsp.compiled) plan through the same FFTW library, so streamconv makes all
+# its plans, both kinds, under this lock.
+PLAN_LOCK = threading.Lock()
+
+
 def measure_plans(on: bool = True) -> None:
     """Plan new transforms by measuring them (slow, once) instead of estimating (fast)."""
     _plan_flags[0] = "FFTW_MEASURE" if on else "FFTW_ESTIMATE"
+
+
+def measuring() -> bool:
+    """True if new plans are measured (see :func:`measure_plans`)."""
+    return _plan_flags[0] == "FFTW_MEASURE"
 
 
 def export_wisdom() -> tuple[bytes, bytes, bytes]:
@@ -77,10 +89,11 @@ class RealFFTPair:
         self.inverse_spectrum = pyfftw.zeros_aligned((out_channels, bins), dtype=cdtype)
         self.inverse_time = pyfftw.zeros_aligned((out_channels, nfft), dtype=dtype)
         kwargs = dict(axes=(-1,), flags=tuple(_plan_flags))
-        self._forward = pyfftw.FFTW(self.time, self.spectrum, **kwargs)
-        self._inverse = pyfftw.FFTW(
-            self.inverse_spectrum, self.inverse_time, direction="FFTW_BACKWARD", **kwargs
-        )
+        with PLAN_LOCK:
+            self._forward = pyfftw.FFTW(self.time, self.spectrum, **kwargs)
+            self._inverse = pyfftw.FFTW(
+                self.inverse_spectrum, self.inverse_time, direction="FFTW_BACKWARD", **kwargs
+            )
 
     def forward(self) -> np.ndarray:
         """Transform ``time`` into ``spectrum`` and return ``spectrum``."""
