@@ -113,6 +113,17 @@ def test_wheel_installs_alone_and_filters_a_file(installed, tmp_path):
     np.testing.assert_allclose(y, want, atol=1e-6)
 
 
+def test_wheel_has_the_compiled_engine(installed):
+    """The C extension was built into the wheel and runs there (not the numpy fallback)."""
+    run = subprocess.run(
+        [installed / "python", "-c", "import numpy as np, streamconv as sc;"
+         "print(sc.Convolver(np.ones(300), block_size=64, channels=2).backend)"],
+        capture_output=True, text=True, env=CLEAN_ENV,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "compiled"
+
+
 def test_wheel_gives_sound_devices_without_extras(installed):
     """sounddevice is a core dependency: `devices --json` runs in the bare install and prints
     a JSON list (empty on a machine without sound devices)."""
