@@ -63,8 +63,9 @@ class Convolver:
     --------
     >>> conv = Convolver([1, 2, 3, 2, 1], block_size=4, method="direct")
     >>> x = np.array([0, 0, 0, 1, 2, 3, 2, 1, 0, 0], dtype=float)
-    >>> np.concatenate([conv.process(x[:3]), conv.process(x[3:]), conv.flush()])
-    array([ 0.,  0.,  0.,  1.,  4., 10., 16., 19., 16., 10.,  4.,  1.,  0.,  0.])
+    >>> y = np.concatenate([conv.process(x[:3]), conv.process(x[3:]), conv.flush()])
+    >>> y.tolist()
+    [0.0, 0.0, 0.0, 1.0, 4.0, 10.0, 16.0, 19.0, 16.0, 10.0, 4.0, 1.0, 0.0, 0.0]
     """
 
     def __init__(
