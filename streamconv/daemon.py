@@ -30,7 +30,7 @@ import threading
 import time
 
 from streamconv.config import LoadedConfig, load_config
-from streamconv.control import ControlServer
+from streamconv.control.plane import ControlPlane
 from streamconv.errors import ConfigError, RuntimeFailure, UsageError
 from streamconv.io import open_sink, open_source
 from streamconv.pipeline import Pipeline
@@ -128,6 +128,7 @@ class Service:
         self._reload = False
         self._in_read = False
         self._lock = threading.Lock()
+        self.plane: ControlPlane | None = None
 
     # -- signals ---------------------------------------------------------------------------
 
@@ -198,7 +199,6 @@ class Service:
             block_size=cfg.block_size,
             log=self._device_log,
         )
-        control = None
         detlog = None
         try:
             try:
@@ -217,19 +217,20 @@ class Service:
                 if cfg.detections_path:
                     detlog = DetectionLog(cfg.detections_path)
                 if cfg.control_listen:
-                    control = ControlServer(
-                        cfg.control_listen,
+                    self.plane = ControlPlane(
                         self.status,
                         self.detections,
+                        cfg.channels_in,
+                        cfg.channels_out,
+                        listen=cfg.control_listen,
                         idle_timeout_s=cfg.config.control.idle_timeout_s,
                         log=self.log,
-                    )
-                    control.start()
-                    self.log(f"control: listening on {control.address}")
+                    ).start()
+                    self.log(f"control: listening on {self.plane.address}")
                 watchdog = _Watchdog(self)
                 self._loop(detlog)
                 watchdog.stop()
-                self.state = "stopping"
+                self._set_state("stopping")
                 sd_notify("STOPPING=1")
                 for d in self.pipeline.flush():
                     self._report(d, detlog)
@@ -237,8 +238,9 @@ class Service:
             self.source.close()
             if detlog is not None:
                 detlog.close()
-            if control is not None:
-                control.stop()
+            if self.plane is not None:
+                self.plane.finish()
+                self.plane.stop()
         st = self.status()
         self.log(
             f"streamconv run: {st['frames_in']} frames in, {st['frames_out']} frames out, "
@@ -266,22 +268,33 @@ class Service:
             t0 = time.perf_counter()
             y, found = self.pipeline.process(x)
             self.sink.write(y)
+            if self.plane is not None:
+                self.plane.block(x, y)
             self.busy_s += time.perf_counter() - t0
             for d in found:
                 self._report(d, detlog)
             if not ready:
                 ready = True
-                self.state = "running"
+                self._set_state("running")
                 sd_notify(f"READY=1\nSTATUS=running {self.loaded.path}")
                 self.log(f"running: {self.loaded.source.uri} -> {self.loaded.sink.uri}")
+
+    def _set_state(self, state: str) -> None:
+        self.state = state
+        if self.plane is not None:
+            self.plane.event("state", {"state": state})
 
     def _device_log(self, line: str) -> None:
         """A device lost, an attempt to reopen it, or it back: the log and systemd's STATUS."""
         self.log(line)
+        if self.plane is not None:
+            self.plane.event("device", {"message": line})
         sd_notify(f"STATUS={line}")
 
     def _report(self, det, detlog) -> None:
         record = det.to_dict()
+        if self.plane is not None:
+            record = self.plane.detection(record)
         if detlog is not None:
             detlog.write(record)
         with self._lock:
@@ -310,6 +323,10 @@ class Service:
             for line in errors:
                 self.log(f"reload failed, the running config stays: {line}")
             sd_notify(f"STATUS=reload failed: {errors[0]}")
+            if self.plane is not None:
+                self.plane.event(
+                    "reload", {"ok": False, "generation": self.generation, "errors": errors}
+                )
             return
         for d in left:
             self._report(d, detlog)
@@ -322,6 +339,10 @@ class Service:
                 self.counts.setdefault(name, 0)
         self.log(f"reload: generation {self.generation} runs from frame {pipeline.frames}")
         sd_notify(f"STATUS=running {new.path} (generation {self.generation})")
+        if self.plane is not None:
+            self.plane.event(
+                "reload", {"ok": True, "generation": self.generation, "frame": pipeline.frames}
+            )
 
 
 class _Watchdog:

@@ -27,11 +27,14 @@ class Service:
         )
         self.lines: queue.Queue = queue.Queue()
         self.log: list[str] = []
+        self.arrived: dict[str, float] = {}  # line -> time.monotonic() when it was read
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self):
         for line in self.proc.stderr:
-            self.lines.put(line.decode().rstrip("\n"))
+            text = line.decode().rstrip("\n")
+            self.arrived.setdefault(text, time.monotonic())
+            self.lines.put(text)
 
     def wait_line(self, prefix: str, timeout: float = 20) -> str:
         """The next line of the log that starts with `prefix` (lines before it are kept)."""

@@ -42,6 +42,9 @@ class Client:
         self.queue: asyncio.Queue = asyncio.Queue()
         self.skipped = 0
         self.dropped = False
+        #: Called when the hub drops the client: closes its connection, since its handler may
+        #: be waiting in a write that a stalled reader never lets finish.
+        self.on_drop: Callable[[], None] = lambda: None
 
     def offer(self, frame: bytes, periodic: bool) -> bool:
         """Queue `frame`; False when the client cannot keep up and must be dropped."""
@@ -134,6 +137,7 @@ class EventHub:
                 self._clients.discard(client)
                 client.dropped = True
                 client.end()
+                client.on_drop()
                 self.dropped_clients += 1
                 self._log(
                     f"control: /events client dropped: {self.queue_size} events unread "

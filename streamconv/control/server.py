@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from streamconv.control.metrics import PROMETHEUS_TYPE, registry_for, render
 from streamconv.errors import RuntimeFailure
 
 BACKLOG = 1024
+SSE_SNDBUF = 32768
 STATUS_CACHE_S = 0.02  # 100 clients asking at once share one status() call
 SNIPPET_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*\.wav$")
 TEXT = "text/plain"
@@ -266,8 +268,15 @@ class ControlServer:
                 "X-Accel-Buffering": "no",
             }
         )
+        sock = request.transport.get_extra_info("socket") if request.transport else None
+        if sock is not None:
+            # Bounded per reader: a stalled one holds at most this much in the kernel beside
+            # its queue, and its queue fills soon enough for the hub to drop it.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SSE_SNDBUF)
         await response.prepare(request)
         client = self.hub.subscribe()
+        if request.transport is not None:
+            client.on_drop = request.transport.abort
         try:
             await response.write(b"retry: 1000\n\n")
             self.hub.send_to(client, "status", self._cached_status())
