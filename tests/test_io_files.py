@@ -131,8 +131,9 @@ def test_csv_round_trip_with_header(tmp_path, rng):
     ("text", "message"),
     [
         ("1,2\n3,4\n5\n", r"line 3: 1 columns, expected 2"),
-        ("1,2\n3,x\n", r"line 2: not a number in '3,x'"),
-        ("", "empty CSV file"),
+        ("1,2\n3,x\n", r"line 2: 'x' is not a number"),
+        ("", "holds no samples"),
+        ("time,x\n# only a header\n", "holds no samples"),
     ],
 )
 def test_bad_csv_names_the_line(tmp_path, text, message):

@@ -34,6 +34,22 @@ def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--out-format", metavar="FMT", help="output sample format (default --format)"
     )
+    csv = parser.add_argument_group(
+        ".csv files",
+        "A .csv output of a .csv input keeps its header, separator (, ; or tab), other "
+        "columns (a time stamp: passed through untouched) and precision.",
+    )
+    csv.add_argument(
+        "--columns",
+        metavar="A,B",
+        help="the data columns to filter, by header name or 1-based number (default: every "
+        "column of numbers not named like a time)",
+    )
+    csv.add_argument(
+        "--float-format",
+        metavar="FMT",
+        help="printf format of the numbers written (default: the input's decimals), e.g. %%.6f",
+    )
 
 
 def register(subparsers) -> None:
@@ -129,6 +145,7 @@ def run(args) -> int:
         block_size=args.block,
         dtype="auto",
         give_up_s=args.reopen,
+        columns=getattr(args, "columns", None),
     )
     with src:
         if taps_rate is not None and taps_rate != src.sample_rate:
@@ -150,6 +167,8 @@ def run(args) -> int:
             subtype=_same_subtype(src, args.output) if not args.out_format else None,
             block_size=args.block,
             give_up_s=args.reopen,
+            like=src,
+            float_format=getattr(args, "float_format", None),
         )
         reader = src
         if _is_file(args.input) and _is_file(args.output):

@@ -45,6 +45,7 @@ def open_source(
     stdin=None,
     give_up_s: float | None = None,
     log=None,
+    columns: str | None = None,
 ) -> Source:
     """Open the source a locator names.
 
@@ -66,6 +67,8 @@ def open_source(
         seconds without it, reading raises `RuntimeFailure`. None: keep trying.
     log : callable, optional
         Takes the one-line reports of a device being lost and reopened (default: stderr).
+    columns : str, optional
+        ``--columns`` of a ``.csv`` source: its data columns (`streamconv.io.csvstream`).
 
     Returns
     -------
@@ -102,7 +105,7 @@ def open_source(
     if kind == "raw":
         return files.open_raw_file_source(locator, fmt, sample_rate, channels, dtype=dtype)
     if kind == "csv":
-        return files.CsvSource(locator, sample_rate, dtype=dtype)
+        return files.CsvSource(locator, sample_rate, dtype=dtype, columns=columns)
     files.audio_format(locator)
     return files.SoundFileSource(locator, dtype=dtype)
 
@@ -118,6 +121,8 @@ def open_sink(
     stdout=None,
     give_up_s: float | None = None,
     log=None,
+    like: Source | None = None,
+    float_format: str | None = None,
 ) -> Sink:
     """Open the sink a locator names.
 
@@ -140,6 +145,11 @@ def open_sink(
         What ``-`` writes (default ``sys.stdout.buffer``).
     give_up_s, log : optional
         As for `open_source`: a lost output device is reopened with backoff.
+    like : Source, optional
+        The stream's source: a ``.csv`` sink writes in the form of a ``.csv`` source (header,
+        separator, pass-through columns, precision; `streamconv.io.csvstream`).
+    float_format : str, optional
+        ``--float-format`` of a ``.csv`` sink: a printf format for its numbers.
 
     Returns
     -------
@@ -172,7 +182,9 @@ def open_sink(
         files._need_raw_params(locator, fmt, sample_rate, channels)
         return files.RawFileSink(locator, fmt, sample_rate, channels)
     if kind == "csv":
-        return files.CsvSink(locator, sample_rate, channels)
+        return files.CsvSink(
+            locator, sample_rate, channels, like=like, float_format=float_format
+        )
     return files.SoundFileSink(
         locator, sample_rate, channels, subtype=subtype or files.pcm_subtype(fmt)
     )
