@@ -182,9 +182,7 @@ def open_sink(
         files._need_raw_params(locator, fmt, sample_rate, channels)
         return files.RawFileSink(locator, fmt, sample_rate, channels)
     if kind == "csv":
-        return files.CsvSink(
-            locator, sample_rate, channels, like=like, float_format=float_format
-        )
+        return files.CsvSink(locator, sample_rate, channels, like=like, float_format=float_format)
     return files.SoundFileSink(
         locator, sample_rate, channels, subtype=subtype or files.pcm_subtype(fmt)
     )
