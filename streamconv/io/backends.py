@@ -85,6 +85,17 @@ class Stream:
 
     _started = False
 
+    def __init__(
+        self,
+        index: int,
+        kind: str,
+        sample_rate: float,
+        channels: int,
+        block_size: int,
+        callback: Callback,
+    ) -> None:
+        raise NotImplementedError
+
     def start(self) -> None:
         self._start()
         self._started = True

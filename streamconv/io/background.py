@@ -135,6 +135,10 @@ class WriteBehind(Sink):
     def clipped(self) -> int:
         return self.sink.clipped
 
+    @clipped.setter
+    def clipped(self, value: int) -> None:
+        self.sink.clipped = value
+
     def _pump(self) -> None:
         while (block := self._queue.get()) is not None:
             if self._error is None:

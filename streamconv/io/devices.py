@@ -26,7 +26,7 @@ import time
 import numpy as np
 
 from streamconv.errors import RuntimeFailure, UsageError
-from streamconv.io.backends import get_backend, lose_portaudio, portaudio_lost
+from streamconv.io.backends import Stream, get_backend, lose_portaudio, portaudio_lost
 from streamconv.io.base import Sink, Source, float_type
 from streamconv.io.rechunk import FrameBuffer
 
@@ -98,18 +98,29 @@ def _describe(stream, backend, spec, kind, sample_rate, channels) -> dict:
     return info
 
 
-def _open_stream(stream, backend: str, info: dict, kind: str, block_size: int) -> None:
-    """Open ``stream._stream`` (not started) with ``stream._callback``; the last step of a
-    device source's or sink's ``__init__``, once the callback has what it needs."""
-    stream._started = False
-    stream._lost = False
-    stream._stream = get_backend(backend).open_stream(
-        info["index"], kind, stream.sample_rate, stream.channels, block_size,
-        stream._callback, stream.name,
-    )  # fmt: skip
+class _Device:
+    """What a device source and sink share: a PortAudio stream fed or drained by a callback."""
+
+    name: str
+    sample_rate: float
+    channels: int
+    _stream: Stream
+    _started = False
+    _lost = False  # the stream stopped by itself: no PortAudio call on it any more
+
+    def _open_stream(self, backend: str, info: dict, kind: str, block_size: int) -> None:
+        """Open `_stream` (not started); the last step of ``__init__``, once `_callback` has
+        what it needs."""
+        self._stream = get_backend(backend).open_stream(
+            info["index"], kind, self.sample_rate, self.channels, block_size, self._callback,
+            self.name,
+        )  # fmt: skip
+
+    def _callback(self, block: np.ndarray, xrun: bool) -> None:
+        raise NotImplementedError
 
 
-class DeviceSource(Source):
+class DeviceSource(_Device, Source):
     """Record from a sound device; blocks arrive through a bounded queue.
 
     Parameters
@@ -150,7 +161,8 @@ class DeviceSource(Source):
         self.overflows = 0
         self._queue: queue.Queue = queue.Queue(max(2, int(queue_s * self.sample_rate / block_size)))
         self._buffer = FrameBuffer(self.channels, self.dtype, capacity=2 * block_size)
-        _open_stream(self, backend, info, "input", block_size)
+        self._released = False
+        self._open_stream(backend, info, "input", block_size)
 
     def _callback(self, indata, overflow: bool) -> None:
         if overflow:
@@ -187,16 +199,16 @@ class DeviceSource(Source):
     def abandon(self) -> None:
         """Let go of the stream without a PortAudio call (`portaudio_lost`: it may hang)."""
         self._lost = True
-        self._stream = None
+        self._released = True
 
     def close(self) -> None:
-        if self._stream is not None:
+        if not self._released:
+            self._released = True
             if not self._lost:  # a lost stream hangs or aborts in close: leave it (see above)
                 self._stream.close()
-            self._stream = None
 
 
-class DeviceSink(Sink):
+class DeviceSink(_Device, Sink):
     """Play to a sound device; blocks leave through a bounded queue.
 
     Parameters
@@ -244,7 +256,7 @@ class DeviceSink(Sink):
         self.clipped = 0
         self._draining = False
         self._idle = threading.Event()
-        _open_stream(self, backend, info, "output", block_size)
+        self._open_stream(backend, info, "output", block_size)
 
     def _callback(self, outdata, underflow: bool) -> None:
         if underflow:

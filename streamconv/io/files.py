@@ -159,7 +159,7 @@ def remove_stale_temps(path: str) -> list[str]:
     """
     directory = os.path.dirname(os.path.abspath(path))
     prefix = _temp_prefix(path)
-    removed = []
+    removed: list[str] = []
     try:
         names = os.listdir(directory)
     except OSError:

@@ -86,7 +86,7 @@ class UdpSource(Source):
         self.lost_frames = self.reordered = self.malformed = 0
         self._frame_bytes = self._sample_dtype.itemsize * self.channels
         self._max_gap = round(max_gap_s * self.sample_rate)
-        self._next = None  # stream index of the next frame to deliver
+        self._next: int | None = None  # stream index of the next frame to deliver
         self._pending = FrameBuffer(self.channels, self.dtype)
         self._ended = False
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

@@ -54,7 +54,9 @@ def full_scale(dtype: np.dtype) -> float:
     return 1.0
 
 
-def decode(data: bytes | bytearray | memoryview, dtype: np.dtype, channels: int, out_dtype):
+def decode(
+    data: bytes | bytearray | memoryview | np.ndarray, dtype: np.dtype, channels: int, out_dtype
+):
     """Decode whole interleaved frames of raw PCM into a ``(frames, channels)`` float block.
 
     Parameters

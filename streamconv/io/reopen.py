@@ -127,9 +127,10 @@ class _Reopening:
         """
         backoff = Backoff()
         attempt = 0
+        lost_at = self._lost_at if self._lost_at is not None else time.monotonic()
         while True:
             delay = backoff.next()
-            away = time.monotonic() + delay - self._lost_at
+            away = time.monotonic() + delay - lost_at
             if self.give_up_s is not None and away > self.give_up_s:
                 raise RuntimeFailure(
                     f"{self.name}: lost for good: {self.last_error} "
@@ -257,16 +258,17 @@ class ReopeningSource(_Reopening, Source):
     def _receive(self) -> np.ndarray:
         """The next block of the running stream, reopening it first if it was lost."""
         while True:
-            if self._device is None and self._worker is None:
-                self._worker = self._reopen()
+            device, worker = self._device, self._worker
+            if device is None and worker is None:
+                worker = self._worker = self._reopen()  # no `stop`: a worker, or it raises
                 self.reopens += 1
                 self.state = "running"
             try:
-                if self._device is not None:
-                    block = self._device.read(self._cfg["block_size"])
-                    self._overflows_now = self._device.overflows
+                if device is not None:
+                    block = device.read(self._cfg["block_size"])
+                    self._overflows_now = device.overflows
                 else:
-                    block = self._from_worker()
+                    block = self._from_worker(worker)
             except (RuntimeFailure, WorkerLost) as exc:
                 self._overflows_done += self._overflows_now
                 self._overflows_now = 0
@@ -274,14 +276,16 @@ class ReopeningSource(_Reopening, Source):
                 continue
             now = time.monotonic()
             if self._lost_at is not None:
-                self._back(now - len(block) / self.sample_rate)
+                self._back(self._lost_at, now - len(block) / self.sample_rate)
             self._last_data = now
             return block  # the buffer casts it to `dtype`
 
-    def _from_worker(self) -> np.ndarray:
+    def _from_worker(self, worker: WorkerClient | None) -> np.ndarray:
+        if worker is None:  # _reopen returns None only when told to stop, which a source never is
+            raise WorkerLost("no device worker")
         while True:
-            self._worker.start()
-            msg = self._worker.recv(STALL_S)
+            worker.start()
+            msg = worker.recv(STALL_S)
             if msg is None:
                 raise WorkerLost(f"no audio from the device for {STALL_S:g} s")
             tag, payload, counter = msg
@@ -289,8 +293,8 @@ class ReopeningSource(_Reopening, Source):
                 self._overflows_now = counter
                 return np.frombuffer(payload, np.float32).reshape(-1, self.channels)
 
-    def _back(self, first_frame_at: float) -> None:
-        gap = max(0.0, first_frame_at - self._lost_at)
+    def _back(self, lost_at: float, first_frame_at: float) -> None:
+        gap = max(0.0, first_frame_at - lost_at)
         lost = round(gap * self.sample_rate)
         self.dropped_frames += lost
         self._lost_at = None
@@ -376,12 +380,15 @@ class ReopeningSink(_Reopening, Sink):
             if device is not None:
                 device.write(block)
                 self._underflows_now = device.underflows
-            else:
+            elif worker is not None:
                 worker.send(np.ascontiguousarray(block, np.float32).tobytes(), STALL_S)
                 while (msg := worker.recv(0)) is not None:  # STAT: underflows so far
                     self._underflows_now = msg[2]
         except (RuntimeFailure, WorkerLost) as exc:
-            queued = device.queued_frames if device is not None else exc.unplayed
+            if device is not None:
+                queued = device.queued_frames
+            else:
+                queued = exc.unplayed if isinstance(exc, WorkerLost) else 0
             self.dropped_frames += len(block) + queued
             with self._lock:
                 self._underflows_done += self._underflows_now
@@ -433,7 +440,7 @@ class ReopeningSink(_Reopening, Sink):
                 device.close()  # plays its queue; notices a lost stream instead of hanging
                 self._underflows_now = device.underflows
             if worker is not None:
-                worker.proc.stdin.close()  # the worker plays what it has, then says DONE
+                worker.close_input()  # the worker plays what it has, then says DONE
                 while (msg := worker.recv(OPEN_TIMEOUT_S)) is not None:
                     self._underflows_now = msg[2]  # STAT or DONE: underflows so far
                     if msg[0] == b"DONE":

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from typing import IO
 
 from streamconv.io.device_worker import HEADER
 
@@ -53,8 +54,11 @@ class WorkerClient:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             bufsize=0, env=env,
         )  # fmt: skip
-        self._out = self.proc.stdout.fileno()
-        self._in = self.proc.stdin.fileno()
+        assert self.proc.stdin is not None and self.proc.stdout is not None  # both PIPE
+        self._stdin: IO[bytes] = self.proc.stdin
+        self._stdout: IO[bytes] = self.proc.stdout
+        self._out = self._stdout.fileno()
+        self._in = self._stdin.fileno()
         os.set_blocking(self._out, False)
         os.set_blocking(self._in, False)
         self._buf = bytearray()
@@ -146,10 +150,14 @@ class WorkerClient:
             return f"the device worker died of {signal.Signals(-code).name}"
         return f"the device worker exited with code {code}"
 
+    def close_input(self) -> None:
+        """Close its stdin: it stops; an output worker plays its queue first, then says DONE."""
+        self._stdin.close()
+
     def finish(self, timeout: float) -> None:
         """Close its stdin (it stops, an output plays its queue first), wait, kill if need be."""
         try:
-            self.proc.stdin.close()
+            self._stdin.close()
             self.proc.wait(timeout)
         except (OSError, subprocess.TimeoutExpired):
             pass
@@ -159,7 +167,7 @@ class WorkerClient:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-        for pipe in (self.proc.stdin, self.proc.stdout):
+        for pipe in (self._stdin, self._stdout):
             try:
                 pipe.close()
             except OSError:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from scipy import signal
@@ -88,7 +88,7 @@ def _windowed_sinc(
     kaiser = transition_hz is not None or attenuation_db is not None
     if kaiser == (numtaps is not None):
         raise ValueError("give either taps, or transition_hz and attenuation_db (Kaiser)")
-    if not kaiser:
+    if numtaps is not None:  # not Kaiser (checked just above)
         _check_window(window)
         _check_numtaps(numtaps, odd=needs_odd, why=" for a filter that passes Nyquist")
         return signal.firwin(
@@ -369,9 +369,9 @@ def delay(
     ``seconds * sample_rate`` must be a whole number (within 1e-6 samples): a fractional
     delay is a different filter, not a rounding.
     """
-    if (samples is None) == (seconds is None):
-        raise ValueError("give exactly one of samples and seconds")
     if seconds is not None:
+        if samples is not None:
+            raise ValueError("give exactly one of samples and seconds")
         exact = seconds * sample_rate
         if seconds < 0 or abs(exact - round(exact)) > 1e-6:
             raise ValueError(
@@ -379,6 +379,8 @@ def delay(
                 "a delay must be a whole, non-negative number of samples"
             )
         samples = round(exact)
+    elif samples is None:
+        raise ValueError("give exactly one of samples and seconds")
     if isinstance(samples, bool) or int(samples) != samples or samples < 0:
         raise ValueError(f"samples must be a whole number >= 0, got {samples!r}")
     h = np.zeros(int(samples) + 1)
@@ -396,7 +398,7 @@ def taps(sample_rate: float, *, values: Sequence[float]) -> np.ndarray:
     return h
 
 
-DESIGNERS = {
+DESIGNERS: dict[str, Callable[..., np.ndarray]] = {
     "lowpass": lowpass,
     "highpass": highpass,
     "bandpass": bandpass,
