@@ -52,6 +52,7 @@ class Kind:
     holds = staticmethod(lambda x: x)  # what the format stores of float64 samples
     holds_nan = True
     has_source = True
+    fills = True  # a finite source: exactly the frames asked for until its last block
 
     def sink(self, tmp_path, channels) -> Sink:
         raise NotImplementedError
@@ -198,6 +199,9 @@ class ThreadedKind(Kind):
 
     name = "threads"
     classes = (ReadAhead, WriteBehind)
+    # ReadAhead hands on what its thread read, cut where the caller asks, and never waits for
+    # the next block to fill a read: a live source behind it is not held up (documented).
+    fills = False
 
     def sink(self, tmp_path, channels):
         self._inner = MemorySink(RATE, channels)
@@ -275,7 +279,8 @@ def test_what_a_sink_took_reads_back_exactly(kind, channels, dtype, sizes, tmp_p
         blocks = _read_all(src, sizes)
         assert src.frames_read == FRAMES
         for want, block in blocks[:-1]:
-            assert len(block) == want, "a finite source returned a short block before its end"
+            assert len(block) == want or not kind.fills, "a short block before the end"
+            assert len(block), "an empty block before the end"
         assert src.read(5).shape == (0, channels)  # the end stays the end
         assert src.read(1).shape == (0, channels)
     got = np.concatenate([b for _, b in blocks])

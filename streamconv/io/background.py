@@ -15,7 +15,6 @@ import threading
 import numpy as np
 
 from streamconv.io.base import Sink, Source
-from streamconv.io.rechunk import FrameBuffer
 
 DEPTH = 4  # blocks queued each way: enough to ride out one slow read or write
 
@@ -30,8 +29,7 @@ class _End:
 class ReadAhead(Source):
     """Read `source` in blocks of `frames` frames in a thread, `DEPTH` blocks ahead.
 
-    ``read(n)`` returns exactly ``n`` frames until the end, as a finite source does: a slice of
-    a read-ahead block where it holds them (no copy), else pieces of consecutive blocks joined.
+    ``read(n)`` returns at most ``n`` frames, cutting a read-ahead block where it must.
     """
 
     def __init__(self, source: Source, frames: int):
@@ -43,8 +41,7 @@ class ReadAhead(Source):
         self.frames_read = 0
         self._frames = frames
         self._queue: queue.Queue = queue.Queue(DEPTH)
-        self._current = np.empty((0, self.channels), self.dtype)  # what is left of a block
-        self._joined = FrameBuffer(self.channels, self.dtype)  # a block across two
+        self._pending = np.empty((0, self.channels), self.dtype)
         self._ended: _End | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._pump, name="streamconv-read", daemon=True)
@@ -70,32 +67,19 @@ class ReadAhead(Source):
             except queue.Full:
                 continue
 
-    def _next_block(self) -> bool:
-        """Make the next read-ahead block `_current`; False at the end (or the thread's error)."""
-        if self._ended is None:
-            item = self._queue.get()
-            if not isinstance(item, _End):
-                self._current = item
-                return True
-            self._ended = item
-        return False
-
     def _read(self, frames: int) -> np.ndarray:
-        if len(self._current) >= frames:  # the usual case: a slice, no copy
-            block, self._current = self._current[:frames], self._current[frames:]
-            return block
-        joined = self._joined
-        while True:
-            need = frames - len(joined)
-            joined.push(self._current[:need])
-            self._current = self._current[need:]
-            if len(joined) == frames or not self._next_block():
-                break
-            if not len(joined) and len(self._current) >= frames:
-                return self._read(frames)  # a fresh block holds it all: slice it
-        if not len(joined) and self._ended is not None and self._ended.error is not None:
-            raise self._ended.error  # after the frames read before it
-        return joined.pop(len(joined))
+        if not len(self._pending) and self._ended is None:
+            item = self._queue.get()
+            if isinstance(item, _End):
+                self._ended = item
+            else:
+                self._pending = item
+        if not len(self._pending) and self._ended is not None:
+            if self._ended.error is not None:
+                raise self._ended.error
+            return self._pending
+        block, self._pending = self._pending[:frames], self._pending[frames:]
+        return block
 
     def read(self, frames: int) -> np.ndarray:
         # The thread already checked the samples (Source.read); only count them here.
