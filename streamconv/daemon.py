@@ -94,6 +94,11 @@ def _same_streams(a: LoadedConfig, b: LoadedConfig) -> list[str]:
         changed.append("[detections] path changed")
     if a.control_listen != b.control_listen:
         changed.append("[control] listen changed")
+    snippets = [c.config.detections.snippets if c.config.detections else None for c in (a, b)]
+    if snippets[0] != snippets[1]:
+        changed.append("[detections] snippets changed")
+    if getattr(a.config, "outputs", None) != getattr(b.config, "outputs", None):
+        changed.append("[[outputs]] changed")
     if a.channels_out != b.channels_out:
         changed.append(f"the chain now gives {b.channels_out} channels, not {a.channels_out}")
     return changed
@@ -216,17 +221,11 @@ class Service:
             with self.sink:
                 if cfg.detections_path:
                     detlog = DetectionLog(cfg.detections_path)
-                if cfg.control_listen:
-                    self.plane = ControlPlane(
-                        self.status,
-                        self.detections,
-                        cfg.channels_in,
-                        cfg.channels_out,
-                        listen=cfg.control_listen,
-                        idle_timeout_s=cfg.config.control.idle_timeout_s,
-                        log=self.log,
-                    ).start()
-                    self.log(f"control: listening on {self.plane.address}")
+                self.plane = ControlPlane.from_config(cfg, self.status, self.detections, self.log)
+                if self.plane is not None:
+                    self.plane.start()
+                    if self.plane.address:
+                        self.log(f"control: listening on {self.plane.address}")
                 watchdog = _Watchdog(self)
                 self._loop(detlog)
                 watchdog.stop()

@@ -344,11 +344,32 @@ class Periodicity(_Model):
         return self
 
 
-class Detections(_Model):
-    """``[detections]``: where detections are appended as JSON lines."""
+class Snippets(_Model):
+    """``[detections] snippets``: the audio around each detection, saved as WAV files."""
 
-    path: Annotated[str, Field(min_length=1)] = Field(
-        description="Detection log, relative to the config; its directory must exist."
+    dir: Annotated[str, Field(min_length=1)] = Field(
+        description="Directory of the snippet files, relative to the config; created if missing."
+    )
+    pre_s: Annotated[float, Field(ge=0, le=60, allow_inf_nan=False)] = Field(
+        1.0, description="Seconds of audio before the detection's sample."
+    )
+    post_s: Annotated[float, Field(ge=0, le=60, allow_inf_nan=False)] = Field(
+        2.0, description="Seconds of audio from the detection's sample on."
+    )
+    max_mb: PositiveFloat = Field(
+        100.0, description="Disk budget of the directory's snippets in MB; oldest removed first."
+    )
+    filtered: bool = Field(False, description="Also save the filtered stream around each one.")
+
+
+class Detections(_Model):
+    """``[detections]``: where detections are appended as JSON lines, and their snippets."""
+
+    path: Annotated[str, Field(min_length=1)] | None = Field(
+        None, description="Detection log, relative to the config; its directory must exist."
+    )
+    snippets: Snippets | None = Field(
+        None, description="Save the audio around each detection as WAV (see docs/snippets.md)."
     )
 
 

@@ -456,7 +456,7 @@ def resolve(cfg: Config, path: str) -> tuple[LoadedConfig | None, list[Problem]]
             templates = _resolve_templates(cfg, base, source.rate, channels_out, out)
     sink = _resolve_sink(cfg, base, rate, channels_out, out)
     detections = None
-    if cfg.detections is not None:
+    if cfg.detections is not None and cfg.detections.path is not None:
         detections = os.path.normpath(os.path.join(base, os.path.expanduser(cfg.detections.path)))
         _check_output_dir(detections, ("detections", "path"), out)
     control = _resolve_control(cfg, base, out)

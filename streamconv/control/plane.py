@@ -16,12 +16,22 @@ server's event loop, the snippet writer, each output's sender); none waits for a
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 
 from streamconv.control.events import EventHub
 from streamconv.control.levels import LevelMeter, ScorePeaks
 from streamconv.control.server import ControlServer
+from streamconv.snippets import SnippetRecorder
+
+
+def open_output(spec, log=None):
+    """An ``[[outputs]]`` entry's sender (`streamconv.outputs`)."""
+    from streamconv.outputs import open_output as open_
+
+    return open_(spec, log=log)
+
 
 LEVELS_INTERVAL_S = 1.0
 
@@ -86,6 +96,41 @@ class ControlPlane:
         self._scores = ScorePeaks()
         self._frames = 0
         self._next_levels = time.monotonic() + self.interval_s
+
+    @classmethod
+    def from_config(cls, loaded, status, detections, log=None) -> ControlPlane | None:
+        """The plane a `streamconv.config.LoadedConfig` asks for: ``[control]``, ``[detections]
+        snippets``, ``[[outputs]]``; None when it asks for none of them."""
+        cfg = loaded.config
+        spec = cfg.detections.snippets if cfg.detections is not None else None
+        outputs = list(getattr(cfg, "outputs", None) or ())
+        if loaded.control_listen is None and spec is None and not outputs:
+            return None
+        snippets = None
+        if spec is not None:
+            base = os.path.dirname(os.path.abspath(loaded.path))
+            snippets = SnippetRecorder(
+                os.path.normpath(os.path.join(base, os.path.expanduser(spec.dir))),
+                loaded.sample_rate,
+                loaded.channels_in,
+                loaded.channels_out,
+                pre_s=spec.pre_s,
+                post_s=spec.post_s,
+                max_mb=spec.max_mb,
+                filtered=spec.filtered,
+                log=log,
+            )
+        return cls(
+            status,
+            detections,
+            loaded.channels_in,
+            loaded.channels_out,
+            listen=loaded.control_listen,
+            snippets=snippets,
+            outputs=[open_output(o, log=log) for o in outputs],
+            idle_timeout_s=cfg.control.idle_timeout_s if cfg.control is not None else 15.0,
+            log=log,
+        )
 
     @property
     def address(self) -> str | None:
