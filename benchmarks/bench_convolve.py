@@ -3,20 +3,24 @@
 48 kHz stereo float32 noise through random decaying filters, for every filter length L and
 block size B, streamed block by block:
 
-- streamconv: ``Convolver(taps, block_size=B).process(block)``
+- streamconv: ``Convolver(taps, block_size=B).process(block)`` (the compiled engine when it is
+  built; ``--numpy`` adds a column for the numpy fallback)
 - pedalboard: ``Convolution(ir).process(block, sr, buffer_size=B, reset=False)``
-- lfilter: ``scipy.signal.lfilter(taps, 1, block, zi=zi)`` (skipped where it would take
-  minutes: its cost is L per sample)
 - oaconvolve: ``scipy.signal.oaconvolve`` on the whole signal at once (the offline bound)
 
-Throughput is "x real time" (seconds of audio per second of wall time); ratios are streamconv
-over the others (> 1: streamconv is faster). Usage: ``python benchmarks/bench_convolve.py
-[--seconds S] [--lengths 255,4096,65536] [--blocks 64,256,1024]``.
+Throughput is "x real time" (seconds of audio per second of wall time). The machine is shared,
+so timings are *interleaved* (streamconv, pedalboard, streamconv, ... for each point) and the
+best of ``--repeats`` counts: a burst of load elsewhere spoils one repetition of both rather
+than all of one. The CPU time other programs took during the run is printed with the results.
+Then an 8x8 MIMO matrix of 4096-tap filters at B=256, and the issue's goals, each with
+PASS/FAIL. Usage: ``python benchmarks/bench_convolve.py [--seconds S] [--repeats N]
+[--lengths 255,4096,65536] [--blocks 32,64,256,1024] [--numpy]``. Linux (``/proc/stat``).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -26,26 +30,43 @@ import streamconv as sc
 
 SAMPLE_RATE = 48000
 CHANNELS = 2
-LFILTER_MAX_LENGTH = 4096
+GOAL_PEDALBOARD = 2.0  # streamconv throughput / pedalboard's, every point
+GOAL_OFFLINE = 1.5  # streamconv time / oaconvolve's at B=1024
+GOAL_MIMO = 100.0  # x real time, 8x8 x 4096 taps at B=256
 
 
-def best_of(repeats: int, fn) -> float:
-    """Smallest wall time of ``repeats`` runs of ``fn()`` (the least disturbed one)."""
-    times = []
+def busy_seconds() -> float:
+    """CPU seconds all programs have used since boot (from /proc/stat)."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def interleaved_best(repeats: int, *fns) -> list[float]:
+    """Best wall time of each of ``fns``, run in turn ``repeats`` times."""
+    best = [float("inf")] * len(fns)
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+        for i, fn in enumerate(fns):
+            best[i] = min(best[i], timed(fn))
+    return best
 
 
 def stream_streamconv(x, taps, block):
-    conv = sc.Convolver(taps, block_size=block, channels=CHANNELS)
+    conv = sc.Convolver(taps, block_size=block, channels=x.shape[1])
+    blocks = [x[i : i + block] for i in range(0, x.shape[0], block)]
 
     def run():
         conv.reset()
-        for i in range(0, x.shape[0], block):
-            conv.process(x[i : i + block])
+        process = conv.process
+        for b in blocks:
+            process(b)
 
     return run, conv
 
@@ -56,20 +77,12 @@ def stream_pedalboard(x, taps, block):
     ir = np.ascontiguousarray(np.stack([taps, taps]))
     plugin = pedalboard.Convolution(ir, sample_rate=SAMPLE_RATE)
     xt = np.ascontiguousarray(x.T)  # pedalboard takes (channels, frames)
+    blocks = [xt[:, i : i + block] for i in range(0, xt.shape[1], block)]
 
     def run():
         plugin.reset()
-        for i in range(0, xt.shape[1], block):
-            plugin.process(xt[:, i : i + block], SAMPLE_RATE, buffer_size=block, reset=False)
-
-    return run
-
-
-def stream_lfilter(x, taps, block):
-    def run():
-        zi = np.zeros((taps.shape[0] - 1, CHANNELS), np.float32)
-        for i in range(0, x.shape[0], block):
-            _, zi = scipy.signal.lfilter(taps, [1.0], x[i : i + block], axis=0, zi=zi)
+        for b in blocks:
+            plugin.process(b, SAMPLE_RATE, buffer_size=block, reset=False)
 
     return run
 
@@ -78,16 +91,13 @@ def rt(audio_seconds: float, wall: float | None) -> str:
     return f"{audio_seconds / wall:.1f}" if wall else "-"
 
 
-def ratio(other: float | None, ours: float) -> str:
-    return f"{other / ours:.2f}" if other else "-"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=10.0, help="audio per run")
+    parser.add_argument("--seconds", type=float, default=5.0, help="audio per run")
     parser.add_argument("--lengths", default="255,4096,65536")
-    parser.add_argument("--blocks", default="64,256,1024")
+    parser.add_argument("--blocks", default="32,64,256,1024")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--numpy", action="store_true", help="also time the numpy fallback")
     args = parser.parse_args()
     lengths = [int(v) for v in args.lengths.split(",")]
     blocks = [int(v) for v in args.blocks.split(",")]
@@ -103,38 +113,80 @@ def main() -> None:
         have_pedalboard = False
         print("pedalboard is not installed: its column is empty (pip install pedalboard)")
 
-    header = (
-        f"{'L':>6} {'B':>5} {'method':>11} {'streamconv':>10} {'pedalbrd':>9} {'lfilter':>8} "
-        f"{'oaconv':>8} {'vs pb':>6} {'vs lfilt':>8} {'oa/sc':>6}"
+    probe = sc.Convolver(np.ones(300, np.float32), block_size=64, channels=CHANNELS)
+    print(
+        f"x real time, 48 kHz stereo float32, {args.seconds:g} s of audio, interleaved best "
+        f"of {args.repeats}; streamconv backend: {probe.backend}"
     )
     print(
-        f"x real time, 48 kHz stereo float32, {args.seconds:g} s of audio, best of {args.repeats}"
+        f"{'L':>6} {'B':>5} {'method':>11} {'streamconv':>10} {'pedalbrd':>9} {'oaconv':>8} "
+        f"{'vs pb':>6} {'sc/oa':>6}" + (f" {'numpy':>8} {'c/np':>5}" if args.numpy else "")
     )
-    print(header)
+    cpu0, wall0, own0 = busy_seconds(), time.perf_counter(), time.process_time()
+    failures, worst_pb, worst_oa = [], float("inf"), 0.0
     for length in lengths:
         decay = np.exp(-np.arange(length) / (length / 5))
         taps = (0.1 * rng.standard_normal(length) * decay).astype(np.float32)
-        offline = best_of(
+        (offline,) = interleaved_best(
             args.repeats, lambda t=taps: scipy.signal.oaconvolve(x, t[:, None], axes=0)
         )
         for block in blocks:
             run, conv = stream_streamconv(x, taps, block)
-            ours = best_of(args.repeats, run)
-            pb = (
-                best_of(args.repeats, stream_pedalboard(x, taps, block))
-                if have_pedalboard
-                else None
-            )
-            lf = None
-            if length <= LFILTER_MAX_LENGTH:
-                lf = best_of(1, stream_lfilter(x, taps, block))
-
-            print(
+            fns = [run]
+            if have_pedalboard:
+                fns.append(stream_pedalboard(x, taps, block))
+            if args.numpy:
+                os.environ["STREAMCONV_ENGINE"] = "numpy"
+                fns.append(stream_streamconv(x, taps, block)[0])
+                del os.environ["STREAMCONV_ENGINE"]
+            times = interleaved_best(args.repeats, *fns)
+            ours = times[0]
+            pb = times[1] if have_pedalboard else None
+            line = (
                 f"{length:>6} {block:>5} {conv.method:>11} {rt(args.seconds, ours):>10} "
-                f"{rt(args.seconds, pb):>9} {rt(args.seconds, lf):>8} "
-                f"{rt(args.seconds, offline):>8} {ratio(pb, ours):>6} {ratio(lf, ours):>8} "
-                f"{ours / offline:>6.2f}"
+                f"{rt(args.seconds, pb):>9} {rt(args.seconds, offline):>8} "
+                f"{pb / ours if pb else float('nan'):>6.2f} {ours / offline:>6.2f}"
             )
+            if args.numpy:
+                line += f" {rt(args.seconds, times[-1]):>8} {times[-1] / ours:>5.1f}"
+            print(line, flush=True)
+            if pb:
+                worst_pb = min(worst_pb, pb / ours)
+                if pb / ours < GOAL_PEDALBOARD:
+                    failures.append(f"L={length} B={block}: {pb / ours:.2f}x pedalboard")
+            if block == 1024:
+                worst_oa = max(worst_oa, ours / offline)
+                if ours / offline > GOAL_OFFLINE:
+                    failures.append(f"L={length} B=1024: {ours / offline:.2f}x oaconvolve's time")
+
+    # 8x8 MIMO, 4096 taps per path, B=256
+    mimo_taps = (0.05 * rng.standard_normal((4096, 8, 8))).astype(np.float32)
+    xm = (0.1 * rng.standard_normal((frames, 8))).astype(np.float32)
+    run, conv = stream_streamconv(xm, mimo_taps, 256)
+    (mimo,) = interleaved_best(args.repeats, run)
+    mimo_rt = args.seconds / mimo
+    segments = ", ".join(f"{s.count} x {s.block}" for s in conv.plan)
+    print(f"8x8 MIMO, 4096 taps per path, B=256: {mimo_rt:.1f}x real time ({segments})")
+
+    wall = time.perf_counter() - wall0
+    others = (busy_seconds() - cpu0) - (time.process_time() - own0)
+    print(
+        f"load: other programs used {max(others, 0) / wall:.2f} of {os.cpu_count()} cores "
+        f"during the {wall:.0f} s run (load average {os.getloadavg()[0]:.2f})"
+    )
+    print("goals:")
+    if have_pedalboard:
+        ok = worst_pb >= GOAL_PEDALBOARD
+        print(f"  {'PASS' if ok else 'FAIL'} >= {GOAL_PEDALBOARD}x pedalboard everywhere "
+              f"(worst {worst_pb:.2f}x)")  # fmt: skip
+    ok = worst_oa <= GOAL_OFFLINE
+    print(f"  {'PASS' if ok else 'FAIL'} B=1024 within {GOAL_OFFLINE}x of oaconvolve "
+          f"(worst {worst_oa:.2f}x)")  # fmt: skip
+    ok = mimo_rt >= GOAL_MIMO
+    print(f"  {'PASS' if ok else 'FAIL'} 8x8 MIMO 4096 taps B=256 >= {GOAL_MIMO:g}x real time "
+          f"({mimo_rt:.0f}x)")  # fmt: skip
+    for failure in failures:
+        print(f"    missed: {failure}")
 
 
 if __name__ == "__main__":

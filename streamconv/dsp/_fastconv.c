@@ -56,20 +56,32 @@ static void *amalloc(size_t bytes) {
 #define SFX _f
 #define MASKINT int32_t
 #define SWAPMASK ((mask_f){1, 0, 3, 2, 5, 4, 7, 6})
+#define EVENMASK ((mask_f){0, 0, 2, 2, 4, 4, 6, 6})
+#define ODDMASK ((mask_f){1, 1, 3, 3, 5, 5, 7, 7})
+#define SIGNS {-1, 1, -1, 1, -1, 1, -1, 1}
 #include "_fastconv_impl.h"
 #undef REAL
 #undef SFX
 #undef MASKINT
 #undef SWAPMASK
+#undef EVENMASK
+#undef ODDMASK
+#undef SIGNS
 #define REAL double
 #define SFX _d
 #define MASKINT int64_t
 #define SWAPMASK ((mask_d){1, 0, 3, 2})
+#define EVENMASK ((mask_d){0, 0, 2, 2})
+#define ODDMASK ((mask_d){1, 1, 3, 3})
+#define SIGNS {-1, 1, -1, 1}
 #include "_fastconv_impl.h"
 #undef REAL
 #undef SFX
 #undef MASKINT
 #undef SWAPMASK
+#undef EVENMASK
+#undef ODDMASK
+#undef SIGNS
 
 /* -- finding FFTW in the process -------------------------------------------------------- */
 

@@ -16,10 +16,13 @@ typedef struct {
     REAL *fdl;   /* frequency-domain delay line: (in, count, stride) complex */
     REAL *spec;  /* filter spectra: (paths, count, 4 * stride) pre-arranged (see cmac) */
     REAL *acc;   /* one output's spectrum: stride complex */
+    const REAL **hp, **xp; /* mac's operands: (paths * count) pointers */
+    REAL *dense;           /* MIMO spectra, laid out for mac_dense (else NULL) */
+    REAL *acc_all;         /* MIMO: every output's spectrum, (groups * 4, 2 * stride) */
 } T(Seg);
 
 typedef struct {
-    int partitioned;
+    int partitioned, dense; /* dense: MIMO, path o * n_in + i from input i to output o */
     int n_in, n_out, n_paths;
     int *pin, *pout; /* input and output channel of each path, paths sorted by output */
     const FFTWApi *api;
@@ -47,24 +50,69 @@ typedef MASKINT T(mask) __attribute__((vector_size(32)));
 #if defined(__clang__)
 #define T_SWAP(v) (sizeof(REAL) == 4 ? __builtin_shufflevector(v, v, 1, 0, 3, 2, 5, 4, 7, 6) \
                                     : __builtin_shufflevector(v, v, 1, 0, 3, 2))
+#define T_EVEN(v) (sizeof(REAL) == 4 ? __builtin_shufflevector(v, v, 0, 0, 2, 2, 4, 4, 6, 6) \
+                                    : __builtin_shufflevector(v, v, 0, 0, 2, 2))
+#define T_ODD(v) (sizeof(REAL) == 4 ? __builtin_shufflevector(v, v, 1, 1, 3, 3, 5, 5, 7, 7) \
+                                   : __builtin_shufflevector(v, v, 1, 1, 3, 3))
 #else
 #define T_SWAP(v) __builtin_shuffle(v, SWAPMASK)
+#define T_EVEN(v) __builtin_shuffle(v, EVENMASK)
+#define T_ODD(v) __builtin_shuffle(v, ODDMASK)
 #endif
 
-/* acc (+)= h * x over `reals` interleaved reals (a multiple of VN); h pre-arranged. */
-static TARGETS void T(cmac)(REAL *restrict acc, const REAL *restrict h, const REAL *restrict x,
-                            int reals, int add) {
-    for (int b = 0; b < reals; b += VN) {
-        T(vec) xv, hr, hi, a;
-        memcpy(&xv, x + b, sizeof xv);
-        memcpy(&hr, h + 2 * b, sizeof hr);
-        memcpy(&hi, h + 2 * b + VN, sizeof hi);
-        T(vec) prod = hr * xv + hi * T_SWAP(xv);
-        if (add) {
-            memcpy(&a, acc + b, sizeof a);
-            prod += a;
+/* acc = sum over q of hs[q] * xs[q], over `reals` interleaved reals (a multiple of 2 * VN);
+ * the hs pre-arranged. Two vectors of the sum stay in registers while q runs: per product only
+ * h and x are loaded, and acc is written once. */
+static TARGETS void T(mac_pairs)(REAL *restrict acc, const REAL *const *hs, const REAL *const *xs,
+                                 int npairs, int reals) {
+    for (int b = 0; b < reals; b += 2 * VN) {
+        T(vec) a0 = {0}, a1 = {0};
+        for (int q = 0; q < npairs; q++) {
+            const REAL *h = hs[q] + 2 * b, *x = xs[q] + b;
+            T(vec) x0, x1, hr0, hi0, hr1, hi1;
+            memcpy(&x0, x, sizeof x0);
+            memcpy(&x1, x + VN, sizeof x1);
+            memcpy(&hr0, h, sizeof hr0);
+            memcpy(&hi0, h + VN, sizeof hi0);
+            memcpy(&hr1, h + 2 * VN, sizeof hr1);
+            memcpy(&hi1, h + 3 * VN, sizeof hi1);
+            a0 += hr0 * x0 + hi0 * T_SWAP(x0);
+            a1 += hr1 * x1 + hi1 * T_SWAP(x1);
         }
-        memcpy(acc + b, &prod, sizeof prod);
+        memcpy(acc + b, &a0, sizeof a0);
+        memcpy(acc + b + VN, &a1, sizeof a1);
+    }
+}
+
+/* MIMO: every output's spectrum at once. Per vector of bins, each input's X (and its swapped,
+ * signed copy) is loaded once and multiplied into 4 outputs' sums held in registers; the filter
+ * spectra, the bulk of the memory read, are plain interleaved complex (half the bytes of the
+ * pre-arranged ones) in exactly the order this loop reads them. */
+static TARGETS void T(mac_dense)(REAL *restrict acc, size_t row, const REAL *restrict h,
+                                 const REAL *const *xp, int nik, int reals, int groups) {
+    const T(vec) sign = SIGNS;
+    for (int gr = 0; gr < groups; gr++) {
+        for (int b = 0; b < reals; b += VN) {
+            T(vec) a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+            for (int q = 0; q < nik; q++, h += 4 * VN) {
+                T(vec) x, h0, h1, h2, h3;
+                memcpy(&x, xp[q] + b, sizeof x);
+                T(vec) xs = T_SWAP(x) * sign; /* (-xi, xr) */
+                memcpy(&h0, h, sizeof h0);
+                memcpy(&h1, h + VN, sizeof h1);
+                memcpy(&h2, h + 2 * VN, sizeof h2);
+                memcpy(&h3, h + 3 * VN, sizeof h3);
+                a0 += T_EVEN(h0) * x + T_ODD(h0) * xs;
+                a1 += T_EVEN(h1) * x + T_ODD(h1) * xs;
+                a2 += T_EVEN(h2) * x + T_ODD(h2) * xs;
+                a3 += T_EVEN(h3) * x + T_ODD(h3) * xs;
+            }
+            REAL *out = acc + (size_t)gr * 4 * row + b;
+            memcpy(out, &a0, sizeof a0);
+            memcpy(out + row, &a1, sizeof a1);
+            memcpy(out + 2 * row, &a2, sizeof a2);
+            memcpy(out + 3 * row, &a3, sizeof a3);
+        }
     }
 }
 
@@ -127,6 +175,10 @@ static void T(eng_free)(T(Eng) *e) {
         free(g->fdl);
         free(g->spec);
         free(g->acc);
+        free(g->hp);
+        free(g->xp);
+        free(g->dense);
+        free(g->acc_all);
     }
     free(e->segs);
     free(e->pin);
@@ -204,6 +256,9 @@ static T(Eng) *T(part_new)(int n_in, int n_out, int n_paths, const int *pin, con
         return NULL;
     }
     e->nseg = nseg;
+    e->dense = n_out >= 2 && n_paths == n_in * n_out;
+    for (int p = 0; e->dense && p < n_paths; p++)
+        e->dense = pin[p] == p % n_in && pout[p] == p / n_in;
     e->base = geo[1];
     e->keep = geo[4];
     e->reach = 0;
@@ -231,15 +286,38 @@ static T(Eng) *T(part_new)(int n_in, int n_out, int n_paths, const int *pin, con
         g->time = amalloc(sizeof(REAL) * g->fft);
         g->otime = amalloc(sizeof(REAL) * g->fft);
         g->fdl = amalloc(sizeof(REAL) * 2 * n_in * slots);
-        g->spec = amalloc(sizeof(REAL) * 4 * n_paths * slots);
+        g->spec = amalloc(sizeof(REAL) * 4 * (e->dense ? 1 : n_paths * slots));
         g->acc = amalloc(sizeof(REAL) * 2 * g->stride);
-        if (!g->time || !g->otime || !g->fdl || !g->spec || !g->acc) {
+        g->hp = malloc(sizeof(REAL *) * n_paths * g->count);
+        g->xp = malloc(sizeof(REAL *) * n_paths * g->count);
+        if (!g->time || !g->otime || !g->fdl || !g->spec || !g->acc || !g->hp || !g->xp) {
             T(eng_free)(e);
             return NULL;
         }
-        memset(g->spec, 0, sizeof(REAL) * 4 * n_paths * slots);
         memset(g->acc, 0, sizeof(REAL) * 2 * g->stride);
-        for (size_t row = 0; row < (size_t)n_paths * g->count; row++) {
+        if (e->dense) {
+            /* mac_dense's order: (group, bin vector, input * count + partition, 4 outputs, VN) */
+            int groups = (n_out + 3) / 4, nik = n_in * g->count, chunks = 2 * g->stride / VN;
+            size_t total = (size_t)groups * chunks * nik * 4 * VN;
+            g->dense = amalloc(sizeof(REAL) * total);
+            g->acc_all = amalloc(sizeof(REAL) * groups * 4 * 2 * g->stride);
+            if (!g->dense || !g->acc_all) {
+                T(eng_free)(e);
+                return NULL;
+            }
+            memset(g->dense, 0, sizeof(REAL) * total);
+            for (int o = 0; o < n_out; o++)
+                for (int q = 0; q < nik; q++) {
+                    int i = q / g->count, k = q % g->count, p = o * n_in + i;
+                    const REAL *src = spec[s] + 2 * ((size_t)p * g->count + k) * g->bins;
+                    for (int r = 0; r < 2 * g->bins; r++) {
+                        size_t at = (((size_t)(o / 4) * chunks + r / VN) * nik + q) * 4 + o % 4;
+                        g->dense[at * VN + r % VN] = src[r];
+                    }
+                }
+        }
+        if (!e->dense) memset(g->spec, 0, sizeof(REAL) * 4 * n_paths * slots);
+        for (size_t row = 0; !e->dense && row < (size_t)n_paths * g->count; row++) {
             const REAL *src = spec[s] + 2 * row * g->bins;
             REAL *dst = g->spec + 4 * row * g->stride;
             for (int b = 0; b < g->bins; b++) {
@@ -300,8 +378,21 @@ static void T(direct_process)(T(Eng) *e, const char *x, Py_ssize_t n, Py_ssize_t
 
 /* g->acc = sum over the paths into output o and partitions i of H[p, i] * X[j - i], where the
  * current block j sits in delay-line slot `slot`. */
-static void T(mac)(const T(Eng) *e, const T(Seg) *g, int o, int slot) {
-    int first = 1, K = g->count, reals = 2 * g->stride;
+static void T(mac)(const T(Eng) *e, T(Seg) *g, int o, int slot) {
+    int n = 0, K = g->count;
+    if (e->dense) { /* every output at once, at o == 0 */
+        if (o == 0) {
+            for (int i = 0; i < e->n_in; i++)
+                for (int k = 0; k < K; k++) {
+                    int s = slot - k;
+                    if (s < 0) s += K;
+                    g->xp[i * K + k] = g->fdl + ((size_t)i * K + s) * 2 * g->stride;
+                }
+            T(mac_dense)(g->acc_all, 2 * (size_t)g->stride, g->dense, g->xp, e->n_in * K,
+                         2 * g->stride, (e->n_out + 3) / 4);
+        }
+        return;
+    }
     size_t st = 2 * (size_t)g->stride;
     for (int p = 0; p < e->n_paths; p++) {
         if (e->pout[p] != o) continue;
@@ -310,11 +401,16 @@ static void T(mac)(const T(Eng) *e, const T(Seg) *g, int o, int slot) {
         for (int i = 0; i < K; i++) {
             int s = slot - i;
             if (s < 0) s += K;
-            T(cmac)(g->acc, h + i * 2 * st, xs + s * st, reals, !first);
-            first = 0;
+            g->hp[n] = h + i * 2 * st;
+            g->xp[n++] = xs + s * st;
         }
     }
-    if (first) memset(g->acc, 0, sizeof(REAL) * st);
+    T(mac_pairs)(g->acc, g->hp, g->xp, n, (int)st);
+}
+
+/* Output o's spectrum after mac. */
+static inline REAL *T(spectrum)(const T(Eng) *e, T(Seg) *g, int o) {
+    return e->dense ? g->acc_all + (size_t)o * 2 * g->stride : g->acc;
 }
 
 static void T(make_room)(T(Eng) *e, long long bstart) {
@@ -360,7 +456,7 @@ static void T(run_tail)(T(Eng) *e, T(Seg) *g, long long tend) {
     int len = g->block + g->length - 1;
     for (int o = 0; o < e->n_out; o++) {
         T(mac)(e, g, o, slot);
-        api->exec_c2r(g->c2r, g->acc, g->otime);
+        api->exec_c2r(g->c2r, T(spectrum)(e, g, o), g->otime);
         REAL *a = e->accum + (size_t)o * e->acap + (bs + g->offset - e->astart);
         for (int r = 0; r < len; r++) a[r] += g->otime[r];
     }
@@ -397,7 +493,7 @@ static void T(part_process)(T(Eng) *e, const char *x, Py_ssize_t n, Py_ssize_t s
         }
         for (int o = 0; o < e->n_out; o++) {
             T(mac)(e, head, o, slot);
-            api->exec_c2r(head->c2r, head->acc, head->otime);
+            api->exec_c2r(head->c2r, T(spectrum)(e, head, o), head->otime);
             const REAL *src = head->otime + (F - base + phase);
             if (e->nseg > 1) {
                 const REAL *a = e->accum + (size_t)o * e->acap + (t - e->astart);
@@ -419,6 +515,8 @@ static void T(part_process)(T(Eng) *e, const char *x, Py_ssize_t n, Py_ssize_t s
 #undef XAT
 #undef VN
 #undef T_SWAP
+#undef T_EVEN
+#undef T_ODD
 #undef YAT
 #undef T
 #undef CAT

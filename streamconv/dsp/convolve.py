@@ -6,7 +6,7 @@ import numbers
 
 import numpy as np
 
-from streamconv.dsp import compiled
+from streamconv.dsp import compiled, costmodel
 from streamconv.dsp.engines import (
     DirectEngine,
     Kernel,
@@ -231,18 +231,20 @@ class Convolver:
         kernel = _kernel(self._h, self.in_channels, self.down)
         block = max(-(-self.block_size // self.down), 1)
         fft_block = max(block, MIN_FFT_BLOCK)
+        fast = compiled.available()
+        model = costmodel.current("compiled" if fast else "numpy")
         options = {}  # engine name -> (cost per frame, partition plan or None)
         if self.requested_method in ("auto", "direct"):
-            options["direct"] = direct_cost(kernel, block), None
+            options["direct"] = direct_cost(kernel, block, model), None
         if self.requested_method in ("auto", "ola"):
             plan = ola_plan(kernel.length, fft_block)
-            options["ola"] = plan_cost(plan, kernel), plan
+            options["ola"] = plan_cost(plan, kernel, model), plan
         if self.requested_method in ("auto", "partitioned"):
-            plan = nonuniform_plan(kernel, fft_block)
-            options["partitioned"] = plan_cost(plan, kernel), plan
+            plan = nonuniform_plan(kernel, fft_block, model=model)
+            options["partitioned"] = plan_cost(plan, kernel, model), plan
         name = min(options, key=lambda k: options[k][0])
         self._cost, plan = options[name]
-        if compiled.available():
+        if fast:
             if plan is None:
                 self._engine = compiled.CompiledDirectEngine(kernel, self.dtype)
             else:

@@ -32,12 +32,12 @@ partitioned
 
 Cost model
 ----------
-Seconds per input frame, with constants measured on a 2-core x86 machine (FFTW via pyFFTW,
-numpy complex multiply-accumulate, ~1 us per numpy call)::
+Seconds per input frame, with constants measured per backend (see
+:mod:`streamconv.dsp.costmodel`; ``m`` is its :class:`~streamconv.dsp.costmodel.CostModel`)::
 
-    direct:        C_DIRECT * L * paths + C_CALL * paths / B
-    segment k:     (C_FFT * (Cin + Cout) * F * log2(F) + C_MAC * K * (F/2 + 1) * paths
-                    + C_RUN) / N          with F the FFT size
+    direct:        m.direct * L * paths + m.call * paths / B
+    segment k:     (m.fft * (Cin + Cout) * F * log2(F) + m.mac * K * (F/2 + 1) * paths
+                    + m.run) / N          with F the FFT size
     partitioned:   sum over segments (the plan minimizing it is found by dynamic programming)
 
 where ``paths`` is the number of (input, output) filter pairs and ``B`` the expected block.
@@ -52,13 +52,12 @@ from functools import lru_cache
 
 import numpy as np
 
+from streamconv.dsp import costmodel
+from streamconv.dsp.costmodel import CostModel
 from streamconv.dsp.fftw import RealFFTPair, fast_fft_size
 
-C_FFT = 0.15e-9  # s per real sample * log2(size) of one FFT
-C_MAC = 1.5e-9  # s per complex multiply-accumulate (numpy multiply + sum)
-C_RUN = 15e-6  # s of Python and numpy call overhead per segment block
-C_DIRECT = 0.4e-9  # s per real multiply-accumulate in np.convolve
-C_CALL = 3e-6  # s of call overhead per np.convolve
+# Without a model argument the cost functions use the numpy backend's current model.
+_NUMPY = "numpy"
 
 
 @dataclass(frozen=True)
@@ -100,17 +99,19 @@ class Segment:
         return fast_fft_size(self.block + self.length - 1)
 
 
-def segment_cost(seg: Segment, kernel: Kernel) -> float:
+def segment_cost(seg: Segment, kernel: Kernel, model: CostModel | None = None) -> float:
     """Seconds per input frame spent on ``seg`` (module docstring, cost model)."""
+    m = model or costmodel.current(_NUMPY)
     size = seg.fft_size
-    fft = C_FFT * (kernel.in_channels + kernel.out_channels) * size * math.log2(max(size, 2))
-    mac = C_MAC * seg.count * (size // 2 + 1) * kernel.paths
-    return (fft + mac + C_RUN) / seg.block
+    fft = m.fft * (kernel.in_channels + kernel.out_channels) * size * math.log2(max(size, 2))
+    mac = m.mac * seg.count * (size // 2 + 1) * kernel.paths
+    return (fft + mac + m.run) / seg.block
 
 
-def direct_cost(kernel: Kernel, block_size: int) -> float:
+def direct_cost(kernel: Kernel, block_size: int, model: CostModel | None = None) -> float:
     """Seconds per input frame of the direct engine."""
-    return C_DIRECT * kernel.length * kernel.paths + C_CALL * kernel.paths / block_size
+    m = model or costmodel.current(_NUMPY)
+    return m.direct * kernel.length * kernel.paths + m.call * kernel.paths / block_size
 
 
 def ola_plan(length: int, block: int) -> tuple[Segment, ...]:
@@ -123,15 +124,23 @@ def uniform_plan(length: int, block: int) -> tuple[Segment, ...]:
     return (Segment(0, block, block, -(-length // block)),)
 
 
-def nonuniform_plan(kernel: Kernel, block: int, max_block: int = 1 << 16) -> tuple[Segment, ...]:
+def nonuniform_plan(
+    kernel: Kernel, block: int, max_block: int = 1 << 16, model: CostModel | None = None
+) -> tuple[Segment, ...]:
     """The cheapest partition plan under the cost model, by dynamic programming."""
     return _nonuniform_plan(
-        kernel.length, block, max_block, kernel.in_channels, kernel.out_channels, kernel.paths
+        kernel.length,
+        block,
+        max_block,
+        kernel.in_channels,
+        kernel.out_channels,
+        kernel.paths,
+        model or costmodel.current(_NUMPY),
     )
 
 
 @lru_cache(maxsize=64)
-def _nonuniform_plan(length, block, max_block, in_channels, out_channels, paths):
+def _nonuniform_plan(length, block, max_block, in_channels, out_channels, paths, model):
     kernel = _CostKernel(length, in_channels, out_channels, paths)
     units = -(-length // block)  # positions are counted in units of `block` taps
     best = [0.0] * (units + 1)  # best[u]: cheapest cover of taps [u * block, L)
@@ -145,13 +154,13 @@ def _nonuniform_plan(length, block, max_block, in_channels, out_channels, paths)
             for count in {*range(1, min(8, remaining) + 1), remaining}:
                 nxt = min(units, u + count * factor)
                 seg = Segment(u * block, factor * block, factor * block, count)
-                cost = segment_cost(seg, kernel) + best[nxt]
+                cost = segment_cost(seg, kernel, model) + best[nxt]
                 if choice[u] is None or cost < best[u]:
                     best[u], choice[u] = cost, (factor, count)
     plan, head_best = None, math.inf
     for count in {*range(1, min(64, units) + 1), units}:
         head = Segment(0, block, block, count)
-        cost = segment_cost(head, kernel) + best[count]
+        cost = segment_cost(head, kernel, model) + best[count]
         if cost < head_best:
             head_best, plan = cost, [head]
     u = plan[0].count
@@ -172,8 +181,9 @@ class _CostKernel:
     paths: int
 
 
-def plan_cost(plan: tuple[Segment, ...], kernel: Kernel) -> float:
-    return sum(segment_cost(seg, kernel) for seg in plan)
+def plan_cost(plan: tuple[Segment, ...], kernel: Kernel, model: CostModel | None = None) -> float:
+    """Seconds per input frame of a partitioned engine running ``plan``."""
+    return sum(segment_cost(seg, kernel, model) for seg in plan)
 
 
 class DirectEngine:
