@@ -46,6 +46,39 @@ def test_every_example_config_passes_check(repo_copy, name, capsys):
     assert err == ""
     assert out.splitlines()[0].endswith(f"{name}: ok")
     assert "  combined " in out and "  latency " in out and "  engine " in out
+    assert "  load       expected " in out
+
+
+def test_check_prints_plan_latency_and_load(repo_copy, capsys):
+    assert main(["check", str(repo_copy / "configs" / "room_correction.toml")]) == 0
+    out = capsys.readouterr().out
+    engine = next(line for line in out.splitlines() if line.startswith("  engine "))
+    load = next(line for line in out.splitlines() if line.startswith("  load "))
+    assert "plan: partitions " in engine and "latency added 0 frames" in engine
+    assert "cost model: default" in load and "% of one core at blocks of 512" in load
+
+
+def test_check_calibrate_measures_saves_and_later_runs_use_it(
+    repo_copy, tmp_path, monkeypatch, capsys
+):
+    from streamconv.dsp import compiled, costmodel
+
+    monkeypatch.setenv("STREAMCONV_FFTW_WISDOM", str(tmp_path / "wisdom.json"))
+    assert main(["check", "--calibrate"]) == 0
+    out = capsys.readouterr().out
+    backend = "compiled" if compiled.available() else "numpy"
+    assert f"cost model of the {backend} engine measured: FFT " in out
+    saved = json.loads((tmp_path / "cost-model.json").read_text())
+    model = costmodel.CostModel.from_json(saved[backend])
+    assert model.source.startswith("calibrated ")
+    # The constants are the machine's, within a factor of 10 of the development machine's
+    # (a broken fit gives zeros or absurd values).
+    default = costmodel.DEFAULTS[backend]
+    for name in ("fft", "mac", "run", "direct", "call"):
+        assert getattr(default, name) / 10 <= getattr(model, name) <= 10 * getattr(default, name)
+    monkeypatch.setattr(costmodel, "_measured", {})  # a new process: loaded from the file
+    assert main(["check", str(repo_copy / "configs" / "room_correction.toml")]) == 0
+    assert f"cost model: {model.source}" in capsys.readouterr().out
 
 
 def test_check_lists_every_error_and_exits_2(tmp_path, capsys):

@@ -73,3 +73,24 @@ def test_filter_fft_measure_saves_wisdom_and_filters_exactly(tmp_path, rng, wisd
     ref = scipy.signal.convolve(x, h[:, None])[: len(x)]
     for y in (measured, planned):
         np.testing.assert_allclose(y, ref, atol=1e-10 * np.abs(ref).max())
+
+
+def test_cost_model_is_kept_beside_the_wisdom(wisdom_file):
+    from streamconv.dsp import costmodel
+
+    model = costmodel.CostModel(1e-10, 2e-10, 3e-7, 4e-11, 5e-7, source="calibrated test")
+    assert wisdom.save_costs({"numpy": model}) == wisdom_file.with_name("cost-model.json")
+    assert costmodel.current("numpy") == costmodel.DEFAULTS["numpy"]
+    assert wisdom.load_costs()
+    assert costmodel.current("numpy") == model
+    assert costmodel.current("compiled") == costmodel.DEFAULTS["compiled"]
+
+
+@pytest.mark.parametrize("content", ["", "[]", '{"numpy": {"fft": -1}}', '{"numpy": 3}'])
+def test_a_bad_cost_model_file_is_ignored(wisdom_file, content):
+    from streamconv.dsp import costmodel
+
+    wisdom_file.parent.mkdir()
+    wisdom_file.with_name("cost-model.json").write_text(content)
+    assert not wisdom.load_costs()
+    assert costmodel.current("numpy") == costmodel.DEFAULTS["numpy"]

@@ -1,7 +1,9 @@
 """``streamconv check CONFIG``: validate a config and summarize the pipeline it builds.
 
-Exit 0 with a short summary (channels, taps per path, latency, estimated cost), or 2 with one
-``error:`` line per problem. ``--schema`` prints the JSON Schema of the config file instead.
+Exit 0 with a short summary (channels, taps per path, latency, the engine's plan and expected
+load), or 2 with one ``error:`` line per problem. ``--schema`` prints the JSON Schema of the
+config file instead; ``--calibrate`` first measures the engine's cost model on this machine and
+saves it beside the FFTW wisdom (:mod:`streamconv.wisdom`).
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ import sys
 
 import numpy as np
 
+from streamconv import wisdom
 from streamconv.config import LoadedConfig, config_schema, load_config
+from streamconv.dsp import compiled, costmodel
 from streamconv.dsp.convolve import Convolver
 from streamconv.dsp.design import analyze
 from streamconv.errors import ConfigError, UsageError
@@ -27,6 +31,12 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--schema", action="store_true", help="print the JSON Schema of the config file"
     )
+    parser.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="first measure the engine's cost model on this machine (about 2 s) and keep it "
+        "beside the FFTW wisdom, where every later run loads it",
+    )
     parser.set_defaults(run=run)
 
 
@@ -34,8 +44,19 @@ def run(args) -> int:
     if args.schema:
         print(config_schema())
         return 0
-    if args.config is None:
-        raise UsageError("check needs a CONFIG file (or --schema)")
+    if args.config is None and not args.calibrate:
+        raise UsageError("check needs a CONFIG file (or --schema, --calibrate)")
+    wisdom.load()  # FFT plans and the cost model measured on this machine, if any
+    if args.calibrate:
+        backend = "compiled" if compiled.available() else "numpy"
+        model = costmodel.calibrate(backend)
+        costmodel.use({backend: model})
+        path = wisdom.save_costs({backend: model})
+        print(f"cost model of the {backend} engine measured: {_model_text(model)}")
+        if path:
+            print(f"saved to {path}")
+        if args.config is None:
+            return 0
     try:
         loaded = load_config(args.config)
     except ConfigError as exc:
@@ -44,6 +65,14 @@ def run(args) -> int:
         return exc.exit_code
     print(summary(loaded))
     return 0
+
+
+def _model_text(m) -> str:
+    return (
+        f"FFT {1e9 * m.fft:.3g} ns per sample*log2(size), complex MAC {1e9 * m.mac:.3g} ns, "
+        f"{1e6 * m.run:.3g} us per segment block, direct MAC {1e9 * m.direct:.3g} ns, "
+        f"{1e6 * m.call:.3g} us per direct call and path"
+    )
 
 
 def _channels(n: int) -> str:
@@ -99,10 +128,16 @@ def summary(loaded: LoadedConfig) -> str:
     )
     conv = Convolver(loaded.compact_taps(), block_size=block, method=loaded.method, channels=n_in)
     segments = ", ".join(f"{s.count} x {s.block}" for s in conv.plan)
+    model = costmodel.current(conv.backend)
     lines.append(
-        f"  engine     {conv.method}"
-        + (f" (partitions {segments})" if segments else "")
-        + f", estimated load {100 * conv.cost_per_frame * rate:.2g}% of one core"
+        f"  engine     {conv.method} ({conv.backend})"
+        + (f", plan: partitions {segments}" if segments else "")
+        + f"; latency added {conv.latency} frames (each block's output returns with it)"
+    )
+    lines.append(
+        f"  load       expected {100 * conv.cost_per_frame * rate:.2g}% of one core at blocks "
+        f"of {block} ({1e6 * conv.cost_per_frame * block:.3g} us per block; cost model: "
+        f"{model.source})"
     )
     for t in loaded.templates:
         rule = f"threshold {t.threshold:g}" if t.mad is None else f"mad {t.mad:g}"
