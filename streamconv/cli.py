@@ -18,6 +18,8 @@ import difflib
 import importlib
 import os
 import sys
+from collections.abc import Mapping
+from types import MappingProxyType
 
 from streamconv import __version__
 from streamconv.errors import StreamconvError
@@ -77,6 +79,9 @@ class _HelpFormatter(argparse.HelpFormatter):
 class _Parser(argparse.ArgumentParser):
     """A parser whose usage errors are one ``error:`` line and a ``hint:`` line, exit 2."""
 
+    #: The subcommands' parsers by name (set by `build_parser`), to name one in an error.
+    _subcommands: Mapping[str, argparse.ArgumentParser] = MappingProxyType({})
+
     def error(self, message: str):
         message = message.replace("\n", " ")
         hint = f"{self.prog} --help shows the options and examples"
@@ -106,7 +111,7 @@ def _add_common_options(parser: argparse.ArgumentParser) -> None:
         )
 
 
-def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> _Parser:
     """The argument parser; with ``only``, just that subcommand's (its imports are the
     startup time of every run, so a run imports only its own command)."""
     parser = _Parser(
@@ -133,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser(argv[0] if argv and argv[0] in COMMAND_MODULES else None)
     args, extra = parser.parse_known_args(argv)
     if extra:  # named by the subcommand, whose --help lists its options
-        choices = getattr(parser, "_subcommands", {})
+        choices = parser._subcommands
         choices.get(args.command, parser).error(f"unrecognized arguments: {' '.join(extra)}")
     if getattr(args, "verbose", False):
         os.environ[VERBOSE_ENV] = "1"  # inherited by device worker processes

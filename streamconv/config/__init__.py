@@ -14,6 +14,7 @@ import difflib
 import json
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from streamconv.config import models
 from streamconv.config.models import FILTER_TYPES, Config
@@ -41,13 +42,13 @@ def _known_keys() -> set[str]:
     return keys
 
 
-def _problem_from_pydantic(err: dict, lines: LineMap) -> Problem:
+def _problem_from_pydantic(err: ErrorDetails, lines: LineMap) -> Problem:
     loc = list(err["loc"])
     # A discriminated union puts the tag in the path: filters.0.lowpass.cutoff_hz.
     if len(loc) >= 3 and loc[0] == "filters" and loc[2] in FILTER_TYPES:
         del loc[2]
     kind = err["type"]
-    value = err.get("input")
+    value = err["input"]
     if kind == "extra_forbidden":
         key = str(loc[-1])
         near = difflib.get_close_matches(key, sorted(_known_keys()), n=1, cutoff=0.7)
@@ -104,7 +105,7 @@ def load_config(path: str) -> LoadedConfig:
     if config is not None:
         loaded, problems = resolve(config, path)
         problems = [Problem(p.path, p.message, lines.line(p.path)) for p in problems]
-        if not problems:
+        if loaded is not None and not problems:
             return loaded
     raise config_error(path, problems)
 

@@ -184,19 +184,19 @@ class ControlServer:
         if self._unix_path is not None:
             if os.path.exists(self._unix_path):
                 os.unlink(self._unix_path)  # a stale socket of an earlier run
-            site = web.UnixSite(self._runner, self._unix_path, backlog=BACKLOG)
-            await site.start()
+            unix = web.UnixSite(self._runner, self._unix_path, backlog=BACKLOG)
+            await unix.start()
             self.address = f"unix:{self._unix_path}"
         else:
             host, port = parse_host_port(self.listen)
             host = host.strip("[]")
-            site = web.TCPSite(self._runner, host, port, backlog=BACKLOG, reuse_address=True)
-            await site.start()
-            bound = site._server.sockets[0].getsockname()[1]
+            tcp = web.TCPSite(self._runner, host, port, backlog=BACKLOG, reuse_address=True)
+            await tcp.start()
+            bound = self._runner.addresses[0][1]  # (host, port, ...): the port given by the OS
             self.address = f"http://{self.listen.rpartition(':')[0]}:{bound}"
         if self.hub is not None:
             self.hub.attach(self._loop)
-            self._ticker = asyncio.ensure_future(self._tick())
+            self._ticker = asyncio.ensure_future(self._tick(self.hub))
 
     async def _shutdown(self) -> None:
         if self.hub is not None:
@@ -207,13 +207,13 @@ class ControlServer:
         if self._runner is not None:
             await self._runner.cleanup()
 
-    async def _tick(self) -> None:
+    async def _tick(self, hub: EventHub) -> None:
         """The ``status`` event, once per interval, while anyone listens."""
         while True:
             await asyncio.sleep(self.status_interval_s)
-            if self.hub.has_clients:
+            if hub.has_clients:
                 try:
-                    self.hub._fanout("status", self._cached_status())
+                    hub._fanout("status", self._cached_status())
                 except Exception as exc:  # a status() bug must not end the ticker
                     self.log(f"control: status failed: {type(exc).__name__}: {exc}")
 
@@ -261,6 +261,9 @@ class ControlServer:
         return _json([d for d in self.detections() if d["sample"] > since])
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
+        hub = self.hub
+        if hub is None:  # the route exists only with a hub
+            raise web.HTTPNotFound()
         response = web.StreamResponse(
             headers={
                 "Content-Type": "text/event-stream",
@@ -274,12 +277,12 @@ class ControlServer:
             # its queue, and its queue fills soon enough for the hub to drop it.
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SSE_SNDBUF)
         await response.prepare(request)
-        client = self.hub.subscribe()
+        client = hub.subscribe()
         if request.transport is not None:
             client.on_drop = request.transport.abort
         try:
             await response.write(b"retry: 1000\n\n")
-            self.hub.send_to(client, "status", self._cached_status())
+            hub.send_to(client, "status", self._cached_status())
             while True:
                 frame = await client.queue.get()
                 if frame is None:
@@ -290,12 +293,12 @@ class ControlServer:
         except (ConnectionError, asyncio.CancelledError):
             pass  # the client went away, or the server stops
         finally:
-            self.hub.unsubscribe(client)
+            hub.unsubscribe(client)
         return response
 
     async def _snippet(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
-        if not SNIPPET_NAME.match(name):
+        if self.snippets_dir is None or not SNIPPET_NAME.match(name):
             raise web.HTTPNotFound()
         path = os.path.join(self.snippets_dir, name)
         if not os.path.isfile(path):

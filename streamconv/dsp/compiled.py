@@ -12,12 +12,18 @@ engines run instead.
 from __future__ import annotations
 
 import os
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from streamconv.dsp import fftw
 from streamconv.dsp.engines import Kernel, Segment, check_plan
 
+if TYPE_CHECKING:
+    from streamconv.dsp._fastconv import Engine
+
+_fastconv: ModuleType | None
 try:  # FFTW must be loaded first: the extension finds its functions in the process
     from streamconv.dsp import _fastconv
 except ImportError as exc:  # not built: the numpy engines run
@@ -35,6 +41,13 @@ def available() -> bool:
     """True if the compiled engines run in this process (built, and not switched off by
     ``STREAMCONV_ENGINE=numpy``)."""
     return _fastconv is not None and os.environ.get("STREAMCONV_ENGINE", "") != "numpy"
+
+
+def _extension() -> ModuleType:
+    """The extension module; `RuntimeError` where it is not built (see `available`)."""
+    if _fastconv is None:
+        raise RuntimeError(f"the compiled engines are not built here: {IMPORT_ERROR}")
+    return _fastconv
 
 
 def _paths(kernel: Kernel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -67,6 +80,8 @@ class _Compiled:
     kernel: Kernel
     dtype: np.dtype
     backend = "compiled"
+    _engine: Engine
+    _out_channels: int
 
     def reset(self) -> None:
         self._engine.reset()
@@ -89,7 +104,7 @@ class CompiledDirectEngine(_Compiled):
         pin, pout, taps = _paths(kernel)
         taps = np.ascontiguousarray(taps.T, dtype=self.dtype)  # (paths, L)
         double = self.dtype == np.float64
-        self._engine = _fastconv.direct(
+        self._engine = _extension().direct(
             double, kernel.in_channels, kernel.out_channels, pin, pout, taps
         )
 
@@ -118,7 +133,7 @@ class CompiledPartitionedEngine(_Compiled):
             segments.append((seg.offset, seg.block, seg.length, k, size, spectra))
         flags = _FFTW_MEASURE if fftw.measuring() else _FFTW_ESTIMATE
         with fftw.PLAN_LOCK:
-            self._engine = _fastconv.partitioned(
+            self._engine = _extension().partitioned(
                 self.dtype == np.float64,
                 kernel.in_channels,
                 kernel.out_channels,

@@ -193,7 +193,8 @@ class Periodicity:
         self._begin(0)
 
     def _begin(self, frame: int) -> None:
-        self._buf = None if self.channels is None else np.zeros((0, self.channels))
+        # (0, 0) until the first block says how many channels the stream has
+        self._buf = np.zeros((0, self.channels or 0))
         self._seen = frame  # stream index of the next frame
         # Analyses end at every multiple of the hop from the first whole window on; the next
         # one is the first whose window lies after `frame`.
@@ -268,7 +269,7 @@ class Periodicity:
         r = normalized_autocorrelation(w, min(self.max_lag + 1, self.window - 2))
         if self.combine == "mean":
             r = r.mean(axis=1, keepdims=True)
-        chans = [None] if self.combine == "mean" else range(self.channels)
+        chans = [None] if self.combine == "mean" else range(r.shape[1])
         return [self._estimate(r[:, i], sample, c) for i, c in enumerate(chans)]
 
     def _estimate(self, r: np.ndarray, sample: int, channel) -> PeriodEstimate:

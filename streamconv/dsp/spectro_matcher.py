@@ -145,7 +145,7 @@ class SpectroMatcher:
         # Raw frames of a segment: its F frames, the M - 1 after them, +-time for the max-filter.
         self._raw_frames = seg_frames + self._mmax - 1 + 2 * self._time
         self._seg_len = (self._raw_frames - 1) * self.hop + self.frame
-        self.channels = None
+        self.channels: int | None = None
         self._begin(0)
         if channels is not None:
             self._setup(int(channels))
@@ -344,7 +344,7 @@ class SpectroMatcher:
         feat = scaled(power, self.params.scale)
         t = self._time
         if t:
-            pad = [np.full((self.channels, t, feat.shape[2]), -np.inf)]
+            pad = [np.full((feat.shape[0], t, feat.shape[2]), -np.inf)]
             if self._seg_frame == 0:  # frames before the stream
                 feat[:, :t] = -np.inf
             feat = np.concatenate([feat, *pad], axis=1) if final else feat
@@ -363,7 +363,8 @@ class SpectroMatcher:
 
     def _score(self, feat: np.ndarray, i: int, count: int) -> np.ndarray:
         patch = self._patches[i]
-        nchan = 1 if self.combine else self.channels
+        channels = feat.shape[0]
+        nchan = 1 if self.combine else channels
         if count == 0:
             return np.zeros((0, nchan))
         m = patch.frames
@@ -373,14 +374,14 @@ class SpectroMatcher:
         nf, nb = x.shape[1], x.shape[2]
         tc = patch.centred
         if tc.shape[0] == 1:
-            g = (x.reshape(-1, nb) @ tc[0].T).reshape(self.channels, nf, m)
+            g = (x.reshape(-1, nb) @ tc[0].T).reshape(channels, nf, m)
         else:
             g = np.einsum("cfb,cmb->cfm", x, tc)
         g = np.ascontiguousarray(g)
         # num[c, j] = sum_m g[c, j + m, m]: a strided view along the diagonals.
         s = g.strides
-        num = as_strided(g, (self.channels, count, m), (s[0], s[1], s[1] + s[2])).sum(axis=2)
-        rows = np.empty((2, self.channels, nf + 1))
+        num = as_strided(g, (channels, count, m), (s[0], s[1], s[1] + s[2])).sum(axis=2)
+        rows = np.empty((2, channels, nf + 1))
         rows[:, :, 0] = 0.0
         np.cumsum(x.sum(axis=2), axis=1, out=rows[0, :, 1:])
         np.cumsum(np.square(x).sum(axis=2), axis=1, out=rows[1, :, 1:])

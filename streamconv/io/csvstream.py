@@ -185,7 +185,8 @@ class CsvSource(Source):
             raise
 
     def _start(self, columns: str | None) -> None:
-        preamble, content = [], []  # comment lines above the header; (number, text) of rows
+        preamble: list[str] = []  # comment lines above the header
+        content: list[tuple[int, str]] = []  # (number, text) of rows
         first_raw = ""
         while len(content) < 2:
             raw = self._file.readline()
