@@ -31,6 +31,7 @@ import soundfile as sf
 from streamconv import archive
 from streamconv.cli import build_parser
 from streamconv.commands import match
+from streamconv.detect import load_templates
 
 RATE = 16000
 
@@ -54,10 +55,10 @@ def make_archive(root: Path, t: np.ndarray, files: int, minutes: float, rng) -> 
 def warm_up(template: str) -> int:
     """On a worker: import and run everything a task uses once (a small match)."""
     import streamconv.archive  # noqa: F401
-    from streamconv.commands import match as m
+    from streamconv.detect import Template
     from streamconv.dsp.matcher import Matcher
 
-    t = m.Template("t", template)
+    t = Template("t", template)
     x = np.random.default_rng(0).normal(size=(5 * RATE, 1))
     Matcher({"t": t.samples}, RATE, channels=1).process(x)
     return os.getpid()
@@ -82,14 +83,16 @@ def timed(client, paths, template, chunk_s):
     args = build_parser("match").parse_args(argv)
     out = ListWriter()
     t0 = time.perf_counter()
-    code = archive.run_archive(args, match.load_templates(args), out, client, chunk_s)
+    templates, options = load_templates(args.template), match.options(args)
+    code = archive.run_archive(args.files, templates, options, out.write, client, chunk_s,
+                               quiet=True)  # fmt: skip
     assert code == 0
     return time.perf_counter() - t0, out.records
 
 
 def run(workers: int, paths, template, chunk_s):
     """Time one run on a fresh ``--jobs workers`` cluster (the one the command starts)."""
-    client = archive.make_client(argparse.Namespace(jobs=workers, scheduler=None))
+    client = archive.make_client(jobs=workers)
     try:
         pids = client.run(warm_up, str(template))
         assert len(set(pids.values()) - {os.getpid()}) == workers  # one process each

@@ -5,7 +5,7 @@ audio file is cut into chunks of ``--chunk`` seconds. Only paths and sample rang
 the workers (they must see the same files); the templates are sent once to every worker.
 
 Exactness. A chunk ``[start, stop)`` reports the detections whose sample lies in it, and they
-are the single-process run's, bit for bit: the file's detectors (`match.Detectors`: the
+are the single-process run's, bit for bit: the file's detectors (`streamconv.detect.Detectors`: the
 `Matcher` of the templates, `Periodicity`) say which frames they need for that
 (``chunk_bounds``: the matcher starts on one of its segment boundaries, with a peak's reach and
 a MAD window of history before ``start``, and reads past ``stop`` until every score a peak
@@ -21,8 +21,7 @@ name, then rename); a rerun reuses them and runs the rest.
 
 from __future__ import annotations
 
-import argparse
-import glob
+import dataclasses
 import hashlib
 import json
 import os
@@ -32,17 +31,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from streamconv.commands import match
+from streamconv.detect import MatchOptions, Template
 from streamconv.errors import StreamconvError, UsageError
-from streamconv.io import files, open_source, pcm
-from streamconv.io.pipes import RawSource
+from streamconv.io import open_source
+from streamconv.recordings import expand, file_frames, match_file, match_range
 
-#: Options a worker needs (a copy of these travels with every task, not the command line).
-WORKER_OPTIONS = (
-    "threshold", "mad", "mad_window", "mad_hop", "min_distance", "combine", "periodicity",
-    "periodicity_threshold", "block", "rate", "channels", "format",
-)  # fmt: skip
-GLOB_CHARS = "*?["
+__all__ = ["State", "Task", "check_state_dir", "expand", "make_client", "plan_file",
+           "run_archive", "run_task"]  # fmt: skip
+
 #: dask settings of the ``--jobs`` cluster. The workers' statistical profiler (for a dashboard
 #: nobody looks at here) samples the running task's stack every 10 ms, a few % of a worker's
 #: CPU; the event loops' health ticks (20 ms) and memory checks (100 ms) keep the cores busy
@@ -52,52 +48,6 @@ LOCAL_CONFIG = {
     "distributed.admin.tick.interval": "1s",
     "distributed.worker.memory.monitor-interval": "1s",
 }
-
-
-# -- the archive ----------------------------------------------------------------------------
-
-
-def _is_recording(path: str) -> bool:
-    kind = files.file_kind(path)
-    if kind != "audio":
-        return True
-    try:
-        files.audio_format(path)
-    except UsageError:
-        return False
-    return True
-
-
-def expand(items: list[str]) -> list[str]:
-    """Files, directories (recursively, recordings by extension) and globs -> sorted paths.
-
-    The order is the order of `items`, each directory and glob sorted. A plain path is kept
-    as given even if it does not exist (it fails as a file).
-    """
-    out: list[str] = []
-    for item in items:
-        if os.path.isdir(item):
-            found = []
-            for root, dirs, names in os.walk(item):
-                dirs.sort()
-                found += [os.path.join(root, n) for n in names if not n.startswith(".")]
-            found = sorted(p for p in found if _is_recording(p))
-            if not found:
-                raise UsageError(f"{item}: directory holds no recordings")
-        elif any(c in item for c in GLOB_CHARS) and not os.path.exists(item):
-            found = sorted(p for p in glob.glob(item, recursive=True) if os.path.isfile(p))
-            if not found:
-                raise UsageError(f"{item}: no file matches")
-        else:
-            found = [item]
-        out += found
-    return out
-
-
-def worker_options(args) -> argparse.Namespace:
-    """The options of `args` a worker needs (quiet: workers print nothing)."""
-    opts = {k: getattr(args, k, None) for k in WORKER_OPTIONS}
-    return argparse.Namespace(**opts, quiet=True, plot=None)
 
 
 # -- worker side ----------------------------------------------------------------------------
@@ -112,7 +62,7 @@ class Task:
     stop: int | None = None
 
 
-def plan_file(path: str, templates, opts, chunk_s: float) -> dict:
+def plan_file(path: str, templates: list[Template], options: MatchOptions, chunk_s: float) -> dict:
     """Inspect a file: its frames, rate, and the tasks it is cut into (or its error).
 
     A seekable audio file and a raw PCM file longer than `chunk_s` are cut into chunks; a
@@ -121,14 +71,14 @@ def plan_file(path: str, templates, opts, chunk_s: float) -> dict:
     """
     try:
         with open_source(
-            path, sample_rate=opts.rate, channels=opts.channels, fmt=opts.format
+            path, sample_rate=options.rate, channels=options.channels, fmt=options.fmt
         ) as src:
             rate, channels = src.sample_rate, src.channels
-            arrays = {t.name: t.for_file(rate, channels, path, _silent) for t in templates}
-            frames = _frames(src, path, opts)
+            arrays = {t.name: t.for_stream(rate, channels, path) for t in templates}
+            frames = file_frames(src, path, options)
             if frames is not None:
-                detectors = match.build_detectors(opts, arrays, rate, channels)
-                match.Detectors(detectors).check_length(path, frames, templates, arrays)
+                detectors = options.detectors(arrays, rate, channels)
+                detectors.check_length(path, frames, templates, arrays)
             chunk = max(round(chunk_s * rate), 1)
     except StreamconvError as exc:
         return {"path": path, "error": str(exc)}
@@ -138,86 +88,17 @@ def plan_file(path: str, templates, opts, chunk_s: float) -> dict:
     return {"path": path, "rate": rate, "frames": frames, "tasks": tasks, "error": None}
 
 
-def _frames(src, path: str, opts) -> int | None:
-    """The frames of a file that can be read from any frame on, else None."""
-    if isinstance(src, files.SoundFileSource):
-        return src.frames if src.seekable else None
-    if files.file_kind(path) == "raw":
-        size, frame_bytes = os.path.getsize(path), _frame_bytes(opts)
-        # A stray partial frame at the end is the single-process run's error: run it whole.
-        return size // frame_bytes if size % frame_bytes == 0 else None
-    return None
-
-
-def _frame_bytes(opts) -> int:
-    return pcm.pcm_dtype(opts.format).itemsize * opts.channels
-
-
-def _silent(message: str) -> None:
-    pass
-
-
-class _ListWriter:
-    def __init__(self):
-        self.records: list[dict] = []
-
-    def write(self, record: dict) -> None:
-        self.records.append(record)
-
-
-def run_task(task: Task, templates, opts) -> dict:
+def run_task(task: Task, templates: list[Template], options: MatchOptions) -> dict:
     """Detections of one task as records (``{"file": path, **detection}``), or its error."""
     try:
         if task.stop is None:
-            out = _ListWriter()
-            match.match_file(task.path, templates, opts, out)
-            return {"records": out.records, "error": None}
-        return {"records": match_range(task, templates, opts), "error": None}
+            records: list[dict] = []
+            match_file(task.path, templates, options, records.append)
+            return {"records": records, "error": None}
+        records = match_range(task.path, task.start, task.stop, templates, options)
+        return {"records": records, "error": None}
     except StreamconvError as exc:
         return {"records": [], "error": str(exc)}
-
-
-def match_range(task: Task, templates, opts) -> list[dict]:
-    """The whole-file run's records with a sample in ``[task.start, task.stop)``.
-
-    The file's detectors (`match.Detectors`) say which frames they need for that
-    (`Matcher.chunk_bounds`); only those are read.
-    """
-    path, start, stop = task.path, task.start, task.stop
-    src = open_source(path, sample_rate=opts.rate, channels=opts.channels, fmt=opts.format)
-    try:
-        rate, channels = src.sample_rate, src.channels
-        frames = _frames(src, path, opts)
-        arrays = {t.name: t.for_file(rate, channels, path, _silent) for t in templates}
-        detectors = match.Detectors(match.build_detectors(opts, arrays, rate, channels))
-        first, end = detectors.start_chunk(start, stop, frames)
-        src = _seek(src, path, opts, first)
-        found, pos = [], first
-        while pos < end:
-            block = src.read(min(opts.block, end - pos))
-            if not len(block):
-                break
-            found += detectors.process(block)
-            pos += len(block)
-        if end == frames:
-            found += detectors.flush()
-    except ValueError as exc:
-        raise UsageError(f"{path}: {exc}") from None
-    finally:
-        src.close()
-    return [match.to_record(path, d) for d in found if start <= d.sample < stop]
-
-
-def _seek(src, path: str, opts, frame: int):
-    """`src`, reading from `frame` on (raw PCM: a new source over the file at that byte)."""
-    if isinstance(src, files.SoundFileSource):
-        if frame:
-            src.seek(frame)
-        return src
-    src.close()
-    stream = open(path, "rb")
-    stream.seek(frame * _frame_bytes(opts))
-    return RawSource(stream, opts.format, opts.rate, opts.channels, name=path, close_stream=True)
 
 
 # -- client side ----------------------------------------------------------------------------
@@ -236,12 +117,13 @@ def check_state_dir(directory: str) -> None:
 class State:
     """Finished tasks' records in a directory, one JSON file per task, written atomically."""
 
-    def __init__(self, directory: str | None, templates, opts):
+    def __init__(self, directory: str | None, templates: list[Template], options: MatchOptions):
         self.directory = directory
         if directory is None:
             return
         check_state_dir(directory)
-        h = hashlib.sha256(json.dumps(vars(opts), sort_keys=True, default=str).encode())
+        opts = json.dumps(dataclasses.asdict(options), sort_keys=True, default=str)
+        h = hashlib.sha256(opts.encode())
         for t in templates:
             h.update(t.name.encode() + b"\0" + np.ascontiguousarray(t.samples).tobytes())
             h.update(repr((t.rate, t.samples.shape)).encode())
@@ -275,23 +157,26 @@ class State:
         os.replace(tmp, path)
 
 
-def make_client(args):
-    """A dask client: on ``--scheduler ADDRESS``, or on a LocalCluster of ``--jobs`` processes."""
+def make_client(jobs: int | None = None, scheduler: str | None = None):
+    """A dask client: on the `scheduler` address, or on a LocalCluster of `jobs` processes.
+
+    The LocalCluster's client has ``close_cluster()``; call it after ``close()``.
+    """
     try:
         import dask
         from dask.distributed import Client, LocalCluster
     except ImportError:
         raise UsageError("--jobs/--scheduler need dask: pip install 'streamconv[dask]'") from None
-    if args.scheduler:
+    if scheduler:
         try:
-            return Client(args.scheduler, timeout="10s")
+            return Client(scheduler, timeout="10s")
         except (OSError, TimeoutError, ValueError) as exc:
-            raise UsageError(f"--scheduler {args.scheduler}: cannot connect: {exc}") from None
+            raise UsageError(f"--scheduler {scheduler}: cannot connect: {exc}") from None
     # Worker processes of one thread each (the nanny also sets OMP/MKL/OpenBLAS threads to 1):
     # much of a task is Python between numpy calls, under the GIL, so threads would not scale.
     with dask.config.set(LOCAL_CONFIG):  # the nannies hand it on to their workers
         cluster = LocalCluster(
-            n_workers=args.jobs or 1, processes=True, threads_per_worker=1,
+            n_workers=jobs or 1, processes=True, threads_per_worker=1,
             dashboard_address=":0", silence_logs=40,
         )  # fmt: skip
     client = Client(cluster)
@@ -313,17 +198,48 @@ class _File:
         return self.plan is not None and len(self.results) == len(self.plan["tasks"])
 
 
-def run_archive(args, templates, writer, client, chunk_s: float = 600.0) -> int:
-    """Match every file of the archive on `client`; write the records in archive order.
+def run_archive(
+    items: list[str],
+    templates: list[Template],
+    options: MatchOptions,
+    write,
+    client,
+    chunk_s: float = 600.0,
+    resume: str | None = None,
+    quiet: bool = False,
+) -> int:
+    """Match every file of an archive on `client`; write the records in archive order.
 
-    Returns 0, or 2 when some files failed (each is reported on stderr as it fails).
+    Parameters
+    ----------
+    items : list of str
+        Files, directories and globs (`expand`).
+    templates : list of Template
+        Sent once to every worker.
+    options : MatchOptions
+        Travel with every task (workers print nothing).
+    write : callable
+        Gets every record, file after file, each file's in stream order: the records of
+        `streamconv.recordings.match_file` on each file, in that order.
+    client : dask.distributed.Client
+    chunk_s : float
+        Seconds per chunk of a long file.
+    resume : str, optional
+        A state directory: finished tasks are kept there, and taken from it on a rerun.
+    quiet : bool
+        No progress or summary on stderr (failures are still reported).
+
+    Returns
+    -------
+    int
+        0, or 2 when some files failed (each is reported on stderr as it fails).
     """
     from dask.distributed import as_completed
 
-    paths = expand(args.files)
-    opts = worker_options(args)
-    state = State(getattr(args, "resume", None), templates, opts)
-    report = _Report(len(paths), args.quiet)
+    paths = expand(items)
+    opts = options
+    state = State(resume, templates, opts)
+    report = _Report(len(paths), quiet)
     [remote] = client.scatter([templates], broadcast=True, hash=False)
     todo = [_File(p) for p in paths]
     futures, info = as_completed(), {}
@@ -362,7 +278,7 @@ def run_archive(args, templates, writer, client, chunk_s: float = 600.0) -> int:
             if todo[emitted].error is None:
                 for j2 in range(len(todo[emitted].results)):
                     for record in todo[emitted].results[j2]:
-                        writer.write(record)
+                        write(record)
             todo[emitted].results = {}
             emitted += 1
     report.summary()

@@ -16,70 +16,11 @@ from collections.abc import Callable
 
 import numpy as np
 
+from streamconv.detect import Detectors, PeriodDetection, build_detectors
 from streamconv.dsp.convolve import Convolver
-from streamconv.dsp.matcher import Detection, Matcher
-from streamconv.dsp.periodicity import Periodicity
+from streamconv.dsp.matcher import Detection
 
 __all__ = ["PeriodDetection", "Pipeline", "pump"]
-
-
-@dataclasses.dataclass(frozen=True)
-class PeriodDetection(Detection):
-    """A periodicity detection: a `Detection` whose score is the normalized autocorrelation at
-    the strongest lag, plus ``period``, that lag in seconds (refined between samples).
-
-    Its record has the fields ``streamconv match --periodicity`` prints, so the service's
-    detection log and ``/detections`` say the period as ``match`` does.
-    """
-
-    period: float | None = None
-
-
-def _matchers(templates, sample_rate: float, channels: int) -> list[Matcher]:
-    """One Matcher per (combine, MAD window, MAD hop): what Matcher takes once, not per name."""
-    groups: dict[tuple, list] = {}
-    for t in templates:
-        groups.setdefault((t.combine, t.mad_window_s, t.mad_hop_s), []).append(t)
-    out = []
-    for (combine, window_s, hop_s), group in groups.items():
-        out.append(
-            Matcher(
-                {t.name: _squeeze(t.samples) for t in group},
-                sample_rate,
-                threshold={t.name: t.threshold for t in group if t.mad is None},
-                mad={t.name: t.mad for t in group if t.mad is not None},
-                min_distance={t.name: t.min_distance for t in group},
-                combine="mean" if combine == "mean" else None,
-                channels=channels,
-                mad_window_s=window_s,
-                mad_hop_s=min(hop_s, window_s),
-            )
-        )
-    return out
-
-
-def _squeeze(samples: np.ndarray) -> np.ndarray:
-    """A one-column template is matched on every channel, so it is passed as ``(L,)``."""
-    samples = np.asarray(samples)
-    return samples[:, 0] if samples.ndim == 2 and samples.shape[1] == 1 else samples
-
-
-def _periodicity(entries, sample_rate: float, channels: int) -> list[tuple[str, Periodicity]]:
-    return [
-        (
-            p.name,
-            Periodicity(
-                sample_rate,
-                p.min_period_s,
-                p.max_period_s,
-                p.threshold,
-                window_s=p.window_s,
-                hop_s=p.hop_s,
-                channels=channels,
-            ),
-        )
-        for p in entries
-    ]
 
 
 class Pipeline:
@@ -133,8 +74,16 @@ class Pipeline:
             self.taps, block_size=block_size, method=method, channels=self.channels
         )
         self.out_channels = int(self.convolver.out_channels)
-        self._matchers = _matchers(self.templates, self.sample_rate, self.out_channels)
-        self._periodic = _periodicity(self.periodicity, self.sample_rate, self.out_channels)
+        # The detectors (`streamconv.detect`, as ``match`` builds them) on the filtered stream;
+        # `Detectors` gives their detections in stream order across blocks and detectors.
+        self._detectors = Detectors(
+            build_detectors(
+                self.templates,
+                self.periodicity,
+                sample_rate=self.sample_rate,
+                channels=self.out_channels,
+            )
+        )
         self.detector_start = start  # global index of the detectors' sample 0
         self.frames = start  # global index of the next input frame
         self._history = np.zeros((max(self.taps.shape[0] - 1, 0), self.channels))
@@ -168,21 +117,11 @@ class Pipeline:
             y = y[:, None]
         self._remember(x)
         self.frames += len(x)
-        found = []
-        for m in self._matchers:
-            found += m.process(y)
-        for name, p in self._periodic:
-            found += [self._period_detection(name, e) for e in p.process(y) if e.detected]
-        return y, self._global(found)
+        return y, self._global(self._detectors.process(y))
 
     def flush(self) -> list[Detection]:
         """End of stream: the detections still pending. The filter tail is not output."""
-        found = []
-        for m in self._matchers:
-            found += m.flush()
-        for name, p in self._periodic:
-            found += [self._period_detection(name, e) for e in p.flush() if e.detected]
-        return self._global(found)
+        return self._global(self._detectors.flush())
 
     def successor(self, taps, templates=(), periodicity=(), **kwargs) -> tuple[Pipeline, list]:
         """A pipeline with new taps and detectors that continues this one's stream.
@@ -221,7 +160,7 @@ class Pipeline:
             new._remember(have)
         left: list = []
         if same_detectors:
-            new._matchers, new._periodic = self._matchers, self._periodic
+            new._detectors = self._detectors
             new.detector_start = self.detector_start
         else:
             left = self.flush()
@@ -237,11 +176,7 @@ class Pipeline:
             self._history[: -len(x) or None] = self._history[len(x) :]
             self._history[-len(x) :] = x
 
-    def _period_detection(self, name: str, e) -> PeriodDetection:
-        return PeriodDetection(name, e.sample, e.time, e.score, e.channel, e.threshold, e.period)
-
     def _global(self, found: list[Detection]) -> list[Detection]:
-        found.sort(key=lambda d: d.sample)
         if not self.detector_start:
             return found
         s0 = self.detector_start

@@ -10,6 +10,8 @@ import soundfile as sf
 from streamconv import archive
 from streamconv.cli import build_parser, main
 from streamconv.commands import match
+from streamconv.detect import load_templates
+from streamconv.recordings import match_file
 
 distributed = pytest.importorskip("dask.distributed")
 dask = pytest.importorskip("dask")
@@ -57,28 +59,22 @@ def parse(*argv):
     return build_parser("match").parse_args(["match", *map(str, argv)])
 
 
-class ListWriter:
-    def __init__(self):
-        self.records = []
-
-    def write(self, record):
-        self.records.append(record)
-
-
 def single_process(argv):
     """The records of the plain `match` command, one process, file after file."""
     args = parse(*argv)
-    out = ListWriter()
+    records = []
     for path in archive.expand(args.files):
-        match.match_file(path, match.load_templates(args), args, out)
-    return out.records
+        match_file(path, load_templates(args.template), match.options(args), records.append)
+    return records
 
 
 def on_cluster(client, argv, chunk_s=CHUNK_S):
     args = parse(*argv, "-q")
-    out = ListWriter()
-    code = archive.run_archive(args, match.load_templates(args), out, client, chunk_s)
-    return code, out.records
+    records = []
+    code = archive.run_archive(args.files, load_templates(args.template), match.options(args),
+                               records.append, client, chunk_s, resume=args.resume,
+                               quiet=True)  # fmt: skip
+    return code, records
 
 
 FLAGS = [
@@ -106,7 +102,8 @@ def test_cluster_gives_the_single_process_detections(client, recordings, flags):
 @pytest.mark.parametrize("flags", [[], ["--periodicity", "0.1:0.3"]])
 def test_long_file_is_cut_into_chunks(recordings, flags):
     args = parse(recordings / "sub" / "rec3.wav", "-t", recordings / "chirp.wav", *flags)
-    plan = archive.plan_file(str(args.files[0]), match.load_templates(args), args, CHUNK_S)
+    plan = archive.plan_file(str(args.files[0]), load_templates(args.template), match.options(args),
+                             CHUNK_S)  # fmt: skip
     assert plan["error"] is None
     bounds = [(t.start, t.stop) for t in plan["tasks"]]
     assert bounds == [(s, min(s + 32000, 21 * RATE)) for s in range(0, 21 * RATE, 32000)]
@@ -139,8 +136,8 @@ SENSOR_FLAGS = ["--rate", RATE, "--channels", "2", "--format", "f32le", "--thres
 def test_raw_files_are_chunked_csv_files_run_whole(sensor_files, recordings):
     args = parse(sensor_files / "long.raw", sensor_files / "first.csv", "-t",
                  recordings / "chirp.wav", *SENSOR_FLAGS)  # fmt: skip
-    templates = match.load_templates(args)
-    raw, csv = (archive.plan_file(str(p), templates, args, CHUNK_S) for p in args.files)
+    templates, opts = load_templates(args.template), match.options(args)
+    raw, csv = (archive.plan_file(str(p), templates, opts, CHUNK_S) for p in args.files)
     assert (raw["error"], csv["error"]) == (None, None)
     assert [(t.start, t.stop) for t in raw["tasks"]][-2:] == [(128000, 160000), (160000, 168000)]
     assert [(t.start, t.stop) for t in csv["tasks"]] == [(0, None)]
@@ -169,7 +166,7 @@ def test_raw_file_with_a_partial_frame_runs_whole_and_fails_as_it_would(
     bad = tmp_path / "odd.raw"
     bad.write_bytes((sensor_files / "long.raw").read_bytes()[:-3])
     args = parse(bad, "-t", recordings / "chirp.wav", *SENSOR_FLAGS)
-    plan = archive.plan_file(str(bad), match.load_templates(args), args, CHUNK_S)
+    plan = archive.plan_file(str(bad), load_templates(args.template), match.options(args), CHUNK_S)
     assert [(t.start, t.stop) for t in plan["tasks"]] == [(0, None)]
     with pytest.raises(archive.UsageError) as single:
         single_process([bad, "-t", recordings / "chirp.wav", *SENSOR_FLAGS])
@@ -241,7 +238,7 @@ def test_cli_with_two_worker_processes(recordings, tmp_path, capsys):
 
 
 def test_jobs_are_worker_processes_of_one_thread(recordings):
-    client = archive.make_client(parse(recordings / "sub", "--jobs", "2"))
+    client = archive.make_client(jobs=2)
     try:
         assert list(client.nthreads().values()) == [1, 1]
         pids = set(client.run(os.getpid).values())

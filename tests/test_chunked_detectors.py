@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 from streamconv import Matcher, Periodicity
-from streamconv.cli import build_parser
-from streamconv.commands.match import Detectors, build_detectors
+from streamconv.detect import MatchOptions
 
 RATE = 1000
 
@@ -171,10 +170,8 @@ def test_periodicity_decided_bounds_what_comes_later():
 
 
 def run_group(x, templates, block, start=None, stop=None):
-    args = build_parser("match").parse_args(["match", "x.wav", "--threshold", "0.2",
-                                             "--periodicity", "0.05:0.3",
-                                             "--periodicity-threshold", "0.01"])  # fmt: skip
-    group = Detectors(build_detectors(args, templates, RATE, x.shape[1]))
+    options = MatchOptions(threshold=0.2, periodicity=(0.05, 0.3), periodicity_threshold=0.01)
+    group = options.detectors(templates, RATE, x.shape[1])
     first, end = (0, len(x)) if start is None else group.start_chunk(start, stop, len(x))
     out = []
     for pos in range(first, end, block):
@@ -188,7 +185,7 @@ def test_detectors_merge_into_stream_order_whatever_the_blocks():
     x, templates = stream()
     expected = run_group(x, templates, len(x))
     kinds = {type(d).__name__ for d in expected}
-    assert kinds == {"Detection", "PeriodEstimate"}
+    assert kinds == {"Detection", "PeriodDetection"}
     assert [d.sample for d in expected] == sorted(d.sample for d in expected)
     for block in (1000, 4093):
         assert run_group(x, templates, block) == expected

@@ -159,7 +159,7 @@ def workdir(tmp_path, rng):
         (["-i", "garbage.wav", "--fir", "h.txt"], "garbage.wav: cannot read audio"),
         (["-i", "missing.wav", "--fir", "h.txt"], "missing.wav: no such file"),
         (["-i", "in.wav", "--fir", "missing.txt"], "missing.txt: no such file"),
-        (["-i", "in.wav", "--fir", "bad.txt"], "bad.txt: line 2: not a number in 'zero'"),
+        (["-i", "in.wav", "--fir", "bad.txt"], "bad.txt: line 2: 'zero' is not a number"),
         (["-i", "nan.wav", "--fir", "h.txt"], "nan.wav: NaN or Inf sample at frame 60"),
         (["-i", "-", "--fir", "h.txt"], "-: raw PCM needs --format, --rate, --channels"),
         (

@@ -150,7 +150,7 @@ def test_periodicity_on_a_csv_sensor_file(capsys, tmp_path):
     ("make", "args", "message"),
     [
         (lambda d: np.savetxt(d / "flat.txt", np.ones(50)), ["-t", "{d}/flat.txt"], "constant"),
-        (lambda d: (d / "empty.txt").write_text(""), ["-t", "{d}/empty.txt"], "no taps"),
+        (lambda d: (d / "empty.txt").write_text(""), ["-t", "{d}/empty.txt"], "holds no samples"),
         (lambda d: np.save(d / "one.npy", np.ones(1)), ["-t", "{d}/one.npy"], "L >= 2"),
         (
             lambda d: np.save(d / "long.npy", np.random.default_rng(0).normal(size=30000)),

@@ -41,10 +41,10 @@ def test_audio_impulse_response_keeps_its_rate(tmp_path, rng):
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [
-        ("bad.txt", "0.5\nabc\n", r"bad.txt: line 2: not a number in 'abc'"),
+        ("bad.txt", "0.5\nabc\n", r"bad.txt: line 2: 'abc' is not a number"),
         ("bad.csv", "1,2\n3\n", r"bad.csv: line 2: 1 columns, expected 2"),
-        ("empty.txt", "# nothing\n", r"empty.txt: no taps"),
-        ("nan.txt", "1\nnan\n", r"nan.txt: taps must be finite"),
+        ("empty.txt", "# nothing\n", r"empty.txt: holds no samples"),
+        ("nan.txt", "1\nnan\n", r"nan.txt: NaN or Inf sample at frame 1"),
         ("bad.npy", "not numpy", r"bad.npy: not a readable .npy array"),
         ("bad.wav", "RIFF junk", r"bad.wav: cannot read audio"),
         ("bad.xyz", "1\n", r"bad.xyz: unknown file type .xyz"),
@@ -63,5 +63,5 @@ def test_missing_taps_file(tmp_path):
 
 def test_npy_of_strings_is_refused(tmp_path):
     np.save(tmp_path / "s.npy", np.array(["a", "b"]))
-    with pytest.raises(UsageError, match=r"s.npy: taps must be a real array"):
+    with pytest.raises(UsageError, match=r"s.npy: holds <U1 values, not numbers"):
         load_taps(str(tmp_path / "s.npy"))

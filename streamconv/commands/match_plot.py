@@ -11,6 +11,7 @@ import os
 
 import numpy as np
 
+from streamconv.detect import PERIODICITY
 from streamconv.errors import UsageError
 from streamconv.io.files import AtomicFile
 
@@ -44,13 +45,19 @@ class _Envelope:
 
 
 class ScorePlot:
-    """Collects score traces (``Matcher(on_scores=plot.scores)``) and detections of one file."""
+    """Collects score traces (``Matcher(on_scores=plot.scores)``) and detections of one file.
 
-    def __init__(self, path: str, sample_rate: float, frames: int | None):
-        self.path, self.rate = path, sample_rate
-        self.bin = max(1, (frames or int(3600 * sample_rate)) // BINS)
+    `start` (rate and length of the file, once open) comes before the first trace.
+    """
+
+    def __init__(self, path: str):
+        self.path, self.rate, self.bin = path, 1.0, 1
         self.traces: dict[tuple, _Envelope] = {}
         self.detections: list[dict] = []
+
+    def start(self, sample_rate: float, frames: int | None) -> None:
+        self.rate = sample_rate
+        self.bin = max(1, (frames or int(3600 * sample_rate)) // BINS)
 
     def scores(self, template, channel, start, scores, thresholds) -> None:
         key = (template, channel)
@@ -68,7 +75,7 @@ class ScorePlot:
         import matplotlib.pyplot as plt
 
         keys = list(self.traces)
-        periodic = [d for d in self.detections if d["template"] == "periodicity"]
+        periodic = [d for d in self.detections if d["template"] == PERIODICITY]
         rows = len(keys) + (1 if periodic or not keys else 0)
         fig, axes = plt.subplots(
             rows, 1, figsize=(10, 1.2 + 1.8 * rows), sharex=True, squeeze=False

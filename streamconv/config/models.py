@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from streamconv.dsp.matcher import DEFAULT_THRESHOLD as _DEFAULT_THRESHOLD
+
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 PositiveInt = Annotated[int, Field(ge=1)]
 ChannelIndex = Annotated[int, Field(ge=0)]
@@ -239,7 +241,8 @@ FILTER_TYPES = (
     "mix",
 )
 
-DEFAULT_THRESHOLD = 0.7
+#: The one default score threshold, `streamconv.dsp.matcher`'s (re-exported for the models).
+DEFAULT_THRESHOLD = _DEFAULT_THRESHOLD
 
 
 class Spectrogram(_Model):

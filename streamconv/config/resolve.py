@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from fractions import Fraction
 
 import numpy as np
 import soundfile as sf
-from scipy import signal
 
 from streamconv.config.arrays import read_array, text_columns
 from streamconv.config.locators import Locator, is_loopback, parse_host_port, parse_locator
-from streamconv.config.models import DEFAULT_THRESHOLD, Config, MixFilter, Periodicity
+from streamconv.config.models import Config, MixFilter, Periodicity
 from streamconv.config.parse import Path, Problem
+from streamconv.detect import DEFAULT_THRESHOLD, resample
 from streamconv.dsp import design
 from streamconv.errors import UsageError
 from streamconv.io.taps import load_taps
@@ -341,8 +340,7 @@ def _resolve_templates(
                     "(set resample = true to resample it)",
                 )
                 continue
-            ratio = Fraction(rate / file_rate).limit_denominator(10000)
-            data = signal.resample_poly(data, ratio.numerator, ratio.denominator, axis=0)
+            data = resample(data, file_rate, rate)
         if data.shape[1] not in (1, channels):
             out.add(
                 (*where, "path"),

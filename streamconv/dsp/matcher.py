@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 import numpy as np
 from scipy import fft as sp_fft
@@ -34,7 +35,7 @@ from scipy import fft as sp_fft
 from streamconv.dsp.peaks import PeakTracker
 from streamconv.dsp.window_sums import MAX_BLOCKS_PER_WINDOW, BlockSums, block_size_for
 
-__all__ = ["DEFAULT_THRESHOLD", "Detection", "MadThreshold", "Matcher"]
+__all__ = ["DEFAULT_THRESHOLD", "Detection", "MadThreshold", "Matcher", "Rule"]
 
 DEFAULT_THRESHOLD = 0.7
 #: A window whose sum of squared deviations is below this fraction of its sum of squares
@@ -72,6 +73,24 @@ class Detection:
     def to_dict(self) -> dict:
         """The fields as a plain dict (JSON-ready)."""
         return asdict(self)
+
+
+class Rule(NamedTuple):
+    """How a `Matcher` decides on one template's peaks (`Matcher.rules`).
+
+    Attributes
+    ----------
+    threshold : float or None
+        The absolute threshold; None where ``mad`` decides.
+    mad : float or None
+        The multiple of the score's MAD; None where ``threshold`` decides.
+    min_distance : int
+        Samples between two detections.
+    """
+
+    threshold: float | None
+    mad: float | None
+    min_distance: int
 
 
 def _mad(x: np.ndarray) -> float:
@@ -308,7 +327,7 @@ class Matcher:
             if d < 1:
                 raise ValueError(f"template {name!r}: min_distance must be >= 1, got {d}")
             fixed = None if name in mads else float(thr.get(name, DEFAULT_THRESHOLD))
-            self._rules.append((fixed, mads.get(name), d))
+            self._rules.append(Rule(fixed, mads.get(name), d))
         self._mad_window = max(1, round(mad_window_s * self.sample_rate))
         self._mad_hop = max(1, round(mad_hop_s * self.sample_rate))
         if self._mad_hop > self._mad_window:
@@ -367,6 +386,10 @@ class Matcher:
                 self._tracks.append(_Track(i, c, fixed, m, d))
         self._buf = np.zeros((self._seg_len, channels))
         self._begin(self._seg_start)
+
+    def rules(self, name: str) -> Rule:
+        """The threshold (or MAD multiple) and minimum distance template `name` runs with."""
+        return self._rules[self.names.index(name)]
 
     @property
     def latency(self) -> int:

@@ -1,0 +1,620 @@
+"""Detection: templates, detector construction, the stream-order merge and detection records.
+
+One library for the three places that find things in a stream: ``streamconv match`` (files),
+archives on dask (`streamconv.archive`, chunks of files) and the service (`streamconv.pipeline`).
+
+- Templates: `template_name` names a ``PATH`` or ``NAME=PATH`` argument, `Template` loads one
+  (the one array reader, `streamconv.io.arrays`) and `resample` brings samples to the stream
+  rate (`resample_ratio` says with what precision).
+- Construction from explicit parameters: `TemplateSpec` and `PeriodicitySpec` describe one
+  detector each (the config's ``[[templates]]`` / ``[[periodicity]]`` entries have the same
+  fields); `build_detectors` turns them into `Matcher` and `NamedPeriodicity` objects.
+  `MatchOptions` are the ``match`` command's options, the same for every template.
+- `Detectors` runs them side by side and returns their detections in stream order.
+- `to_record` and `RecordWriter`: the record of a detection, as JSON lines or CSV.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from fractions import Fraction
+
+import numpy as np
+from scipy import signal
+
+from streamconv.dsp.matcher import DEFAULT_THRESHOLD, Detection, Matcher
+from streamconv.dsp.periodicity import Periodicity
+from streamconv.errors import UsageError
+from streamconv.io.files import AtomicFile
+
+__all__ = [
+    "DEFAULT_THRESHOLD",
+    "FIELDS",
+    "MAX_RESAMPLE_DENOMINATOR",
+    "PERIODICITY",
+    "Detectors",
+    "MatchOptions",
+    "NamedPeriodicity",
+    "PeriodDetection",
+    "PeriodicitySpec",
+    "RecordWriter",
+    "Template",
+    "TemplateSpec",
+    "build_detectors",
+    "load_templates",
+    "resample",
+    "resample_ratio",
+    "template_name",
+    "to_record",
+]
+
+#: The fields of a detection record, in the order ``match`` writes its CSV columns.
+FIELDS = ["file", "template", "sample", "time", "score", "channel", "threshold", "period"]
+#: The template name of the ``match --periodicity`` detector's detections.
+PERIODICITY = "periodicity"
+#: Largest denominator of the resampling ratio ``up / down``. Every pair of integer rates whose
+#: reduced ratio has ``down <= 10000`` is resampled exactly: all the usual audio and sensor
+#: rates (8 k, 11.025 k, 16 k, 22.05 k, 44.1 k, 48 k, 96 k, 192 k... reduce to at most 147 or
+#: 160) and odd pairs such as 48000 -> 44056 (5507/6000), which a limit of 1000 would bend.
+#: Where the ratio is not exact it is off by less than ``1 / (down * 10000)``, a relative rate
+#: error below 1e-8. The cost is bounded too: `scipy.signal.resample_poly` designs a filter of
+#: ``20 * max(up, down) + 1`` taps, at most about 200 000, once per template and rate.
+MAX_RESAMPLE_DENOMINATOR = 10_000
+
+
+# -- templates ------------------------------------------------------------------------------
+
+
+def template_name(text: str) -> tuple[str, str]:
+    """Split a template argument: ``NAME=PATH`` or ``PATH`` -> ``(name, path)``.
+
+    A bare path is named by its file stem. Text holding ``=`` is a path when the part before
+    ``=`` holds a path separator or the whole text names an existing file.
+
+    Raises
+    ------
+    UsageError
+        An empty name or path.
+
+    Examples
+    --------
+    >>> template_name("knock=data/knock.csv")
+    ('knock', 'data/knock.csv')
+    >>> template_name("data/bell.wav")
+    ('bell', 'data/bell.wav')
+    """
+    import os
+
+    name, sep, path = text.partition("=")
+    if not sep or os.sep in name or os.path.exists(text):
+        path = text
+        name = os.path.splitext(os.path.basename(text))[0]
+    if not name or not path:
+        raise UsageError(f"template {text!r}: expected PATH or NAME=PATH")
+    return name, path
+
+
+def resample_ratio(to_rate: float, from_rate: float) -> Fraction:
+    """The ratio ``up / down`` that resamples from `from_rate` to `to_rate`.
+
+    Exact where the reduced ratio has a denominator of at most `MAX_RESAMPLE_DENOMINATOR`, the
+    closest such fraction otherwise.
+    """
+    exact = Fraction(to_rate) / Fraction(from_rate)
+    return exact.limit_denominator(MAX_RESAMPLE_DENOMINATOR)
+
+
+def resample(samples: np.ndarray, from_rate: float, to_rate: float) -> np.ndarray:
+    """`samples` (frames on axis 0) taken from `from_rate` to `to_rate` (polyphase FIR).
+
+    Returns the array itself when the rates are equal.
+    """
+    if from_rate == to_rate:
+        return samples
+    ratio = resample_ratio(to_rate, from_rate)
+    return signal.resample_poly(samples, ratio.numerator, ratio.denominator, axis=0)
+
+
+class Template:
+    """A template file, read once and resampled to each stream rate on demand.
+
+    Parameters
+    ----------
+    name : str
+        Reported in its detections.
+    path : str
+        Audio file (it carries a sample rate), ``.txt``/``.csv``/``.dat`` or ``.npy`` (taken
+        at the stream's rate).
+
+    Attributes
+    ----------
+    samples : numpy.ndarray
+        ``(L,)`` (one column: matched on every channel) or ``(L, C)``, float64.
+    rate : float or None
+        The file's sample rate, None where the format has none.
+
+    Raises
+    ------
+    UsageError
+        An unreadable file, or samples that cannot be a template (the message names the file).
+    """
+
+    def __init__(self, name: str, path: str):
+        from streamconv.io.arrays import read_array
+
+        self.name, self.path = name, path
+        data, self.rate = read_array(path)
+        self.samples = data[:, 0] if data.shape[1] == 1 else data
+        try:
+            Matcher({name: self.samples}, 1.0)
+        except ValueError as exc:
+            raise UsageError(f"{path}: {exc}") from None
+        self._cache: dict[float, np.ndarray] = {}
+
+    def at(self, rate: float, note: Callable[[str], None] | None = None) -> np.ndarray:
+        """The samples at `rate` (resampled once per rate; `note` is told when)."""
+        if self.rate is None or self.rate == rate:
+            return self.samples
+        if rate not in self._cache:
+            self._cache[rate] = resample(self.samples, self.rate, rate)
+            if note is not None:
+                note(f"template '{self.name}' resampled from {self.rate:g} Hz to {rate:g} Hz")
+        return self._cache[rate]
+
+    def for_stream(
+        self, rate: float, channels: int, where: str, note: Callable[[str], None] | None = None
+    ) -> np.ndarray:
+        """The samples for a stream of `rate` and `channels`.
+
+        Parameters
+        ----------
+        rate : float
+            The stream's sample rate (the template is resampled to it).
+        channels : int
+            The stream's channels: a ``(L, C)`` template needs ``C == channels``.
+        where : str
+            The stream (a file path), for messages.
+        note : callable, optional
+            Called with a message when the template is resampled.
+
+        Raises
+        ------
+        UsageError
+            The template's channels do not fit the stream.
+        """
+        a = self.at(rate, None if note is None else (lambda m: note(f"{m} for {where}")))
+        if a.ndim == 2 and a.shape[1] != channels:
+            raise UsageError(
+                f"{self.path}: template '{self.name}' has {a.shape[1]} channels, "
+                f"{where} has {channels}"
+            )
+        return a
+
+
+def load_templates(arguments: Iterable[str]) -> list[Template]:
+    """Read the templates of ``PATH`` / ``NAME=PATH`` arguments; a name may come once only."""
+    out, seen = [], set()
+    for text in arguments:
+        name, path = template_name(text)
+        if name in seen:
+            raise UsageError(f"template name {name!r} given twice (use NAME=PATH)")
+        seen.add(name)
+        out.append(Template(name, path))
+    return out
+
+
+# -- construction ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class TemplateSpec:
+    """One template detector, with its samples at the stream rate.
+
+    Attributes
+    ----------
+    name : str
+    samples : numpy.ndarray
+        ``(L,)`` or ``(L, C)``; a ``(L, 1)`` template is matched on every channel.
+    threshold, mad : float, optional
+        An absolute score threshold, or ``mad`` times the score's MAD; neither: the threshold
+        `DEFAULT_THRESHOLD`.
+    min_distance : int, optional
+        Samples between two detections; default the template's length.
+    combine : str, optional
+        ``"mean"`` scores the mean over channels; anything else each channel on its own.
+    mad_window_s, mad_hop_s : float
+        The MAD threshold's trailing window and hop in seconds (the hop is cut to the window).
+    """
+
+    name: str
+    samples: np.ndarray
+    threshold: float | None = None
+    mad: float | None = None
+    min_distance: int | None = None
+    combine: str | None = None
+    mad_window_s: float = 10.0
+    mad_hop_s: float = 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class PeriodicitySpec:
+    """One periodicity detector (the fields of a config's ``[[periodicity]]`` entry).
+
+    ``window_s`` and ``hop_s`` None take `Periodicity`'s defaults; ``combine`` is as for
+    `TemplateSpec`.
+    """
+
+    name: str
+    min_period_s: float
+    max_period_s: float
+    threshold: float = 0.5
+    window_s: float | None = None
+    hop_s: float | None = None
+    combine: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class PeriodDetection(Detection):
+    """A periodicity detection: a `Detection` whose score is the normalized autocorrelation at
+    the strongest lag, plus ``period``, that lag in seconds (refined between samples).
+
+    Its record has the fields ``streamconv match --periodicity`` prints, so the service's
+    detection log and ``/detections`` say the period as ``match`` does.
+    """
+
+    period: float | None = None
+
+
+class NamedPeriodicity:
+    """A `Periodicity` detector whose detections are `PeriodDetection` named `name`.
+
+    Estimates below the threshold are dropped; ``decided``, ``chunk_bounds``, ``start_at`` and
+    ``window`` are the detector's.
+    """
+
+    def __init__(self, name: str, detector: Periodicity):
+        self.name, self.detector = name, detector
+
+    @property
+    def window(self) -> int:
+        return self.detector.window
+
+    @property
+    def decided(self) -> int:
+        return self.detector.decided
+
+    def chunk_bounds(self, start: int, stop: int, frames: int | None = None) -> tuple[int, int]:
+        return self.detector.chunk_bounds(start, stop, frames)
+
+    def start_at(self, frame: int) -> None:
+        self.detector.start_at(frame)
+
+    def process(self, x) -> list[PeriodDetection]:
+        return self._named(self.detector.process(x))
+
+    def flush(self) -> list[PeriodDetection]:
+        return self._named(self.detector.flush())
+
+    def _named(self, estimates) -> list[PeriodDetection]:
+        return [
+            PeriodDetection(self.name, e.sample, e.time, e.score, e.channel, e.threshold, e.period)
+            for e in estimates
+            if e.detected
+        ]
+
+
+def _squeeze(samples) -> np.ndarray:
+    """A one-column template is matched on every channel, so it is passed as ``(L,)``."""
+    samples = np.asarray(samples)
+    return samples[:, 0] if samples.ndim == 2 and samples.shape[1] == 1 else samples
+
+
+def build_detectors(
+    templates: Sequence = (),
+    periodicity: Sequence = (),
+    *,
+    sample_rate: float,
+    channels: int,
+    on_scores=None,
+) -> list:
+    """The detectors of a stream: `Matcher` objects for the templates, then periodicity.
+
+    Parameters
+    ----------
+    templates : sequence
+        Objects with the fields of `TemplateSpec` (the config's ``TemplateInfo`` has them).
+        One `Matcher` takes every template that shares ``combine``, ``mad_window_s`` and
+        ``mad_hop_s`` (what a Matcher takes once, not per name).
+    periodicity : sequence
+        Objects with the fields of `PeriodicitySpec` (``combine`` may be missing).
+    sample_rate : float
+        Of the stream, in Hz.
+    channels : int
+        Of the stream.
+    on_scores : callable, optional
+        Given to every `Matcher` (score traces for plots).
+
+    Returns
+    -------
+    list
+        `Matcher` and `NamedPeriodicity` objects, in that order: the order `Detectors`
+        breaks ties of equal samples in.
+
+    Raises
+    ------
+    ValueError
+        Parameters a detector refuses.
+    """
+    groups: dict[tuple, list] = {}
+    for t in templates:
+        combine = "mean" if t.combine == "mean" else None
+        groups.setdefault((combine, t.mad_window_s, t.mad_hop_s), []).append(t)
+    out: list = []
+    for (combine, window_s, hop_s), group in groups.items():
+        out.append(
+            Matcher(
+                {t.name: _squeeze(t.samples) for t in group},
+                sample_rate,
+                threshold={t.name: t.threshold for t in group if t.threshold is not None},
+                mad={t.name: t.mad for t in group if t.mad is not None},
+                min_distance={t.name: t.min_distance for t in group if t.min_distance},
+                combine=combine,
+                channels=channels,
+                mad_window_s=window_s,
+                mad_hop_s=min(hop_s, window_s),
+                on_scores=on_scores,
+            )
+        )
+    for p in periodicity:
+        detector = Periodicity(
+            sample_rate,
+            p.min_period_s,
+            p.max_period_s,
+            p.threshold,
+            window_s=p.window_s,
+            hop_s=p.hop_s,
+            combine="mean" if getattr(p, "combine", None) == "mean" else None,
+            channels=channels,
+        )
+        out.append(NamedPeriodicity(p.name, detector))
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class MatchOptions:
+    """What ``streamconv match`` is asked for, the same for every template and file.
+
+    Attributes
+    ----------
+    threshold, mad : float, optional
+        As in `TemplateSpec` (``mad`` wins).
+    mad_window_s, mad_hop_s : float
+        MAD window and hop in seconds.
+    min_distance : int, optional
+        Samples between detections of a template; default its length.
+    combine : bool
+        Score the mean over channels.
+    periodicity : (float, float), optional
+        Also run a periodicity detector named `PERIODICITY` over this period range, seconds.
+    periodicity_threshold : float
+        Its threshold.
+    rate, channels, fmt : optional
+        How to read raw PCM and csv files (``--rate``, ``--channels``, ``--format``).
+    block : int
+        Frames read at a time.
+    """
+
+    threshold: float | None = None
+    mad: float | None = None
+    mad_window_s: float = 10.0
+    mad_hop_s: float = 1.0
+    min_distance: int | None = None
+    combine: bool = False
+    periodicity: tuple[float, float] | None = None
+    periodicity_threshold: float = 0.5
+    rate: float | None = None
+    channels: int | None = None
+    fmt: str | None = None
+    block: int = 65536
+
+    def specs(self, arrays: dict) -> tuple[list[TemplateSpec], list[PeriodicitySpec]]:
+        """The detectors these options ask for, given the templates' samples by name."""
+        combine = "mean" if self.combine else None
+        templates = [
+            TemplateSpec(
+                name,
+                samples,
+                threshold=None if self.mad else self.threshold,
+                mad=self.mad,
+                min_distance=self.min_distance,
+                combine=combine,
+                mad_window_s=self.mad_window_s,
+                mad_hop_s=self.mad_hop_s,
+            )
+            for name, samples in arrays.items()
+        ]
+        periodic = []
+        if self.periodicity:
+            lo, hi = self.periodicity
+            periodic.append(
+                PeriodicitySpec(PERIODICITY, lo, hi, self.periodicity_threshold, combine=combine)
+            )
+        return templates, periodic
+
+    def detectors(self, arrays: dict, sample_rate: float, channels: int, on_scores=None):
+        """`Detectors` for one stream; `UsageError` names a periodicity range it refuses."""
+        templates, periodic = self.specs(arrays)
+        try:
+            built = build_detectors(templates, (), sample_rate=sample_rate, channels=channels,
+                                    on_scores=on_scores)  # fmt: skip
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        try:
+            built += build_detectors((), periodic, sample_rate=sample_rate, channels=channels)
+        except ValueError as exc:
+            lo, hi = self.periodicity
+            raise UsageError(f"--periodicity {lo:g}:{hi:g}: {exc}") from None
+        return Detectors(built)
+
+
+# -- the stream-order merge -----------------------------------------------------------------
+
+
+class Detectors:
+    """Detectors side by side on one stream; their detections come out in stream order.
+
+    A detection is held back until every detector has decided up to its sample (their
+    ``decided``); detections of the same sample come in detector order, each detector's in its
+    own order (stable). So the output depends neither on the block sizes nor on how the stream
+    is cut into chunks, and ``match``, archives and the service give the same list.
+
+    Parameters
+    ----------
+    detectors : list
+        `Matcher` and `NamedPeriodicity` objects (anything with ``process``, ``flush``,
+        ``decided``, ``chunk_bounds`` and ``start_at``), as `build_detectors` gives.
+    """
+
+    def __init__(self, detectors: list):
+        self.detectors = list(detectors)
+        self._from = [0] * len(self.detectors)  # stream frame each detector starts at
+        self._pos = 0  # stream frame of the next block
+        self._pending: list[tuple[int, Detection]] = []  # (detector index, detection)
+
+    @property
+    def decided(self) -> int:
+        """Stream sample before which every detection has been returned."""
+        if not self.detectors:
+            return self._pos
+        return min(d.decided for d in self.detectors)
+
+    def check_length(self, where: str, frames: int, templates: Sequence[Template], arrays: dict):
+        """Raise `UsageError` if a template or a periodicity window is longer than the stream.
+
+        Parameters
+        ----------
+        where : str
+            The stream (a file), for the message.
+        frames : int
+            The stream's length.
+        templates : sequence of Template
+            The templates, and `arrays` their samples at the stream's rate by name.
+        """
+        for t in templates:
+            if len(arrays[t.name]) > frames:
+                raise UsageError(
+                    f"{t.path}: template '{t.name}' ({len(arrays[t.name])} frames) is longer "
+                    f"than {where} ({frames} frames)"
+                )
+        for d in self.detectors:
+            if isinstance(d, NamedPeriodicity) and d.window > frames:
+                raise UsageError(
+                    f"--periodicity: the analysis window ({d.window} frames, three times the "
+                    f"longest period) is longer than {where} ({frames} frames)"
+                )
+
+    def start_chunk(self, start: int, stop: int, frames: int | None) -> tuple[int, int]:
+        """Set every detector up for the detections in ``[start, stop)`` of a stream.
+
+        Returns
+        -------
+        first, end : int
+            Feed frames ``[first, end)`` of the stream to `process` (then `flush` if ``end`` is
+            ``frames``) and keep the detections in ``[start, stop)``: they are the whole
+            stream's (see `Matcher.chunk_bounds`).
+        """
+        bounds = [d.chunk_bounds(start, stop, frames) for d in self.detectors]
+        for d, (first, _) in zip(self.detectors, bounds, strict=True):
+            d.start_at(first)
+        self._from = [first for first, _ in bounds]
+        self._pos = min(self._from)
+        self._pending = []
+        return self._pos, max(end for _, end in bounds)
+
+    def process(self, block: np.ndarray) -> list[Detection]:
+        """Feed the next block; return the detections now final, in stream order."""
+        for i, d in enumerate(self.detectors):
+            skip = self._from[i] - self._pos  # this detector starts later in the chunk
+            if skip < len(block):
+                self._add(i, d.process(block[max(skip, 0) :]))
+        self._pos += len(block)
+        return self._release(self.decided)
+
+    def flush(self) -> list[Detection]:
+        """End of the stream: the detections left, in stream order."""
+        for i, d in enumerate(self.detectors):
+            self._add(i, d.flush())
+        return self._release(None)
+
+    def _add(self, i: int, found: list) -> None:
+        self._pending += [(i, d) for d in found]
+
+    def _release(self, upto: int | None) -> list[Detection]:
+        if upto is None:
+            ready, self._pending = self._pending, []
+        else:
+            ready = [p for p in self._pending if p[1].sample < upto]
+            self._pending = [p for p in self._pending if p[1].sample >= upto]
+        # Stable: one detector's detections of a sample keep that detector's own order.
+        ready.sort(key=lambda p: (p[1].sample, p[0]))
+        return [d for _, d in ready]
+
+
+# -- records --------------------------------------------------------------------------------
+
+
+def to_record(path: str, det: Detection) -> dict:
+    """The record of a detection of stream `path`: ``{"file": path, **det.to_dict()}``.
+
+    A `PeriodDetection` has ``period`` as its last field; a template detection has none.
+    """
+    return {"file": path, **det.to_dict()}
+
+
+class RecordWriter:
+    """Detection records as JSON lines, or CSV with the `FIELDS` columns.
+
+    Parameters
+    ----------
+    path : str, optional
+        Write here (CSV when it ends in ``.csv``), under a temporary name renamed by
+        ``close(ok=True)``: a failed run leaves no half file. None: JSON lines to `stream`,
+        flushed after each record.
+    stream : text file, optional
+        Where records go without a path (default ``sys.stdout``).
+    """
+
+    def __init__(self, path: str | None = None, stream=None):
+        self.atomic = None
+        if path is None:
+            self.stream = stream if stream is not None else sys.stdout
+        else:
+            self.atomic = AtomicFile(path)
+            self.stream = open(self.atomic.tmp_path, "w", encoding="utf-8", newline="")
+        self.csv = None
+        if path is not None and path.lower().endswith(".csv"):
+            self.csv = csv.DictWriter(self.stream, FIELDS, lineterminator="\n")
+            self.csv.writeheader()
+
+    def write(self, record: dict) -> None:
+        """Write one record (a missing or None field is an empty CSV cell)."""
+        if self.csv is not None:
+            self.csv.writerow({k: ("" if v is None else v) for k, v in record.items()})
+        else:
+            self.stream.write(json.dumps(record) + "\n")
+        if self.atomic is None:
+            self.stream.flush()
+
+    def close(self, ok: bool) -> None:
+        """Finish: the file appears under its name if `ok`, else it is removed."""
+        if self.atomic is None:
+            return
+        self.stream.close()
+        if ok:
+            self.atomic.commit()
+        else:
+            self.atomic.discard()
