@@ -228,6 +228,8 @@ class TemplateSpec:
         ``"mean"`` scores the mean over channels; anything else each channel on its own.
     mad_window_s, mad_hop_s : float
         The MAD threshold's trailing window and hop in seconds (the hop is cut to the window).
+    domain : {"waveform", "spectrogram"}
+        What is correlated (see `Matcher`); ``spectrogram`` its parameters (spectrogram only).
     """
 
     name: str
@@ -238,6 +240,8 @@ class TemplateSpec:
     combine: str | None = None
     mad_window_s: float = 10.0
     mad_hop_s: float = 1.0
+    domain: str = "waveform"
+    spectrogram: object = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -326,9 +330,10 @@ def build_detectors(
     Parameters
     ----------
     templates : sequence
-        Objects with the fields of `TemplateSpec` (the config's ``TemplateInfo`` has them).
-        One `Matcher` takes every template that shares ``combine``, ``mad_window_s`` and
-        ``mad_hop_s`` (what a Matcher takes once, not per name).
+        Objects with the fields of `TemplateSpec` (the config's ``TemplateInfo`` has them;
+        ``domain`` and ``spectrogram`` may be missing). One `Matcher` takes every template that
+        shares ``combine``, ``mad_window_s``, ``mad_hop_s``, ``domain`` and ``spectrogram``
+        (what a Matcher takes once, not per name).
     periodicity : sequence
         Objects with the fields of `PeriodicitySpec` (``combine`` may be missing).
     sample_rate : float
@@ -352,9 +357,15 @@ def build_detectors(
     groups: dict[tuple, list] = {}
     for t in templates:
         combine = "mean" if t.combine == "mean" else None
-        groups.setdefault((combine, t.mad_window_s, t.mad_hop_s), []).append(t)
+        domain = getattr(t, "domain", "waveform")
+        spectrogram = getattr(t, "spectrogram", None)
+        key = (combine, t.mad_window_s, t.mad_hop_s, domain, id(spectrogram))
+        groups.setdefault(key, []).append(t)
     out: list = []
-    for (combine, window_s, hop_s), group in groups.items():
+    for (combine, window_s, hop_s, domain, _), group in groups.items():
+        extra = {}
+        if domain != "waveform":
+            extra = {"domain": domain, "spectrogram": getattr(group[0], "spectrogram", None)}
         out.append(
             Matcher(
                 {t.name: _squeeze(t.samples) for t in group},
@@ -367,6 +378,7 @@ def build_detectors(
                 mad_window_s=window_s,
                 mad_hop_s=min(hop_s, window_s),
                 on_scores=on_scores,
+                **extra,
             )
         )
     for p in periodicity:

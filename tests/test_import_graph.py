@@ -25,12 +25,18 @@ def _modules() -> dict[str, pathlib.Path]:
 MODULES = _modules()
 
 
-def _imports(name: str) -> set[str]:
-    """The package modules `name` imports (``from P import m`` counts as P.m when m is one)."""
+def _imports(name: str, top_level: bool) -> set[str]:
+    """The package modules `name` imports (``from P import m`` counts as P.m when m is one).
+
+    `top_level`: only the statements run when the module loads (not those inside functions
+    or classes), the ones that can meet a half-initialised module.
+    """
     path = MODULES[name]
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    nodes = _top_level(tree.body) if top_level else ast.walk(tree)
     found = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in nodes:
         if isinstance(node, ast.Import):
             found |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom):
@@ -45,7 +51,48 @@ def _imports(name: str) -> set[str]:
     return {m for m in found if m in MODULES and m != name}
 
 
-GRAPH = {name: _imports(name) for name in MODULES}
+def _top_level(body):
+    """Statements of a module body, into ``if``/``try``/``with`` blocks, not into defs."""
+    for node in body:
+        yield node
+        if isinstance(node, (ast.If, ast.Try, ast.With)):
+            for field in ("body", "orelse", "finalbody", "handlers"):
+                for child in getattr(node, field, []):
+                    yield from _top_level(child.body if isinstance(child, ast.ExceptHandler)
+                                          else [child])  # fmt: skip
+
+
+GRAPH = {name: _imports(name, top_level=False) for name in MODULES}
+LOADING = {name: _imports(name, top_level=True) for name in MODULES}
+
+#: Cycles closed only by an import inside a function (run after both modules have loaded), each
+#: with its reason. Any other cycle fails `test_no_import_cycle`.
+KNOWN_LAZY_CYCLES = {
+    # Matcher(domain="spectrogram") returns a SpectroMatcher, which uses the matcher's pieces.
+    "streamconv.dsp.matcher -> streamconv.dsp.spectro_matcher -> streamconv.dsp.matcher",
+}
+
+
+def _cycles(graph) -> set[str]:
+    state: dict[str, int] = {}  # 1: on the path being walked, 2: done
+    path: list[str] = []
+    found = set()
+
+    def walk(u: str) -> None:
+        state[u] = 1
+        path.append(u)
+        for v in sorted(graph[u]):
+            if state.get(v) == 1:
+                found.add(" -> ".join([*path[path.index(v) :], v]))
+            elif v not in state:
+                walk(v)
+        path.pop()
+        state[u] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            walk(name)
+    return found
 
 
 def test_the_graph_is_read():
@@ -53,7 +100,11 @@ def test_the_graph_is_read():
     assert "streamconv.detect" in GRAPH["streamconv.archive"]
     assert "streamconv.io.rows" in GRAPH["streamconv.io.files"]
     assert "streamconv.detect" in GRAPH["streamconv.commands.match"]
+    assert "streamconv.archive" in GRAPH["streamconv.commands.match"]  # inside a function
+    assert "streamconv.archive" not in LOADING["streamconv.commands.match"]
     assert len(MODULES) > 40
+    # The cycle walk finds a cycle where there is one.
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == {"a -> b -> c -> a"}
 
 
 @pytest.mark.parametrize("name", sorted(MODULES))
@@ -64,22 +115,5 @@ def test_the_library_does_not_import_the_command_line(name):
 
 
 def test_no_import_cycle():
-    state: dict[str, int] = {}  # 1: on the path being walked, 2: done
-    path: list[str] = []
-    cycles = []
-
-    def walk(u: str) -> None:
-        state[u] = 1
-        path.append(u)
-        for v in sorted(GRAPH[u]):
-            if state.get(v) == 1:
-                cycles.append(" -> ".join([*path[path.index(v) :], v]))
-            elif v not in state:
-                walk(v)
-        path.pop()
-        state[u] = 2
-
-    for name in sorted(GRAPH):
-        if name not in state:
-            walk(name)
-    assert cycles == []
+    assert _cycles(LOADING) == set()
+    assert _cycles(GRAPH) <= KNOWN_LAZY_CYCLES
