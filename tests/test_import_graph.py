@@ -70,6 +70,12 @@ LOADING = {name: _imports(name, top_level=True) for name in MODULES}
 KNOWN_LAZY_CYCLES = {
     # Matcher(domain="spectrogram") returns a SpectroMatcher, which uses the matcher's pieces.
     "streamconv.dsp.matcher -> streamconv.dsp.spectro_matcher -> streamconv.dsp.matcher",
+    # costmodel.calibrate() times the engines it models.
+    "streamconv.dsp.engines -> streamconv.dsp.costmodel -> streamconv.dsp.engines",
+    "streamconv.dsp.compiled -> streamconv.dsp.engines -> streamconv.dsp.costmodel"
+    " -> streamconv.dsp.compiled",
+    # io.files re-exports the CSV classes from their old home; they use its AtomicFile.
+    "streamconv.io.files -> streamconv.io.csvstream -> streamconv.io.files",
 }
 
 
@@ -98,7 +104,7 @@ def _cycles(graph) -> set[str]:
 def test_the_graph_is_read():
     """The reader sees the imports it must (a test that cannot pass on an empty graph)."""
     assert "streamconv.detect" in GRAPH["streamconv.archive"]
-    assert "streamconv.io.rows" in GRAPH["streamconv.io.files"]
+    assert "streamconv.io.rows" in GRAPH["streamconv.io.arrays"]
     assert "streamconv.detect" in GRAPH["streamconv.commands.match"]
     assert "streamconv.archive" in GRAPH["streamconv.commands.match"]  # inside a function
     assert "streamconv.archive" not in LOADING["streamconv.commands.match"]

@@ -1,5 +1,5 @@
 """The one array reader (`streamconv.io.arrays`, `streamconv.io.rows`): the same text rules and
-the same error text for ``match -t``, ``filter --fir``, a config's files and a ``.csv`` stream."""
+the same error text for ``match -t``, ``filter --fir`` and a config's templates and filters."""
 
 import json
 import os
@@ -11,7 +11,6 @@ import soundfile as sf
 
 from streamconv.cli import main
 from streamconv.errors import UsageError
-from streamconv.io import MemorySink, open_source
 from streamconv.io.arrays import read_array, text_columns
 from streamconv.io.rows import RowParser
 
@@ -109,18 +108,11 @@ def _via_config(tmp_path, path, capsys, section):
     return code, capsys.readouterr()
 
 
-def _via_stream(tmp_path, path, capsys):
-    code = main(["filter", "-i", str(path), "--rate", "8000", "-o", str(tmp_path / "o.wav"),
-                 "--fir", str(tmp_path / "h.txt")])  # fmt: skip
-    return code, capsys.readouterr()
-
-
 ENTRIES = {
     "match -t": _via_match,
     "filter --fir": _via_fir,
     "config template": lambda t, p, c: _via_config(t, p, c, "templates"),
     "config filter": lambda t, p, c: _via_config(t, p, c, "filters"),
-    "csv stream": _via_stream,
 }
 
 
@@ -145,18 +137,6 @@ def test_every_entry_point_reads_a_header(tmp_path, capsys, entry):
     path.write_text("value\n" + "\n".join(f"{v:.6f}" for v in rng.normal(size=300)) + "\n")
     code, out = ENTRIES[entry](tmp_path, path, capsys)
     assert code == 0, out.err
-
-
-def test_csv_stream_reads_what_read_array_reads(tmp_path):
-    path = tmp_path / "s.csv"
-    path.write_text("# sensor\nax;ay\n1;2\n3 4\n\n5,6 # last\n7,8\n")
-    expected, _ = read_array(str(path))
-    for block in (1, 2, 3, 100):
-        sink = MemorySink(10, 2)
-        with open_source(str(path), sample_rate=10) as src:
-            for x in src.blocks(block):
-                sink.write(x)
-        np.testing.assert_array_equal(sink.data, expected)
 
 
 def test_match_reads_the_projects_knock_template(capsys):
