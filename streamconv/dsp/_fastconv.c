@@ -132,6 +132,7 @@ typedef struct {
     PyObject_HEAD int dbl;
     int n_in, n_out;
     void *impl;
+    PyObject *empty, *dtype; /* numpy.empty and the dtype, to make process()'s output */
 } EngineObject;
 
 static void engine_dealloc(EngineObject *self) {
@@ -139,6 +140,8 @@ static void engine_dealloc(EngineObject *self) {
         eng_free_d(self->impl);
     else
         eng_free_f(self->impl);
+    Py_XDECREF(self->empty);
+    Py_XDECREF(self->dtype);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -155,16 +158,35 @@ static int check_frames(Py_buffer *b, const char *what, int channels, int dbl) {
     return 1;
 }
 
-/* process(x, out): filter the (n, in) frames x into the (n, out) array out. */
+/* process(x[, out]): filter the (n, in) frames x into out, (n, out), made if not given (with
+ * numpy.empty: one call from here instead of a Python function around this one). */
 static PyObject *engine_process(EngineObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "process(x, out) takes 2 arguments");
+    if (nargs != 1 && nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "process(x[, out]) takes 1 or 2 arguments");
         return NULL;
     }
     Py_buffer x, y;
     if (PyObject_GetBuffer(args[0], &x, PyBUF_STRIDES | PyBUF_FORMAT) < 0) return NULL;
-    if (PyObject_GetBuffer(args[1], &y, PyBUF_STRIDES | PyBUF_FORMAT | PyBUF_WRITABLE) < 0) {
+    PyObject *out;
+    if (nargs == 2) {
+        out = Py_NewRef(args[1]);
+    } else {
+        if (x.ndim != 2) {
+            PyBuffer_Release(&x);
+            PyErr_SetString(PyExc_ValueError, "x must be (frames, channels)");
+            return NULL;
+        }
+        PyObject *shape = Py_BuildValue("(nn)", x.shape[0], (Py_ssize_t)self->n_out);
+        out = shape ? PyObject_CallFunctionObjArgs(self->empty, shape, self->dtype, NULL) : NULL;
+        Py_XDECREF(shape);
+        if (!out) {
+            PyBuffer_Release(&x);
+            return NULL;
+        }
+    }
+    if (PyObject_GetBuffer(out, &y, PyBUF_STRIDES | PyBUF_FORMAT | PyBUF_WRITABLE) < 0) {
         PyBuffer_Release(&x);
+        Py_DECREF(out);
         return NULL;
     }
     PyObject *result = NULL;
@@ -193,11 +215,12 @@ static PyObject *engine_process(EngineObject *self, PyObject *const *args, Py_ss
                     direct_process_f(e, xp, n, x.strides[0], x.strides[1], yp, y.strides[0],
                                      y.strides[1]);
             }
-            result = Py_NewRef(Py_None);
+            result = Py_NewRef(out);
         }
     }
     PyBuffer_Release(&x);
     PyBuffer_Release(&y);
+    Py_DECREF(out);
     return result;
 }
 
@@ -212,7 +235,7 @@ static PyObject *engine_reset(EngineObject *self, PyObject *unused) {
 
 static PyMethodDef engine_methods[] = {
     {"process", (PyCFunction)(void (*)(void))engine_process, METH_FASTCALL,
-     "process(x, out): filter the (n, in) frames x into the (n, out) array out"},
+     "process(x[, out]) -> out: filter the (n, in) frames x into the (n, out) array out"},
     {"reset", (PyCFunction)engine_reset, METH_NOARGS, "forget the stream"},
     {NULL, NULL, 0, NULL},
 };
@@ -247,22 +270,27 @@ static int get_paths(PyObject *pin, PyObject *pout, Py_buffer *bi, Py_buffer *bo
     return ok;
 }
 
-static EngineObject *new_engine(int dbl, int n_in, int n_out) {
+static EngineObject *new_engine(int dbl, int n_in, int n_out, PyObject *empty, PyObject *dtype) {
     EngineObject *self = PyObject_New(EngineObject, &EngineType);
     if (!self) return NULL;
     self->dbl = dbl;
     self->n_in = n_in;
     self->n_out = n_out;
     self->impl = NULL;
+    self->empty = Py_NewRef(empty);
+    self->dtype = Py_NewRef(dtype);
     return self;
 }
 
-/* direct(double, n_in, n_out, path_in, path_out, taps): taps (paths, L) contiguous. */
+/* direct(double, n_in, n_out, path_in, path_out, taps, empty, dtype): taps (paths, L)
+ * contiguous; empty(shape, dtype) makes process()'s outputs. */
 static PyObject *mod_direct(PyObject *mod, PyObject *args) {
     (void)mod;
     int dbl, n_in, n_out;
-    PyObject *pin, *pout, *taps;
-    if (!PyArg_ParseTuple(args, "piiOOO", &dbl, &n_in, &n_out, &pin, &pout, &taps)) return NULL;
+    PyObject *pin, *pout, *taps, *empty, *dtype;
+    if (!PyArg_ParseTuple(args, "piiOOOOO", &dbl, &n_in, &n_out, &pin, &pout, &taps, &empty,
+                          &dtype))
+        return NULL;
     Py_buffer bi, bo, bt;
     if (!get_paths(pin, pout, &bi, &bo, n_in, n_out)) return NULL;
     int paths = (int)(bi.len / 4);
@@ -271,7 +299,7 @@ static PyObject *mod_direct(PyObject *mod, PyObject *args) {
     Py_ssize_t item = dbl ? 8 : 4;
     if (bt.itemsize != item || bt.len % (item * paths) || bt.len == 0) {
         PyErr_SetString(PyExc_ValueError, "taps must be (paths, L) of the engine's dtype");
-    } else if ((self = new_engine(dbl, n_in, n_out))) {
+    } else if ((self = new_engine(dbl, n_in, n_out, empty, dtype))) {
         int length = (int)(bt.len / (item * paths));
         self->impl = dbl ? (void *)direct_new_d(n_in, n_out, paths, bi.buf, bo.buf, bt.buf, length)
                          : (void *)direct_new_f(n_in, n_out, paths, bi.buf, bo.buf, bt.buf, length);
@@ -287,16 +315,16 @@ done:
     return (PyObject *)self;
 }
 
-/* partitioned(double, n_in, n_out, path_in, path_out, segments, flags): segments a list of
- * (offset, block, length, count, fft, spectra), spectra (paths, count, fft // 2 + 1) complex
- * contiguous; segment 0 is the overlap-save head. */
+/* partitioned(double, n_in, n_out, path_in, path_out, segments, flags, empty, dtype):
+ * segments a list of (offset, block, length, count, fft, spectra), spectra (paths, count,
+ * fft // 2 + 1) complex contiguous; segment 0 is the overlap-save head. */
 static PyObject *mod_partitioned(PyObject *mod, PyObject *args) {
     (void)mod;
     int dbl, n_in, n_out;
     unsigned flags;
-    PyObject *pin, *pout, *segs;
-    if (!PyArg_ParseTuple(args, "piiOOO!I", &dbl, &n_in, &n_out, &pin, &pout, &PyList_Type,
-                          &segs, &flags))
+    PyObject *pin, *pout, *segs, *empty, *dtype;
+    if (!PyArg_ParseTuple(args, "piiOOO!IOO", &dbl, &n_in, &n_out, &pin, &pout, &PyList_Type,
+                          &segs, &flags, &empty, &dtype))
         return NULL;
     if (dbl ? !have_d : !have_f) {
         PyErr_SetString(PyExc_RuntimeError, "FFTW of this precision is not loaded");
@@ -337,7 +365,7 @@ static PyObject *mod_partitioned(PyObject *mod, PyObject *args) {
         }
         ptrs[got] = specs[got].buf;
     }
-    if ((self = new_engine(dbl, n_in, n_out))) {
+    if ((self = new_engine(dbl, n_in, n_out, empty, dtype))) {
         self->impl = dbl ? (void *)part_new_d(n_in, n_out, paths, bi.buf, bo.buf, (int)nseg, geo,
                                               (const double *const *)ptrs, flags, &api_d)
                          : (void *)part_new_f(n_in, n_out, paths, bi.buf, bo.buf, (int)nseg, geo,
@@ -359,9 +387,10 @@ done:
 
 static PyMethodDef module_methods[] = {
     {"direct", mod_direct, METH_VARARGS,
-     "direct(double, n_in, n_out, path_in, path_out, taps) -> Engine"},
+     "direct(double, n_in, n_out, path_in, path_out, taps, empty, dtype) -> Engine"},
     {"partitioned", mod_partitioned, METH_VARARGS,
-     "partitioned(double, n_in, n_out, path_in, path_out, segments, flags) -> Engine"},
+     "partitioned(double, n_in, n_out, path_in, path_out, segments, flags, empty, dtype) "
+     "-> Engine"},
     {NULL, NULL, 0, NULL},
 };
 

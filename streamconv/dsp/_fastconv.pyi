@@ -2,7 +2,7 @@
 import numpy as np
 
 class Engine:
-    def process(self, x: np.ndarray, out: np.ndarray, /) -> None: ...
+    def process(self, x: np.ndarray, out: np.ndarray | None = None, /) -> np.ndarray: ...
     def reset(self) -> None: ...
 
 def direct(
@@ -12,6 +12,8 @@ def direct(
     path_in: np.ndarray,
     path_out: np.ndarray,
     taps: np.ndarray,
+    empty: object,
+    dtype: np.dtype,
     /,
 ) -> Engine: ...
 def partitioned(
@@ -22,5 +24,7 @@ def partitioned(
     path_out: np.ndarray,
     segments: list[tuple[int, int, int, int, int, np.ndarray]],
     flags: int,
+    empty: object,
+    dtype: np.dtype,
     /,
 ) -> Engine: ...

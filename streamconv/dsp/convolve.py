@@ -105,6 +105,7 @@ class Convolver:
             if self.in_channels is None:
                 self.in_channels = self.out_channels = channels
         self._engine = None
+        self._fast = None  # the compiled engine's process when no conversion is needed
         self._mono = False
         if self.in_channels is not None:
             self._build()
@@ -153,16 +154,18 @@ class Convolver:
             ``m * D`` arrived in this call), 1-D when ``x`` was 1-D and ``Cout == 1``.
         """
         # The common case, a 2-D block of the right dtype and width, goes straight to the
-        # engine: at 32-frame blocks every Python statement here is a few percent of the call.
-        if (
-            type(x) is np.ndarray
-            and x.ndim == 2
-            and x.dtype is self.dtype
-            and self.down == 1
-            and x.shape[1] == self.in_channels
-        ):
-            self._mono = False  # (the frame counters matter only for down > 1)
-            return self._engine.process(x)
+        # compiled engine, which checks the array itself (at 32-frame blocks every Python
+        # statement here is a few percent of the call); anything else it refuses, unchanged,
+        # and the general path below converts it or says what is wrong.
+        fast = self._fast
+        if fast is not None and type(x) is np.ndarray:
+            try:
+                y = fast(x)
+            except ValueError:
+                pass
+            else:
+                self._mono = False  # (the frame counters matter only for down > 1)
+                return y
         x = np.asarray(x)
         if x.ndim not in (1, 2):
             raise ValueError(f"x must be (frames, channels) or 1-D mono; got shape {x.shape}")
@@ -253,6 +256,8 @@ class Convolver:
             self._engine = DirectEngine(kernel, self.dtype)
         else:
             self._engine = PartitionedEngine(kernel, plan, self.dtype, name)
+        if fast and self.down == 1:
+            self._fast = self._engine.process
         self.reset()
 
     def _polyphase_frames(self, x: np.ndarray) -> np.ndarray:
