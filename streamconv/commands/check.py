@@ -128,15 +128,16 @@ def summary(loaded: LoadedConfig) -> str:
     )
     conv = Convolver(loaded.compact_taps(), block_size=block, method=loaded.method, channels=n_in)
     segments = ", ".join(f"{s.count} x {s.block}" for s in conv.plan)
-    model = costmodel.current(conv.backend)
+    model = costmodel.current(conv.backend or "numpy")
+    cost = conv.cost_per_frame or 0.0  # (both are known: the channel count was given)
     lines.append(
         f"  engine     {conv.method} ({conv.backend})"
         + (f", plan: partitions {segments}" if segments else "")
         + f"; latency added {conv.latency} frames (each block's output returns with it)"
     )
     lines.append(
-        f"  load       expected {100 * conv.cost_per_frame * rate:.2g}% of one core at blocks "
-        f"of {block} ({1e6 * conv.cost_per_frame * block:.3g} us per block; cost model: "
+        f"  load       expected {100 * cost * rate:.2g}% of one core at blocks "
+        f"of {block} ({1e6 * cost * block:.3g} us per block; cost model: "
         f"{model.source})"
     )
     for t in loaded.templates:

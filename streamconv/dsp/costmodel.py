@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -90,13 +91,14 @@ def calibrate(backend: str, seconds: float = 2.0, channels: int = 2) -> CostMode
         compiled.CompiledPartitionedEngine if backend == "compiled" else engines.PartitionedEngine
     )
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((16384, channels)).astype(np.float32)
+    f32 = np.dtype(np.float32)
+    x = rng.standard_normal((16384, channels)).astype(f32)
 
     def kernel(length: int) -> engines.Kernel:
         taps = rng.standard_normal((length, 1, 1)).astype(np.float32)
         return engines.Kernel(taps, "diagonal", channels, channels)
 
-    cases = []  # (features per frame, engine, block)
+    cases: list[tuple[list[float], Any, int]] = []  # (features per frame, engine, block)
     for length, block, count in _FFT_CASES:
         k = kernel(length)
         seg = engines.Segment(0, block, block, count)
@@ -108,11 +110,11 @@ def calibrate(backend: str, seconds: float = 2.0, channels: int = 2) -> CostMode
             0.0,
             0.0,
         ]
-        cases.append((features, part_cls(k, (seg,), np.float32, "uniform"), block))
+        cases.append((features, part_cls(k, (seg,), f32, "uniform"), block))
     for length, block in _DIRECT_CASES:
         k = kernel(length)
         features = [0.0, 0.0, 0.0, length * k.paths, k.paths / block]
-        cases.append((features, direct_cls(k, np.float32), block))
+        cases.append((features, direct_cls(k, f32), block))
 
     best = [np.inf] * len(cases)
     deadline = time.perf_counter() + seconds
@@ -127,17 +129,17 @@ def calibrate(backend: str, seconds: float = 2.0, channels: int = 2) -> CostMode
             per_frame = (time.perf_counter() - start) / (len(blocks) * block)
             best[i] = min(best[i], per_frame)
         rounds += 1
-    features = np.array([c[0] for c in cases])
+    rows = np.array([c[0] for c in cases])
     times = np.array(best)
     # Relative error matters (cheap and dear cases alike): weight each row by 1 / its time.
     fft_rows, direct_rows = slice(0, len(_FFT_CASES)), slice(len(_FFT_CASES), None)
     w = 1 / times
-    fft_coef, _ = nnls(features[fft_rows, :3] * w[fft_rows, None], np.ones(len(_FFT_CASES)))
-    dir_coef, _ = nnls(
-        features[direct_rows, 3:] * w[direct_rows, None], np.ones(len(_DIRECT_CASES))
-    )
-    values = [float(v) for v in (*fft_coef, *dir_coef)]
-    model = CostModel(*values, source="calibrated " + time.strftime("%Y-%m-%d %H:%M"))
+    fft_coef, _ = nnls(rows[fft_rows, :3] * w[fft_rows, None], np.ones(len(_FFT_CASES)))
+    dir_coef, _ = nnls(rows[direct_rows, 3:] * w[direct_rows, None], np.ones(len(_DIRECT_CASES)))
+    fft, mac, run = (float(v) for v in fft_coef)
+    direct, call = (float(v) for v in dir_coef)
+    source = "calibrated " + time.strftime("%Y-%m-%d %H:%M")
+    model = CostModel(fft=fft, mac=mac, run=run, direct=direct, call=call, source=source)
     # A constant the fit zeroed (its effect below the noise) keeps a tenth of its default, so
     # the planner never thinks some work is free.
     floor = DEFAULTS[backend]
