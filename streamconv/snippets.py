@@ -150,6 +150,8 @@ class SnippetRecorder:
         """The next block of the input (and of the filtered stream)."""
         self._rings[0].add(x)
         if self.filtered:
+            if y is None:
+                raise ValueError("filtered snippets need the filtered block too")
             self._rings[1].add(y)
         if self._pending and self._pending[0][1] <= self._rings[0].end:
             self._cut(final=False)

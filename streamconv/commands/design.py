@@ -18,8 +18,12 @@ import sys
 import tempfile
 
 import numpy as np
-import tomllib
 from pydantic import TypeAdapter, ValidationError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same parser from PyPI
+    import tomli as tomllib
 
 from streamconv.config.arrays import read_array
 from streamconv.config.models import FILTER_TYPES, Filter

@@ -319,7 +319,7 @@ def _static_response(name: str) -> web.Response:
     ext = os.path.splitext(name)[1]
     if ext not in STATIC_TYPES or "/" in name or name.startswith("."):
         raise web.HTTPNotFound()
-    item = resources.files("streamconv.control").joinpath("static", name)
+    item = resources.files("streamconv.control") / "static" / name
     if not item.is_file():
         raise web.HTTPNotFound()
     return web.Response(

@@ -335,10 +335,12 @@ class _OverlapAddSegment:
     def run(self, block: np.ndarray | None, acc: np.ndarray, at: int) -> None:
         """Add the output of the block just completed, (Cin, N), into ``acc[:, at:]``."""
         parts = self.parts
-        if self.donor is None:
+        if self.donor is not None:
+            spectrum = self.donor.parts.fft.spectrum.reshape(parts.x_shape)
+        elif block is not None:
             spectrum = parts.forward(block)
         else:
-            spectrum = self.donor.parts.fft.spectrum.reshape(parts.x_shape)
+            raise ValueError("a segment without a donor needs the block")
         parts.multiply_accumulate(spectrum, parts.fft.inverse_spectrum)
         parts.advance()
         acc[:, at : at + self._out_len] += parts.fft.inverse()[:, : self._out_len]

@@ -385,7 +385,7 @@ def pcm_subtype(fmt: str | None) -> str | None:
 def open_raw_file_source(path, fmt, sample_rate, channels, dtype=np.float64) -> RawSource:
     """Open a ``.raw``/``.pcm`` file of interleaved PCM (needs format, rate and channels)."""
     _check_readable(path)
-    _need_raw_params(path, fmt, sample_rate, channels)
+    fmt, sample_rate, channels = raw_params(path, fmt, sample_rate, channels)
     return RawSource(
         open(path, "rb"),
         fmt,
@@ -412,12 +412,17 @@ class RawFileSink(RawSink):
         self._atomic.close_and_discard(self._stream)
 
 
-def _need_raw_params(name, fmt, sample_rate, channels) -> None:
-    missing = [
-        opt
-        for opt, value in (("--format", fmt), ("--rate", sample_rate), ("--channels", channels))
-        if value is None
-    ]
-    if missing:
+def raw_params(
+    name: str, fmt: str | None, sample_rate: float | None, channels: int | None
+) -> tuple[str, float, int]:
+    """``(fmt, sample_rate, channels)`` of a raw PCM stream, all given (and the format known);
+    else `UsageError` naming the missing options."""
+    if fmt is None or sample_rate is None or channels is None:
+        missing = [
+            opt
+            for opt, value in (("--format", fmt), ("--rate", sample_rate), ("--channels", channels))
+            if value is None
+        ]
         raise UsageError(f"{name}: raw PCM needs {', '.join(missing)}")
     pcm.pcm_dtype(fmt)
+    return fmt, sample_rate, channels

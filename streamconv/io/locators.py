@@ -95,10 +95,10 @@ def open_source(
     if locator.startswith("udp://"):
         from streamconv.io.network import UdpSource
 
-        files._need_raw_params(locator, fmt, sample_rate, channels)
+        fmt, sample_rate, channels = files.raw_params(locator, fmt, sample_rate, channels)
         return UdpSource(locator, fmt, sample_rate, channels, dtype=dtype)
     if locator == "-":
-        files._need_raw_params("-", fmt, sample_rate, channels)
+        fmt, sample_rate, channels = files.raw_params("-", fmt, sample_rate, channels)
         stream = stdin if stdin is not None else sys.stdin.buffer
         return RawSource(stream, fmt, sample_rate, channels, name="-", dtype=dtype)
     kind = files.file_kind(locator)
@@ -171,15 +171,15 @@ def open_sink(
     if locator.startswith("udp://"):
         from streamconv.io.network import UdpSink
 
-        files._need_raw_params(locator, fmt, sample_rate, channels)
+        fmt, sample_rate, channels = files.raw_params(locator, fmt, sample_rate, channels)
         return UdpSink(locator, fmt, sample_rate, channels)
     if locator == "-":
-        files._need_raw_params("-", fmt, sample_rate, channels)
+        fmt, sample_rate, channels = files.raw_params("-", fmt, sample_rate, channels)
         stream = stdout if stdout is not None else sys.stdout.buffer
         return RawSink(stream, fmt, sample_rate, channels, name="-", flush=True)
     kind = files.file_kind(locator)
     if kind == "raw":
-        files._need_raw_params(locator, fmt, sample_rate, channels)
+        fmt, sample_rate, channels = files.raw_params(locator, fmt, sample_rate, channels)
         return files.RawFileSink(locator, fmt, sample_rate, channels)
     if kind == "csv":
         return files.CsvSink(locator, sample_rate, channels, like=like, float_format=float_format)
