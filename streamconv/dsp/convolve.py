@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+from collections.abc import Callable
 
 import numpy as np
 
@@ -11,10 +12,19 @@ from streamconv.dsp.engines import (
     DirectEngine,
     Kernel,
     PartitionedEngine,
+    Segment,
     direct_cost,
     nonuniform_plan,
     ola_plan,
     plan_cost,
+)
+
+#: What `Convolver` runs: a numpy or compiled engine, direct or partitioned.
+_Engine = (
+    DirectEngine
+    | PartitionedEngine
+    | compiled.CompiledDirectEngine
+    | compiled.CompiledPartitionedEngine
 )
 
 METHODS = ("auto", "direct", "ola", "partitioned")
@@ -104,8 +114,10 @@ class Convolver:
                 )
             if self.in_channels is None:
                 self.in_channels = self.out_channels = channels
-        self._engine = None
-        self._fast = None  # the compiled engine's process when no conversion is needed
+        self._engine: _Engine | None = None  # built once the channel count is known
+        # the compiled engine's process, when no conversion is needed
+        self._fast: Callable[[np.ndarray], np.ndarray] | None = None
+        self._pending: np.ndarray  # polyphase: input samples of the next low-rate frame
         self._mono = False
         if self.in_channels is not None:
             self._build()
@@ -185,7 +197,7 @@ class Convolver:
         self._frames_in += frames.shape[0]
         if self.down > 1:
             frames = self._polyphase_frames(frames)
-        y = self._engine.process(frames)
+        y = self._built().process(frames)
         self._frames_out += y.shape[0]
         return self._shaped(y)
 
@@ -198,17 +210,16 @@ class Convolver:
         if self.in_channels is None:
             self.in_channels = self.out_channels = 1
             self._build()
+        engine = self._built()
         if self.down == 1:
-            tail = self._engine.process(np.zeros((self.length - 1, self.in_channels), self.dtype))
+            tail = engine.process(np.zeros((self.length - 1, self.in_channels), self.dtype))
         else:
             # Complete the frames that still hold real samples, then the polyphase tail.
             total = -(-(self._frames_in + self.length - 1) // self.down)
             zeros = np.zeros((self.down - 1, self.in_channels), self.dtype)
-            last = self._engine.process(self._polyphase_frames(zeros))
-            inner_tail = self._engine.kernel.length - 1
-            rest = self._engine.process(
-                np.zeros((inner_tail, self._engine.kernel.in_channels), self.dtype)
-            )
+            last = engine.process(self._polyphase_frames(zeros))
+            inner_tail = engine.kernel.length - 1
+            rest = engine.process(np.zeros((inner_tail, engine.kernel.in_channels), self.dtype))
             tail = np.concatenate([last, rest])[: total - self._frames_out]
         result = self._shaped(tail)
         self.reset()
@@ -236,7 +247,8 @@ class Convolver:
         fft_block = max(block, MIN_FFT_BLOCK)
         fast = compiled.available()
         model = costmodel.current("compiled" if fast else "numpy")
-        options = {}  # engine name -> (cost per frame, partition plan or None)
+        # engine name -> (cost per frame, partition plan or None)
+        options: dict[str, tuple[float, tuple[Segment, ...] | None]] = {}
         if self.requested_method in ("auto", "direct"):
             options["direct"] = direct_cost(kernel, block, model), None
         if self.requested_method in ("auto", "ola"):
@@ -246,19 +258,27 @@ class Convolver:
             plan = nonuniform_plan(kernel, fft_block, model=model)
             options["partitioned"] = plan_cost(plan, kernel, model), plan
         name = min(options, key=lambda k: options[k][0])
-        self._cost, plan = options[name]
+        self._cost, chosen = options[name]
+        engine: _Engine
         if fast:
-            if plan is None:
-                self._engine = compiled.CompiledDirectEngine(kernel, self.dtype)
+            if chosen is None:
+                engine = compiled.CompiledDirectEngine(kernel, self.dtype)
             else:
-                self._engine = compiled.CompiledPartitionedEngine(kernel, plan, self.dtype, name)
-        elif plan is None:
-            self._engine = DirectEngine(kernel, self.dtype)
+                engine = compiled.CompiledPartitionedEngine(kernel, chosen, self.dtype, name)
+        elif chosen is None:
+            engine = DirectEngine(kernel, self.dtype)
         else:
-            self._engine = PartitionedEngine(kernel, plan, self.dtype, name)
+            engine = PartitionedEngine(kernel, chosen, self.dtype, name)
+        self._engine = engine
         if fast and self.down == 1:
-            self._fast = self._engine.process
+            self._fast = engine.process
         self.reset()
+
+    def _built(self) -> _Engine:
+        """The engine, which exists once the channel count is known (`_build`)."""
+        if self._engine is None:
+            raise RuntimeError("Convolver: no engine before the channel count is known")
+        return self._engine
 
     def _polyphase_frames(self, x: np.ndarray) -> np.ndarray:
         """Low-rate frames ``[x[mD], x[mD-1], ..., x[mD-D+1]]`` for every ``mD`` now arrived."""
