@@ -207,7 +207,7 @@ class Service:
         detlog = None
         try:
             try:
-                self.pipeline = Pipeline.from_config(cfg)
+                self.pipeline = Pipeline.from_config(cfg, on_scores=self._scores)
             except ValueError as exc:
                 raise UsageError(f"{cfg.path}: {exc}") from None
             self.sink = open_sink(
@@ -277,6 +277,11 @@ class Service:
                 self._set_state("running")
                 sd_notify(f"READY=1\nSTATUS=running {self.loaded.path}")
                 self.log(f"running: {self.loaded.source.uri} -> {self.loaded.sink.uri}")
+
+    def _scores(self, template, channel, start, scores, thresholds) -> None:
+        """The matchers' score traces, for the dashboard's score plot."""
+        if self.plane is not None:
+            self.plane.scores(template, channel, start, scores, thresholds)
 
     def _set_state(self, state: str) -> None:
         self.state = state

@@ -45,6 +45,9 @@ class Pipeline:
         Objects with the fields of a ``[[periodicity]]`` entry (name, min_period_s, ...).
     start : int
         Global index of the first sample this pipeline sees (non-zero after a reload).
+    on_scores : callable, optional
+        Passed to every template `Matcher` (its score traces, for the live dashboard); a
+        `successor` keeps it.
 
     Notes
     -----
@@ -62,6 +65,7 @@ class Pipeline:
         templates=(),
         periodicity=(),
         start: int = 0,
+        on_scores=None,
     ):
         self.taps = np.asarray(taps, dtype=np.float64)
         self.sample_rate = float(sample_rate)
@@ -82,14 +86,16 @@ class Pipeline:
                 self.periodicity,
                 sample_rate=self.sample_rate,
                 channels=self.out_channels,
+                on_scores=on_scores,
             )
         )
+        self.on_scores = on_scores
         self.detector_start = start  # global index of the detectors' sample 0
         self.frames = start  # global index of the next input frame
         self._history = np.zeros((max(self.taps.shape[0] - 1, 0), self.channels))
 
     @classmethod
-    def from_config(cls, loaded, start: int = 0) -> Pipeline:
+    def from_config(cls, loaded, start: int = 0, on_scores=None) -> Pipeline:
         """The pipeline a `streamconv.config.LoadedConfig` describes."""
         return cls(
             loaded.compact_taps(),
@@ -100,6 +106,7 @@ class Pipeline:
             templates=loaded.templates,
             periodicity=loaded.periodicity,
             start=start,
+            on_scores=on_scores,
         )
 
     @property
@@ -138,6 +145,7 @@ class Pipeline:
         """
         kwargs.setdefault("block_size", self.block_size)
         kwargs.setdefault("method", self.method)
+        kwargs.setdefault("on_scores", self.on_scores)
         same_detectors = _same(self.templates, templates) and _same(self.periodicity, periodicity)
         new = Pipeline(
             taps,
