@@ -126,7 +126,7 @@ def test_a_stalled_reader_is_dropped_and_never_slows_the_publisher():
     """20,000 detections published from a thread: the stalled socket's queue fills and it is
     dropped, the reading client gets every event in order, and no publish call waits."""
     lines = []
-    hub = EventHub(queue_size=256, log=lines.append)
+    hub = EventHub(queue_size=2048, log=lines.append)
     server = ControlServer(
         "127.0.0.1:0", lambda: {"state": "running"}, list, hub=hub, log=lines.append
     ).start()
@@ -148,7 +148,7 @@ def test_a_stalled_reader_is_dropped_and_never_slows_the_publisher():
             t0 = time.perf_counter()
             hub.publish("detection", {"template": "t", "sample": i, "pad": "x" * 100})
             took[i] = time.perf_counter() - t0
-            if i % 100 == 99:
+            if i % 50 == 49:  # 5000 a second: the reading client keeps up on a busy machine
                 time.sleep(0.01)
         reader.wait("detection", lambda d: d["sample"] == n - 1, timeout=20)
         got = [d["sample"] for d in reader.of("detection")]
