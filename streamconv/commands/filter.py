@@ -8,6 +8,7 @@ import sys
 from streamconv.commands._args import non_negative_float, positive_float, positive_int
 from streamconv.errors import UsageError
 from streamconv.io import files, open_sink, open_source
+from streamconv.io.audiopipes import check_type, type_of
 from streamconv.io.background import ReadAhead, WriteBehind
 from streamconv.io.pcm import PCM_FORMATS
 from streamconv.io.taps import load_taps, taps_channels
@@ -33,6 +34,18 @@ def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--out-format", metavar="FMT", help="output sample format (default --format)"
+    )
+    group.add_argument(
+        "--type",
+        metavar="TYPE",
+        help="what - carries: raw (PCM) or an audio file type: wav, flac, ogg, aiff, au, w64, "
+        "caf, rf64 (default: the type its header shows, else raw)",
+    )
+    group.add_argument(
+        "--out-type",
+        metavar="TYPE",
+        help="what -o - carries: raw, wav, flac, ogg or au (default --type; else the input's "
+        "audio type; else raw)",
     )
     csv = parser.add_argument_group(
         ".csv files",
@@ -146,6 +159,7 @@ def run(args) -> int:
         dtype="auto",
         give_up_s=args.reopen,
         columns=getattr(args, "columns", None),
+        file_type=check_type(getattr(args, "type", None)),
     )
     with src:
         if taps_rate is not None and taps_rate != src.sample_rate:
@@ -165,6 +179,7 @@ def run(args) -> int:
             channels=out_channels or src.channels,
             fmt=args.out_format or args.format,
             subtype=_same_subtype(src, args.output) if not args.out_format else None,
+            file_type=_out_type(args, src),
             block_size=args.block,
             give_up_s=args.reopen,
             like=src,
@@ -217,11 +232,27 @@ def _run(src, sink, conv, args) -> bool:
     return interrupted
 
 
+def _out_type(args, src) -> str | None:
+    """What ``-o -`` carries: --out-type, --type, else the input's audio type unless a raw
+    --format/--out-format was asked for, else raw."""
+    if args.output != "-":
+        return None
+    asked = check_type(getattr(args, "out_type", None), "--out-type")
+    asked = asked or check_type(getattr(args, "type", None))
+    if asked:
+        return asked
+    if args.format or args.out_format:
+        return "raw"
+    return type_of(src) or "raw"
+
+
 def _same_subtype(src, output: str) -> str | None:
     """Keep the input file's sample type for an output audio file when it can hold it."""
     subtype = getattr(src, "subtype", None)
-    if subtype is None or files.file_kind(output) != "audio" or output == "-":
+    if subtype is None or (output != "-" and files.file_kind(output) != "audio"):
         return None
+    if output == "-":
+        return subtype
     import soundfile as sf
 
     try:

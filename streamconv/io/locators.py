@@ -46,6 +46,7 @@ def open_source(
     give_up_s: float | None = None,
     log=None,
     columns: str | None = None,
+    file_type: str | None = None,
 ) -> Source:
     """Open the source a locator names.
 
@@ -69,6 +70,9 @@ def open_source(
         Takes the one-line reports of a device being lost and reopened (default: stderr).
     columns : str, optional
         ``--columns`` of a ``.csv`` source: its data columns (`streamconv.io.csvstream`).
+    file_type : str, optional
+        ``--type`` of ``-``: ``raw``, or an audio type (``wav``, ``flac``, ...); None: an
+        audio file if the stream starts with a known header (`streamconv.io.audiopipes`).
 
     Returns
     -------
@@ -98,8 +102,13 @@ def open_source(
         fmt, sample_rate, channels = files.raw_params(locator, fmt, sample_rate, channels)
         return UdpSource(locator, fmt, sample_rate, channels, dtype=dtype)
     if locator == "-":
-        fmt, sample_rate, channels = files.raw_params("-", fmt, sample_rate, channels)
+        from streamconv.io.audiopipes import open_pipe_source
+
         stream = stdin if stdin is not None else sys.stdin.buffer
+        audio, stream = open_pipe_source(stream, file_type, name="-", dtype=dtype)
+        if audio is not None:
+            return audio
+        fmt, sample_rate, channels = files.raw_params("-", fmt, sample_rate, channels)
         return RawSource(stream, fmt, sample_rate, channels, name="-", dtype=dtype)
     kind = files.file_kind(locator)
     if kind == "raw":
@@ -123,6 +132,7 @@ def open_sink(
     log=None,
     like: Source | None = None,
     float_format: str | None = None,
+    file_type: str | None = None,
 ) -> Sink:
     """Open the sink a locator names.
 
@@ -150,6 +160,9 @@ def open_sink(
         separator, pass-through columns, precision; `streamconv.io.csvstream`).
     float_format : str, optional
         ``--float-format`` of a ``.csv`` sink: a printf format for its numbers.
+    file_type : str, optional
+        ``--out-type`` of ``-``: an audio type written to the pipe (``wav``, ``flac``, ``ogg``,
+        ``au``; `streamconv.io.audiopipes`), or None/``raw`` for raw PCM.
 
     Returns
     -------
@@ -174,8 +187,13 @@ def open_sink(
         fmt, sample_rate, channels = files.raw_params(locator, fmt, sample_rate, channels)
         return UdpSink(locator, fmt, sample_rate, channels)
     if locator == "-":
-        fmt, sample_rate, channels = files.raw_params("-", fmt, sample_rate, channels)
         stream = stdout if stdout is not None else sys.stdout.buffer
+        if file_type not in (None, "raw"):
+            from streamconv.io.audiopipes import open_pipe_sink
+
+            subtype = subtype or files.pcm_subtype(fmt)
+            return open_pipe_sink(stream, file_type, sample_rate, channels, subtype, name="-")
+        fmt, sample_rate, channels = files.raw_params("-", fmt, sample_rate, channels)
         return RawSink(stream, fmt, sample_rate, channels, name="-", flush=True)
     kind = files.file_kind(locator)
     if kind == "raw":

@@ -1,0 +1,431 @@
+"""Audio files on pipes: WAV, FLAC, Ogg, AIFF, AU ... on stdin and stdout, as sox passes them.
+
+``-i -`` carries an audio file when ``--type`` names one, or when the stream starts with one
+of these headers (the first 12 bytes are read before anything else; `sniff`):
+
+==========================  ===========  ==========================  ===========
+first bytes                 type         first bytes                 type
+==========================  ===========  ==========================  ===========
+``RIFF`` .... ``WAVE``      wav          ``fLaC``                    flac
+``RIFX`` .... ``WAVE``      wav (BE)     ``OggS``                    ogg
+``RF64`` .... ``WAVE``      rf64         ``FORM`` .... ``AIFF/AIFC`` aiff
+``riff`` (Sony Wave64)      w64          ``.snd``                    au
+``caff``                    caf
+==========================  ===========  ==========================  ===========
+
+Anything else is raw PCM, as before (``--format/--rate/--channels``); ``--type raw`` skips the
+look. libsndfile decodes the stream. It is given the pipe through a reader that keeps the first
+MiB, because libsndfile reads a header, then seeks back to its start; Ogg, whose reader seeks
+to the end of a file it believes seekable, is given a real pipe instead (libsndfile's own pipe
+mode, which cannot decode FLAC).
+
+``-o -`` writes an audio file when ``--out-type`` (or ``--type``) names one, or when it is not
+given and the input is an audio file or stream (the same type). A pipe cannot be rewound to fill
+in the length at the end, so:
+
+- **wav** is written as sox writes it to a pipe: the RIFF and data sizes say ``0x7ffff000``
+  bytes of audio (the most a reader takes as "until the end"), the samples follow at once;
+  PCM 16/24/32-bit or IEEE float 32/64 (``WAVE_FORMAT_IEEE_FLOAT`` with a ``fact`` chunk).
+- **flac**, **ogg** and **au** stream as they are; FLAC's STREAMINFO says "length unknown"
+  (as ``flac -`` writes it) since the rewrite at the end is dropped.
+- Formats whose header must hold the length (aiff, caf, w64, rf64) are refused on a pipe.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import threading
+
+import numpy as np
+import soundfile as sf
+
+from streamconv.errors import RuntimeFailure, UsageError
+from streamconv.io import pcm
+from streamconv.io.base import Sink, float_type
+from streamconv.io.files import (
+    _EXACT_IN_FLOAT64_ONLY,
+    _INT_SUBTYPES,
+    SoundFileSink,
+    SoundFileSource,
+)
+
+#: ``--type`` names -> libsndfile major formats.
+TYPES = {
+    "wav": "WAV",
+    "rf64": "RF64",
+    "w64": "W64",
+    "flac": "FLAC",
+    "ogg": "OGG",
+    "opus": "OGG",
+    "aiff": "AIFF",
+    "au": "AU",
+    "caf": "CAF",
+}
+#: Types that can be written to a pipe.
+PIPE_WRITABLE = ("wav", "flac", "ogg", "opus", "au")
+HEAD_BYTES = 12
+_KEEP = 1 << 20  # bytes of the stream's start kept for libsndfile to seek back into
+_SOX_UNKNOWN = 0x7FFFF000  # the data size sox writes when it cannot know it
+
+
+def sniff(head: bytes) -> str | None:
+    """The ``--type`` of a stream that starts with `head` (12 bytes), or None for raw PCM."""
+    tag, kind = head[:4], head[8:12]
+    if tag in (b"RIFF", b"RIFX") and kind == b"WAVE":
+        return "wav"
+    if tag == b"RF64" and kind == b"WAVE":
+        return "rf64"
+    if tag == b"FORM" and kind in (b"AIFF", b"AIFC"):
+        return "aiff"
+    if head[:16].startswith(b"riff\x2e\x91\xcf\x11"):
+        return "w64"
+    return {b"fLaC": "flac", b"OggS": "ogg", b".snd": "au", b"caff": "caf"}.get(tag)
+
+
+def check_type(name: str | None, option: str = "--type") -> str | None:
+    """A ``--type`` value (``raw`` or one of `TYPES`), lower-cased, or `UsageError`."""
+    if name is None:
+        return None
+    name = name.lower()
+    if name != "raw" and name not in TYPES:
+        raise UsageError(f"{option}: unknown type {name!r} (raw, {', '.join(TYPES)})")
+    return name
+
+
+def _read_head(stream, n: int) -> bytes:
+    parts, have = [], 0
+    while have < n:
+        chunk = stream.read(n - have)
+        if not chunk:
+            break
+        parts.append(chunk)
+        have += len(chunk)
+    return b"".join(parts)
+
+
+class Prefixed:
+    """A byte stream with bytes already read from it put back in front (for raw PCM)."""
+
+    def __init__(self, head: bytes, stream):
+        self._head, self._stream = head, stream
+
+    def read(self, n: int) -> bytes:
+        if self._head:
+            out, self._head = self._head[:n], self._head[n:]
+            return out
+        return self._stream.read(n)
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+class _RewindableReader:
+    """A pipe as libsndfile's virtual file: seeks inside the first `_KEEP` bytes and forward.
+
+    The length it reports is "huge" (a pipe has none); libsndfile then reads until the stream
+    ends, and a header's length field of a stream written as sox writes it is not taken as a
+    promise.
+    """
+
+    _HUGE = 1 << 62
+
+    def __init__(self, head: bytes, stream):
+        self._stream = stream
+        self._kept = bytearray(head)
+        self._pos = 0
+        self._at_end = False
+
+    def _fill(self, upto: int) -> None:
+        while len(self._kept) < upto:
+            chunk = self._stream.read(upto - len(self._kept))
+            if not chunk:
+                break
+            self._kept += chunk
+
+    def read(self, n: int) -> bytes:
+        out = b""
+        if self._pos < _KEEP:
+            self._fill(min(_KEEP, self._pos + n))
+            out = bytes(self._kept[self._pos : self._pos + n])
+            self._pos += len(out)
+            n -= len(out)
+            if not n or len(self._kept) < _KEEP:
+                return out
+        data = self._stream.read(n) if n else b""
+        self._pos += len(data)
+        return out + data
+
+    def tell(self) -> int:
+        return self._HUGE if self._at_end else self._pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        if whence == 2:  # the length, asked as seek-to-end then tell
+            self._at_end = True
+            return self._HUGE
+        self._at_end = False
+        target = offset if whence == 0 else self._pos + offset
+        if target < self._pos and self._pos > _KEEP:
+            raise OSError("a pipe cannot be read again")
+        if target <= _KEEP:
+            self._fill(target)
+            self._pos = min(target, len(self._kept))
+        else:
+            while self._pos < target and self.read(min(1 << 16, target - self._pos)):
+                pass
+        return self._pos
+
+
+def _feed(head: bytes, stream, fd: int) -> None:
+    """Copy `head` and then `stream` into the pipe `fd` (a thread), and close it."""
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(head)
+            read = getattr(stream, "read1", stream.read)
+            while chunk := read(1 << 16):
+                out.write(chunk)
+    except (BrokenPipeError, OSError):
+        pass  # the reader stopped early (--duration, an error): nothing left to do
+
+
+class AudioPipeSource(SoundFileSource):
+    """An audio file read from a pipe (stdin) through libsndfile.
+
+    Parameters
+    ----------
+    stream : binary file object
+        The pipe (``sys.stdin.buffer``), of which `head` was already read.
+    head : bytes
+        Its first bytes.
+    kind : str
+        The ``--type`` (`TYPES`).
+    name : str
+        For messages.
+    dtype : numpy dtype or "auto"
+    """
+
+    def __init__(self, stream, head: bytes, kind: str, name: str = "-", dtype=np.float64):
+        self.name = name
+        self._feeder = None
+        try:
+            if kind in ("ogg", "opus"):
+                read_fd, write_fd = os.pipe()
+                self._feeder = threading.Thread(
+                    target=_feed, args=(head, stream, write_fd), daemon=True
+                )
+                self._feeder.start()
+                self._file = sf.SoundFile(read_fd, closefd=True)
+            else:
+                self._file = sf.SoundFile(_RewindableReader(head, stream))
+        except (sf.LibsndfileError, RuntimeError) as exc:
+            reason = getattr(exc, "error_string", None) or str(exc)
+            if not head:
+                reason = "the stream is empty"
+            raise UsageError(f"{name}: cannot read a {kind} stream: {reason}") from None
+        found = self._file.format
+        if found != TYPES[kind] and not (kind == "wav" and found in ("WAV", "WAVEX")):
+            self._file.close()
+            raise UsageError(f"{name}: --type {kind}, but the stream is {found.lower()}")
+        self.kind = kind
+        self.sample_rate = float(self._file.samplerate)
+        self.channels = self._file.channels
+        self.subtype = self._file.subtype
+        self.dtype = float_type(dtype, self.subtype not in _EXACT_IN_FLOAT64_ONLY)
+        self.frames_read = 0
+        self.frames = 0  # unknown: a pipe ends when it ends
+        self._int_bits = _INT_SUBTYPES.get(self.subtype)
+
+    @property
+    def seekable(self) -> bool:
+        return False
+
+
+def open_pipe_source(stream, kind: str | None, name: str = "-", dtype=np.float64):
+    """``-i -``: an `AudioPipeSource` if `kind` names a type or the stream starts with a known
+    header; else None and the bytes read, for raw PCM (`Prefixed`)."""
+    if kind == "raw":
+        return None, stream
+    head = _read_head(stream, HEAD_BYTES)
+    found = sniff(head)
+    if kind is None and found is None:
+        return None, Prefixed(head, stream)
+    return AudioPipeSource(stream, head, kind or found, name=name, dtype=dtype), None
+
+
+class _PipeWriter:
+    """A pipe as libsndfile's virtual file for writing: seeks are taken, but what would be
+    written anywhere but at the end (a header rewritten at close) is dropped."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self._written = 0
+        self._pos = 0
+
+    def write(self, data) -> int:
+        n = len(data)
+        if self._pos == self._written:
+            self._stream.write(bytes(data))
+            self._written += n
+        self._pos += n
+        return n
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = (0, self._pos, self._written)[whence]
+        self._pos = base + offset
+        return self._pos
+
+    def read(self, n: int) -> bytes:
+        return b""
+
+
+class PipeSoundFileSink(SoundFileSink):
+    """FLAC, Ogg or AU written to a pipe through libsndfile (integers quantized as for files)."""
+
+    def __init__(self, stream, kind: str, sample_rate, channels, subtype=None, name="-"):
+        self.name = name
+        self.sample_rate = float(sample_rate)
+        self.channels = int(channels)
+        self.clipped = 0
+        self._stream = stream
+        fmt = TYPES[kind]
+        if subtype is not None and not sf.check_format(fmt, subtype):
+            subtype = None  # the input's sample type does not fit: the format's default
+        if kind == "opus":
+            subtype = "OPUS"
+        try:
+            self._file = sf.SoundFile(
+                _PipeWriter(stream), "w", samplerate=round(sample_rate),
+                channels=self.channels, format=fmt, subtype=subtype,
+            )  # fmt: skip
+        except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+            raise UsageError(f"{name}: cannot write a {kind} stream: {exc}") from None
+        self.subtype = self._file.subtype
+        self._int_bits = _INT_SUBTYPES.get(self.subtype)
+
+    def _write(self, block):
+        try:
+            super()._write(block)
+        except BrokenPipeError:
+            raise RuntimeFailure(f"{self.name}: the reading end of the pipe was closed") from None
+
+    def _commit(self) -> None:
+        try:
+            self._file.close()
+            self._stream.flush()
+        except BrokenPipeError:
+            raise RuntimeFailure(f"{self.name}: the reading end of the pipe was closed") from None
+
+    def _discard(self) -> None:
+        try:
+            self._file.close()
+        except Exception:  # the job already failed: keep its error
+            pass
+
+
+#: WAV sample types on a pipe: subtype -> (format tag, bits, raw PCM format or None for 24).
+_WAV_SUBTYPES = {
+    "PCM_16": (1, 16, "s16le"),
+    "PCM_24": (1, 24, None),
+    "PCM_32": (1, 32, "s32le"),
+    "FLOAT": (3, 32, "f32le"),
+    "DOUBLE": (3, 64, "f64le"),
+}
+
+
+def wav_header(sample_rate: int, channels: int, subtype: str) -> bytes:
+    """A WAV header for a stream of unknown length, as sox writes one to a pipe."""
+    tag, bits, _ = _WAV_SUBTYPES[subtype]
+    align = channels * bits // 8
+    fmt = struct.pack("<HHIIHH", tag, channels, sample_rate, sample_rate * align, align, bits)
+    if tag == 3:  # IEEE float: an 18-byte fmt (cbSize 0) and a fact chunk, as sox writes
+        fmt += b"\0\0"
+        frames = _SOX_UNKNOWN // align
+        chunks = b"fmt " + struct.pack("<I", len(fmt)) + fmt
+        chunks += b"fact" + struct.pack("<II", 4, frames)
+    else:
+        chunks = b"fmt " + struct.pack("<I", len(fmt)) + fmt
+    data = b"data" + struct.pack("<I", _SOX_UNKNOWN)
+    riff_size = 4 + len(chunks) + len(data) + _SOX_UNKNOWN
+    return b"RIFF" + struct.pack("<I", riff_size) + b"WAVE" + chunks + data
+
+
+class PipeWavSink(Sink):
+    """WAV written to a pipe as sox writes it: a header of unknown length, then the samples.
+
+    Parameters
+    ----------
+    stream : binary file object
+        ``sys.stdout.buffer``.
+    sample_rate : float
+    channels : int
+    subtype : str, optional
+        ``PCM_16``, ``PCM_24``, ``PCM_32``, ``FLOAT`` or ``DOUBLE`` (default ``FLOAT``).
+    """
+
+    def __init__(self, stream, sample_rate, channels, subtype=None, name="-"):
+        subtype = subtype if subtype in _WAV_SUBTYPES else "FLOAT"
+        self._stream = stream
+        self.name = name
+        self.sample_rate = float(sample_rate)
+        self.channels = int(channels)
+        self.subtype = subtype
+        self.clipped = 0
+        _, self._bits, raw = _WAV_SUBTYPES[subtype]
+        self._dtype = None if raw is None else pcm.pcm_dtype(raw)
+        self._header = wav_header(round(sample_rate), self.channels, subtype)
+
+    def _put(self, data: bytes) -> None:
+        try:
+            if self._header:
+                self._stream.write(self._header)
+                self._header = b""
+            self._stream.write(data)
+            self._stream.flush()
+        except BrokenPipeError:
+            raise RuntimeFailure(f"{self.name}: the reading end of the pipe was closed") from None
+
+    def _write(self, block: np.ndarray) -> None:
+        if self._dtype is None:  # 24-bit: the low three bytes of each little-endian int32
+            samples, clipped = pcm.quantize_bits(block, 24)
+            data = samples.astype("<i4").view(np.uint8).reshape(-1, 4)[:, :3].tobytes()
+        else:
+            data, clipped = pcm.encode(block, self._dtype)
+        self.clipped += clipped
+        self._put(data)
+
+    def _commit(self) -> None:
+        self._put(b"")  # an empty job still writes its header
+
+    def _discard(self) -> None:
+        pass
+
+
+def open_pipe_sink(stream, kind: str, sample_rate, channels, subtype=None, name="-") -> Sink:
+    """``-o -`` as an audio file of type `kind` (see the module docstring)."""
+    if kind not in PIPE_WRITABLE:
+        raise UsageError(
+            f"{name}: a {kind} file cannot be written to a pipe (its header must hold the "
+            f"length); on a pipe: {', '.join(PIPE_WRITABLE)}"
+        )
+    if kind == "wav":
+        return PipeWavSink(stream, sample_rate, channels, subtype=subtype, name=name)
+    return PipeSoundFileSink(stream, kind, sample_rate, channels, subtype=subtype, name=name)
+
+
+def type_of(src) -> str | None:
+    """The audio type of a source (a pipe's `--type`, a file's extension), or None."""
+    kind = getattr(src, "kind", None)
+    if kind:
+        return kind
+    path = getattr(src, "name", "")
+    if getattr(src, "subtype", None) is None or not isinstance(path, str):
+        return None
+    ext = os.path.splitext(path)[1].lower().lstrip(".")
+    return (
+        {"aif": "aiff", "aifc": "aiff", "oga": "ogg"}.get(ext, ext)
+        if ext in TYPES or ext in ("aif", "aifc", "oga")
+        else None
+    )

@@ -1,0 +1,187 @@
+"""Audio files through pipes with real sox on both ends: WAV, FLAC, Ogg, AIFF, AU on stdin and
+stdout, by ``--type`` or by the stream's header, exact to the sample."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from streamconv.io.audiopipes import sniff, wav_header
+
+SOX = shutil.which("sox")
+needs_sox = pytest.mark.skipif(SOX is None, reason="sox is not installed (make deps installs it)")
+# Dyadic taps: with 16-bit input every product and sum is exact in float32, so the direct
+# engine's output is exact and its rounding to 16 bits is known exactly (np.rint of eighths).
+TAPS_8THS = np.array([4, 2, 1])
+STREAMCONV = [sys.executable, "-m", "streamconv.cli"]
+
+
+def _shell(cmd: str, cwd) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    sc = " ".join(STREAMCONV)
+    return subprocess.run(
+        ["bash", "-o", "pipefail", "-c", cmd.replace("streamconv ", sc + " ")],
+        cwd=cwd, capture_output=True, env=env, timeout=120,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def song(tmp_path, rng):
+    """in.flac: 16-bit stereo, 0.5 s at 48 kHz, and its samples as integers."""
+    x = rng.integers(-20000, 20000, (24000, 2)).astype(np.int16)
+    sf.write(tmp_path / "in.flac", x, 48000, subtype="PCM_16")
+    np.savetxt(tmp_path / "taps.txt", TAPS_8THS / 8)
+    return x
+
+
+def _oracle16(x: np.ndarray) -> np.ndarray:
+    """The filter's output rounded to 16 bits, in integers (exact: eighths of an LSB)."""
+    y8 = np.stack([np.convolve(x[:, c].astype(np.int64), TAPS_8THS)[: len(x)] for c in (0, 1)], 1)
+    return np.clip(np.rint(y8 / 8), -32768, 32767).astype(np.int16)
+
+
+@needs_sox
+@pytest.mark.parametrize("block", ["1024", "7", "4099"])
+def test_readme_pipe_sox_wav_in_wav_out_exact(tmp_path, song, block):
+    """The README's line: sox in.flac -t wav - | streamconv ... -o - | sox -t wav - out.flac."""
+    run = _shell(
+        "sox in.flac -t wav - | streamconv filter -i - --type wav --fir taps.txt --method direct"
+        f" --block {block} -o - | sox -t wav - out.flac",
+        tmp_path,
+    )
+    assert run.returncode == 0, run.stderr.decode()
+    assert b"sox WARN" not in run.stderr and b"sox FAIL" not in run.stderr
+    y, rate = sf.read(tmp_path / "out.flac", dtype="int16")
+    assert rate == 48000 and sf.info(tmp_path / "out.flac").subtype == "PCM_16"
+    np.testing.assert_array_equal(y, _oracle16(song))
+
+
+@needs_sox
+@pytest.mark.parametrize(
+    ("producer", "out_type", "reader"),
+    [
+        ("cat in.flac", "--out-type flac", "-t flac -"),  # FLAC in (by its header), FLAC out
+        ("sox in.flac -t aiff -", "--out-type au", "-t au -"),
+        ("sox in.flac -t au -", "", "-t au -"),  # the input's type goes out
+        ("sox -t raw -r 48000 -e signed -b 16 -c 2 in.raw -t wav -", "", "-t wav -"),
+    ],
+)
+def test_types_found_by_header_exact(tmp_path, song, producer, out_type, reader):
+    """No --type: the header says what comes; sox's unknown-length WAV (from a raw input)
+    is read to its real end."""
+    (tmp_path / "in.raw").write_bytes(song.astype("<i2").tobytes())
+    run = _shell(
+        f"{producer} | streamconv filter -i - --fir taps.txt --method direct {out_type} -o - "
+        f"| sox {reader} -b 16 out.wav",
+        tmp_path,
+    )
+    assert run.returncode == 0, run.stderr.decode()
+    y = sf.read(tmp_path / "out.wav", dtype="int16")[0]
+    np.testing.assert_array_equal(y, _oracle16(song))
+
+
+@needs_sox
+def test_ogg_through_pipes(tmp_path, song):
+    """Ogg Vorbis is lossy: the frame count and the level come through."""
+    run = _shell(
+        "sox in.flac -t ogg - | streamconv filter -i - --fir taps.txt -o - | sox -t ogg - o.wav",
+        tmp_path,
+    )
+    assert run.returncode == 0, run.stderr.decode()
+    y = sf.read(tmp_path / "o.wav")[0]
+    assert abs(len(y) - len(song)) < 2048 and 0.2 < np.std(y) / np.std(song / 32768) < 1.0
+
+
+@needs_sox
+def test_float_wav_on_a_pipe_matches_the_file_job_exactly(tmp_path, rng):
+    """(sox itself is not lossless on float samples: it works in 32-bit integers.)"""
+    x = rng.uniform(-0.9, 0.9, (9001, 2)).astype(np.float32)
+    sf.write(tmp_path / "in.wav", x, 44100, subtype="FLOAT")
+    np.savetxt(tmp_path / "taps.txt", rng.normal(size=300) / 200)  # no sample reaches 1.0
+    common = "--fir taps.txt --block 1024"
+    run = _shell(
+        f"streamconv filter -i in.wav -o file.wav {common} && "
+        f"cat in.wav | streamconv filter -i - {common} -o - | cat > pipe.wav",
+        tmp_path,
+    )
+    assert run.returncode == 0, run.stderr.decode()
+    a = sf.read(tmp_path / "file.wav", dtype="float32")[0]
+    b = sf.read(tmp_path / "pipe.wav", dtype="float32")[0]
+    assert sf.info(tmp_path / "pipe.wav").subtype == "FLOAT" and np.abs(a).max() < 0.99
+    np.testing.assert_array_equal(a, b)
+
+
+@needs_sox
+@pytest.mark.parametrize(
+    ("encoding", "subtype"), [("-e signed -b 16", "PCM_16"), ("-e floating-point -b 32", "FLOAT")]
+)
+def test_wav_header_on_a_pipe_is_the_one_sox_writes(tmp_path, encoding, subtype):
+    """Unknown length: sox's own header for the same stream, byte for byte."""
+    (tmp_path / "z.raw").write_bytes(bytes(400))
+    sox = subprocess.run(
+        f"cat z.raw | sox -t raw -r 48000 -e signed -b 16 -c 2 - {encoding} -t wav - | cat",
+        shell=True, cwd=tmp_path, capture_output=True, check=True,
+    ).stdout  # fmt: skip
+    ours = wav_header(48000, 2, subtype)
+    assert sox[: len(ours)] == ours
+
+
+def test_sniff_table():
+    assert sniff(b"RIFF\0\0\0\0WAVEfmt ") == "wav"
+    assert sniff(b"RIFX\0\0\0\0WAVE") == "wav"
+    assert sniff(b"RF64\xff\xff\xff\xffWAVE") == "rf64"
+    assert sniff(b"fLaC\0\0\0\x22\0\0\0\0") == "flac"
+    assert sniff(b"OggS\0\x02" + bytes(6)) == "ogg"
+    assert sniff(b"FORM\0\0\0\0AIFF") == "aiff" and sniff(b"FORM\0\0\0\0AIFC") == "aiff"
+    assert sniff(b".snd\0\0\0\x18\0\0\0\0") == "au"
+    assert sniff(b"riff\x2e\x91\xcf\x11\xa5\xd6\x28\xdb") == "w64"
+    assert sniff(b"caff\0\x01\0\0\0\0\0\0") == "caf"
+    assert sniff(b"RIFF\0\0\0\0AVI ") is None  # not audio
+    assert sniff(np.arange(6, dtype="<i2").tobytes()) is None  # raw PCM
+    assert sniff(b"") is None
+
+
+def test_raw_pcm_on_stdin_still_raw(tmp_path, rng):
+    """A raw stream that starts with no known header is raw PCM, as before (bytes not lost)."""
+    x = rng.uniform(-0.5, 0.5, (1001, 1)).astype("<f4")
+    run = subprocess.run(
+        [*STREAMCONV, "filter", "-i", "-", "-o", "-", "--fir", str(_taps(tmp_path, [1.0])),
+         "--format", "f32le", "--rate", "8000", "--channels", "1"],
+        input=x.tobytes(), capture_output=True,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    np.testing.assert_array_equal(np.frombuffer(run.stdout, "<f4"), x[:, 0])
+
+
+def _taps(tmp_path, taps):
+    path = tmp_path / "t.txt"
+    np.savetxt(path, taps)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("stdin", "args", "message"),
+    [
+        (b"fLaC" + bytes(60), ["--type", "wav"], "-: cannot read a wav stream"),
+        (b"", ["--type", "wav"], "-: cannot read a wav stream: the stream is empty"),
+        (None, ["--type", "mp9"], "--type: unknown type 'mp9'"),
+        (None, ["--out-type", "aiff"], "-: a aiff file cannot be written to a pipe"),
+    ],
+)
+def test_pipe_type_errors_are_one_line(tmp_path, stdin, args, message):
+    if stdin is None:
+        sf.write(tmp_path / "in.wav", np.zeros((10, 1)), 8000)
+        stdin = (tmp_path / "in.wav").read_bytes()
+    run = subprocess.run(
+        [*STREAMCONV, "filter", "-i", "-", "-o", "-", "--fir", str(_taps(tmp_path, [1.0])),
+         *args], input=stdin, capture_output=True,
+    )  # fmt: skip
+    err = run.stderr.decode()
+    assert run.returncode == 2 and err.startswith("error: ") and message in err, err
+    assert err.count("\n") == 1 and run.stdout == b""
