@@ -342,3 +342,38 @@ def test_fast_fft_size_is_the_smallest_even_5_smooth_size(n):
     size = fast_fft_size(n)
     assert size >= n and ok(size)
     assert not any(ok(m) for m in range(n, size))
+
+
+MDWE_SCRIPT = """
+import ctypes, sys
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.prctl(65, 1, 0, 0, 0) != 0:  # PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN (Linux >= 6.3)
+    print("no-mdwe")
+    sys.exit(0)
+import numpy as np
+import streamconv as sc
+x = np.random.default_rng(0).standard_normal((5000, 2)).astype(np.float32)
+for taps in (np.ones(5, np.float32), np.ones(3000, np.float32)):
+    conv = sc.Convolver(taps, block_size=64, channels=2)
+    y = np.concatenate([conv.process(x[i : i + 64]) for i in range(0, 5000, 64)])
+    ref = np.stack([np.convolve(x[:, c], taps)[:5000] for c in range(2)], axis=1)
+    assert np.abs(y - ref).max() < 1e-3, np.abs(y - ref).max()
+    print(conv.backend, conv.method)
+"""
+
+
+def test_compiled_engine_runs_where_memory_cannot_be_made_executable(backend):
+    """The service's unit has MemoryDenyWriteExecute=yes: the engine (unlike a JIT) must work
+    in a process that may never map writable memory executable (the kernel's MDWE prctl, what
+    systemd applies)."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "STREAMCONV_ENGINE": "" if backend == "compiled" else "numpy"}
+    run = subprocess.run(
+        [sys.executable, "-c", MDWE_SCRIPT], capture_output=True, text=True, env=env
+    )
+    assert run.returncode == 0, run.stderr
+    if run.stdout.strip() == "no-mdwe":
+        pytest.skip("this kernel has no PR_SET_MDWE (Linux < 6.3)")
+    assert run.stdout.split("\n")[:2] == [f"{backend} direct", f"{backend} partitioned"]
