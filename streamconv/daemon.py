@@ -97,7 +97,7 @@ def _same_streams(a: LoadedConfig, b: LoadedConfig) -> list[str]:
     snippets = [c.config.detections.snippets if c.config.detections else None for c in (a, b)]
     if snippets[0] != snippets[1]:
         changed.append("[detections] snippets changed")
-    if getattr(a.config, "outputs", None) != getattr(b.config, "outputs", None):
+    if a.config.outputs != b.config.outputs:
         changed.append("[[outputs]] changed")
     if a.channels_out != b.channels_out:
         changed.append(f"the chain now gives {b.channels_out} channels, not {a.channels_out}")

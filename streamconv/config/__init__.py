@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from streamconv.config import models
-from streamconv.config.models import FILTER_TYPES, Config
+from streamconv.config.models import FILTER_TYPES, OUTPUT_TYPES, Config
 from streamconv.config.parse import LineMap, Problem, config_error, read_document
 from streamconv.config.resolve import FilterInfo, LoadedConfig, StreamInfo, TemplateInfo, resolve
 
@@ -47,6 +47,11 @@ def _problem_from_pydantic(err: ErrorDetails, lines: LineMap) -> Problem:
     # A discriminated union puts the tag in the path: filters.0.lowpass.cutoff_hz.
     if len(loc) >= 3 and loc[0] == "filters" and loc[2] in FILTER_TYPES:
         del loc[2]
+    if len(loc) >= 3 and loc[0] == "outputs" and loc[2] in OUTPUT_TYPES:
+        del loc[2]
+    types, what = (
+        (OUTPUT_TYPES, "output") if loc and loc[0] == "outputs" else (FILTER_TYPES, "filter")
+    )
     kind = err["type"]
     value = err["input"]
     if kind == "extra_forbidden":
@@ -57,10 +62,10 @@ def _problem_from_pydantic(err: ErrorDetails, lines: LineMap) -> Problem:
         message = "required key is missing"
     elif kind == "union_tag_not_found":
         loc.append("type")
-        message = f"missing type (one of {', '.join(FILTER_TYPES)})"
+        message = f"missing type (one of {', '.join(types)})"
     elif kind == "union_tag_invalid":
         loc.append("type")
-        message = f"unknown filter type {value.get('type')!r}; known: {', '.join(FILTER_TYPES)}"
+        message = f"unknown {what} type {value.get('type')!r}; known: {', '.join(types)}"
     else:
         message = err["msg"]
         if message.startswith("Value error, "):

@@ -8,9 +8,10 @@ samples are plain (``taps``, ``samples``, ``block_size``).
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from streamconv.dsp.matcher import DEFAULT_THRESHOLD as _DEFAULT_THRESHOLD
 
@@ -390,6 +391,61 @@ class Control(_Model):
     )
 
 
+class MqttOutputConfig(_Model):
+    """An ``[[outputs]]`` entry with ``type = "mqtt"``: detections published to a broker."""
+
+    type: Literal["mqtt"]
+    url: Annotated[str, Field(min_length=1)] = Field(
+        description="Broker: `mqtt://[USER[:PASSWORD]@]HOST[:PORT]` (1883) or `mqtts://` (TLS, "
+        "8883)."
+    )
+    topic: Annotated[str, Field(min_length=1)] = Field(
+        "streamconv/{template}",
+        description="Topic template; `{template}`, `{channel}` and `{sample}` are filled in.",
+    )
+    qos: Literal[0, 1, 2] = Field(1, description="MQTT quality of service (1: at least once).")
+    retain: bool = Field(False, description="Ask the broker to keep each topic's last message.")
+    client_id: Name | None = Field(None, description="MQTT client id; default streamconv-PID.")
+    queue: Annotated[int, Field(ge=1, le=1_000_000)] = Field(
+        10000, description="Detections kept while the broker is away; then the oldest go."
+    )
+
+    @model_validator(mode="after")
+    def _url_and_topic(self):
+        from streamconv.outputs.mqtt import check_topic, check_url
+
+        check_url(self.url)
+        check_topic(self.topic)
+        return self
+
+
+class WebhookOutputConfig(_Model):
+    """An ``[[outputs]]`` entry with ``type = "webhook"``: detections POSTed as JSON."""
+
+    type: Literal["webhook"]
+    url: Annotated[str, Field(min_length=1)] = Field(
+        description="`http://` or `https://` URL each detection is POSTed to."
+    )
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="Extra request headers, e.g. Authorization."
+    )
+    timeout_s: PositiveFloat = Field(5.0, description="Per request, in seconds.")
+    queue: Annotated[int, Field(ge=1, le=1_000_000)] = Field(
+        10000, description="Detections kept while the receiver is away; then the oldest go."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, url: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", url):
+            raise ValueError("the webhook URL must start with http:// or https:// and a host")
+        return url
+
+
+Output = Annotated[MqttOutputConfig | WebhookOutputConfig, Field(discriminator="type")]
+OUTPUT_TYPES = ("mqtt", "webhook")
+
+
 class Config(_Model):
     """A whole service config (SPEC section 5)."""
 
@@ -401,3 +457,4 @@ class Config(_Model):
     periodicity: list[Periodicity] = Field(default_factory=list)
     detections: Detections | None = None
     control: Control | None = None
+    outputs: list[Output] = Field(default_factory=list)

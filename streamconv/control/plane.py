@@ -103,7 +103,7 @@ class ControlPlane:
         snippets``, ``[[outputs]]``; None when it asks for none of them."""
         cfg = loaded.config
         spec = cfg.detections.snippets if cfg.detections is not None else None
-        outputs = list(getattr(cfg, "outputs", None) or ())
+        outputs = list(cfg.outputs)
         if loaded.control_listen is None and spec is None and not outputs:
             return None
         snippets = None

@@ -1,0 +1,119 @@
+"""A bounded queue drained by a thread of its own: what every detection output shares."""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from collections.abc import Callable
+
+CLOSE_TIMEOUT_S = 5.0  # at stop, how long what is queued may still take to go out
+MIN_BACKOFF_S = 0.25
+MAX_BACKOFF_S = 30.0
+
+
+class QueuedOutput:
+    """Send records from a bounded queue in a thread; subclasses implement `_deliver`.
+
+    Parameters
+    ----------
+    name : str
+        Names the output in log lines (``mqtt://host:1883``, ``webhook http://...``).
+    queue_size : int
+        Records kept while the far end is away; beyond that the oldest is dropped (counted in
+        `dropped`, one log line per run of drops).
+    log : callable, optional
+        One line of text for the service log.
+    """
+
+    def __init__(
+        self, name: str, queue_size: int = 10000, log: Callable[[str], None] | None = None
+    ):
+        self.name = name
+        self.queue_size = int(queue_size)
+        self.log = log or (lambda line: None)
+        self.sent = 0
+        self.dropped = 0
+        self.rejected = 0
+        self._items: collections.deque = collections.deque()
+        self._cond = threading.Condition()
+        self._closing = False
+        self._deadline = float("inf")  # after close(): give up retrying at this time
+        self._dropping = False
+        self._thread = threading.Thread(target=self._run, name=f"streamconv-{name}", daemon=True)
+
+    # -- any thread ------------------------------------------------------------------------
+
+    def start(self) -> QueuedOutput:
+        self._thread.start()
+        return self
+
+    def send(self, record: dict) -> None:
+        """Queue one detection record; never waits for the far end."""
+        with self._cond:
+            if len(self._items) >= self.queue_size:
+                self._items.popleft()
+                self.dropped += 1
+                if not self._dropping:
+                    self._dropping = True
+                    self.log(
+                        f"output {self.name}: queue full ({self.queue_size}), dropping the oldest"
+                    )
+            else:
+                self._dropping = False
+            self._items.append(record)
+            self._cond.notify()
+
+    def close(self, timeout_s: float = CLOSE_TIMEOUT_S) -> None:
+        """Send what is queued for up to `timeout_s`, then stop; say what was not sent."""
+        with self._cond:
+            self._closing = True
+            self._deadline = time.monotonic() + timeout_s
+            self._cond.notify()
+        if self._thread.is_alive():
+            self._thread.join(timeout_s + 1.0)
+        self._finish()
+        left = len(self._items)
+        if left:
+            self.log(f"output {self.name}: {left} detections not delivered at stop")
+
+    @property
+    def pending(self) -> int:
+        return len(self._items)
+
+    # -- the output's thread ---------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._items and not self._closing:
+                    self._cond.wait()
+                if not self._items:
+                    return
+                record = self._items[0]
+            delivered = self._deliver(record)
+            if delivered is None:
+                return  # stopping, past the deadline: close() reports what is left
+            with self._cond:
+                if self._items and self._items[0] is record:
+                    self._items.popleft()
+            if delivered:
+                self.sent += 1
+            else:
+                self.rejected += 1
+
+    def _wait(self, seconds: float) -> bool:
+        """Sleep up to `seconds`; False once closing and past the deadline (stop retrying)."""
+        end = min(time.monotonic() + seconds, self._deadline)
+        with self._cond:
+            while time.monotonic() < end:
+                self._cond.wait(end - time.monotonic())
+        return time.monotonic() < self._deadline
+
+    def _deliver(self, record: dict) -> bool | None:
+        """Deliver `record`, retrying with backoff (`_wait`): True when delivered, False when
+        the far end refused it for good (said in the log), None when stopping gave up."""
+        raise NotImplementedError
+
+    def _finish(self) -> None:
+        """Release the connection (after the thread stopped)."""
