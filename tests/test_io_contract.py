@@ -26,6 +26,7 @@ import pytest
 import streamconv.io
 from streamconv.errors import UsageError
 from streamconv.io import files
+from streamconv.io.audiopipes import AudioPipeSource, PipeSoundFileSink, PipeWavSink
 from streamconv.io.background import ReadAhead, WriteBehind
 from streamconv.io.base import Sink, Source
 from streamconv.io.locators import open_sink, open_source
@@ -53,6 +54,7 @@ class Kind:
     holds_nan = True
     has_source = True
     fills = True  # a finite source: exactly the frames asked for until its last block
+    read_back_bug = ""  # a known bug that keeps this kind's output from reading back
 
     def sink(self, tmp_path, channels) -> Sink:
         raise NotImplementedError
@@ -131,6 +133,42 @@ class PipeKind(Kind):
     def source(self, tmp_path, sink, channels, dtype):
         data = io.BytesIO(self._stream.getvalue())
         return RawSource(data, self.fmt, RATE, channels, dtype=dtype, close_stream=True)
+
+    def leftovers(self, tmp_path):
+        return []
+
+
+class _Captured(io.BytesIO):
+    """A pipe's far end in memory: keeps what was written when the writer closes it."""
+
+    written = b""
+
+    def close(self):
+        self.written = self.getvalue()
+        super().close()
+
+
+class AudioPipeKind(Kind):
+    """An audio file on a pipe (``-`` with ``--type``/``--out-type``), as sox passes them."""
+
+    classes = (AudioPipeSource, PipeWavSink, PipeSoundFileSink)
+
+    def __init__(self, file_type, subtype, holds=None, holds_nan=True, read_back_bug=""):
+        self.name, self.file_type, self.subtype = f"pipe-{file_type}-{subtype}", file_type, subtype
+        self.holds_nan, self.read_back_bug = holds_nan, read_back_bug
+        if holds is not None:
+            self.holds = holds
+
+    def sink(self, tmp_path, channels):
+        self._stream = _Captured()
+        return open_sink(
+            "-", sample_rate=RATE, channels=channels, stdout=self._stream,
+            file_type=self.file_type, subtype=self.subtype,
+        )  # fmt: skip
+
+    def source(self, tmp_path, sink, channels, dtype):
+        data = self._stream.written or self._stream.getvalue()
+        return open_source("-", stdin=io.BytesIO(data), file_type=self.file_type, dtype=dtype)
 
     def leftovers(self, tmp_path):
         return []
@@ -230,11 +268,25 @@ KINDS = [
              holds=_grid(16), holds_nan=False),
     FileKind("raw-f64le", ".raw", (RawSource, files.RawFileSink), fmt="f64le"),
     PipeKind("f32le", holds=lambda x: x.astype(np.float32).astype(np.float64)),
+    AudioPipeKind("wav", "FLOAT", holds=lambda x: x.astype(np.float32).astype(np.float64)),
+    AudioPipeKind("wav", "PCM_16", holds=_grid(16), holds_nan=False),
+    AudioPipeKind(
+        "flac", "PCM_24", holds=_grid(24), holds_nan=False,
+        read_back_bug="FLAC written to a pipe says 'length unknown'; libsndfile reading such a "
+        "stream from a pipe fails near its end (psf_fseek) in any chunking",
+    ),
     PipeKind("s32le", holds=_grid(32)),
     UdpKind("f32le", holds=lambda x: x.astype(np.float32).astype(np.float64)),
     UdpKind("s16le", holds=_grid(16)),
 ]  # fmt: skip
 SOURCE_KINDS = [k for k in KINDS if k.has_source]
+
+
+def _known_bug(kind, request):
+    """A kind whose output does not read back yet is an expected failure, reported as such
+    (strict: the test fails once the bug is fixed, so the mark goes)."""
+    if kind.read_back_bug:
+        request.applymarker(pytest.mark.xfail(reason=kind.read_back_bug, strict=True))
 
 
 def _data(channels, seed=7):
@@ -268,9 +320,10 @@ def _read_all(src, sizes):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("channels", [1, 2])
 @pytest.mark.parametrize("kind", SOURCE_KINDS, ids=lambda k: k.name)
-def test_what_a_sink_took_reads_back_exactly(kind, channels, dtype, sizes, tmp_path):
+def test_what_a_sink_took_reads_back_exactly(kind, channels, dtype, sizes, tmp_path, request):
     """Round trip in any chunking: exact on the format's grid (and the source's dtype); a
     finite source fills every block but the last; the end stays the end."""
+    _known_bug(kind, request)
     x = _data(channels)
     sink = _write_all(kind, tmp_path, x)
     assert sink.frames_written == FRAMES
@@ -288,8 +341,9 @@ def test_what_a_sink_took_reads_back_exactly(kind, channels, dtype, sizes, tmp_p
 
 
 @pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.name)
-def test_sink_layout_counts_and_errors(kind, tmp_path):
+def test_sink_layout_counts_and_errors(kind, tmp_path, request):
     """Empty and 1-frame blocks, 1-D blocks for mono, counts, and a wrong channel count."""
+    _known_bug(kind, request)
     mono = kind.sink(tmp_path, 1)
     mono.write(np.zeros((0, 1)))
     mono.write(np.full((1, 1), 0.25))
