@@ -73,6 +73,7 @@ def file_benchmarks(tmp: str, minutes: float, runs: int) -> None:
         path = os.path.join(tmp, f"in{m:g}.wav")
         subprocess.run(["sox", "-n", "-r", "48000", "-c", "2", "-e", "float", "-b", "32", path,
                         "synth", str(m * 60), "whitenoise", "vol", "0.3"], check=True)  # fmt: skip
+    np.savetxt(os.path.join(tmp, "h1.txt"), [1.0])
     no_wisdom = {"STREAMCONV_FFTW_WISDOM": os.path.join(tmp, "none.json")}
     wisdom = {"STREAMCONV_FFTW_WISDOM": os.path.join(tmp, "wisdom.json")}
     print(f"best of {runs} interleaved runs, whole processes, wall s (CPU s); 48 kHz stereo float")
@@ -95,6 +96,26 @@ def file_benchmarks(tmp: str, minutes: float, runs: int) -> None:
                    f"{t_sc:.2f} ({c_sc:.2f})", f"{t_sox / t_sc:.2f}x",
                    f"{rss_sox / 1024:.0f}/{rss_sc / 1024:.0f}"]  # fmt: skip
             print(f"| {n} | {m:g} min | " + " | ".join(row) + " |")
+    print()
+    print("floor: the same file copied without filtering (read + write, whole processes)")
+    print(
+        "| file | MB in + out | sox in.wav out.wav | streamconv, 1 tap | sox fir 255 taps, 2.0x |"
+    )
+    print("|---|---|---|---|---|")
+    for m in sorted({1.0, minutes}):
+        src = os.path.join(tmp, f"in{m:g}.wav")
+        mb = 2 * os.path.getsize(src) / 1e6
+        sc = [*STREAMCONV, "filter", "-i", src, "-o", os.path.join(tmp, "sc.wav"),
+              "--fir", os.path.join(tmp, "h1.txt")]  # fmt: skip
+        best = best_of(runs, {
+            "sox": (["sox", src, os.path.join(tmp, "sox.wav")], None),
+            "sc": (sc, no_wisdom),
+            "fir": (["sox", src, os.path.join(tmp, "sox.wav"), "fir",
+                     os.path.join(tmp, "h255.txt")], None),
+        })  # fmt: skip
+        (t_sox, c_sox, _), (t_sc, c_sc, _), (t_fir, _, _) = best["sox"], best["sc"], best["fir"]
+        print(f"| {m:g} min | {mb:.0f} | {t_sox:.2f} ({c_sox:.2f}) | {t_sc:.2f} ({c_sc:.2f}) "
+              f"| {t_fir / 2:.2f} |")  # fmt: skip
 
 
 def live_benchmark(seconds: float) -> None:

@@ -23,6 +23,7 @@ from streamconv.commands._args import finite_float, positive_float, positive_int
 from streamconv.detect import DEFAULT_THRESHOLD, MatchOptions, RecordWriter, load_templates
 from streamconv.errors import UsageError
 from streamconv.io.pcm import PCM_FORMATS
+from streamconv.progress import Progress
 from streamconv.recordings import expand, match_file
 
 
@@ -183,48 +184,26 @@ def _match_one(path: str, templates, opts: MatchOptions, args, writer: RecordWri
         plot = ScorePlot(path)
 
     def emit(record: dict) -> None:
-        writer.write(record)
+        with progress.write_above():  # a detection never shares a line with the bar
+            writer.write(record)
         if plot is not None:
             plot.detection(record)
 
     def note(message: str) -> None:
         if not args.quiet:
-            print(f"note: {message}", file=sys.stderr)
+            with progress.write_above():
+                print(f"note: {message}", file=sys.stderr)
 
-    progress = _Progress(path, args.quiet)
+    progress = Progress(path, None, quiet=args.quiet)
     try:
         match_file(path, templates, opts, emit, note=note,
                    on_start=plot.start if plot is not None else None,
                    on_scores=plot.scores if plot is not None else None,
                    progress=progress.update)  # fmt: skip
     finally:
-        progress.done()
+        progress.close()
     if plot is not None:
         plot.save(os.path.join(args.plot, os.path.splitext(os.path.basename(path))[0] + ".png"))
-
-
-class _Progress:
-    """A one-line percentage on stderr, only when it is a terminal."""
-
-    def __init__(self, path: str, quiet: bool):
-        self.path = path
-        self.on = not quiet and sys.stderr.isatty()
-        self.last = -1
-
-    def update(self, frames: int, total: int | None) -> None:
-        if not self.on:
-            return
-        if total:
-            pct = int(100 * frames / total)
-            if pct != self.last:
-                self.last = pct
-                print(f"\r{self.path}: {pct:3d}%", end="", file=sys.stderr, flush=True)
-        else:
-            print(f"\r{self.path}: {frames} frames", end="", file=sys.stderr, flush=True)
-
-    def done(self) -> None:
-        if self.on:
-            print("\r\033[K", end="", file=sys.stderr, flush=True)
 
 
 def _check_plot_dir(directory: str) -> None:

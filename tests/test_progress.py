@@ -1,0 +1,98 @@
+"""Progress bars of long jobs: on a terminal's stderr only (tested on a pty), never mixed with
+the data on stdout, off with -q and when stderr is not a terminal."""
+
+from __future__ import annotations
+
+import os
+import pty
+import re
+import select
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+STREAMCONV = [sys.executable, "-m", "streamconv.cli"]
+ANSI = re.compile(rb"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _run_on_pty(argv, cwd, stdout_on_pty: bool) -> tuple[int, bytes, bytes]:
+    """Run with stderr on a pseudo-terminal (and stdout too, or on a pipe); what each got."""
+    master, slave = pty.openpty()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "COLUMNS": "100"}
+    proc = subprocess.Popen(
+        argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stderr=slave,
+        stdout=slave if stdout_on_pty else subprocess.PIPE,
+    )  # fmt: skip
+    os.close(slave)
+    got = bytearray()
+    while True:
+        ready, _, _ = select.select([master], [], [], 60)
+        if not ready:
+            proc.kill()
+            raise AssertionError("no output for 60 s")
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        got += chunk
+    out = b"" if stdout_on_pty else proc.stdout.read()
+    code = proc.wait(timeout=60)
+    os.close(master)
+    return code, bytes(got), out
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory):
+    """20 s of noise with a chirp at 3 s and 15 s, and the chirp as a template."""
+    d = tmp_path_factory.mktemp("progress")
+    rng = np.random.default_rng(3)
+    rate = 8000
+    t = np.arange(int(0.2 * rate)) / rate
+    chirp = np.sin(2 * np.pi * (300 + 2000 * t) * t)
+    x = 0.05 * rng.normal(size=20 * rate)
+    for at in (3, 15):
+        x[at * rate : at * rate + len(chirp)] += chirp
+    sf.write(d / "rec.wav", x, rate)
+    sf.write(d / "chirp.wav", chirp, rate)
+    return d
+
+
+MATCH = ["match", "rec.wav", "-t", "chirp.wav", "--block", "4000"]
+
+
+def test_match_progress_on_the_terminal_data_on_stdout(recording):
+    code, tty, out = _run_on_pty([*STREAMCONV, *MATCH], recording, stdout_on_pty=False)
+    assert code == 0, tty
+    assert b"rec.wav:" in tty and b"%|" in tty  # the bar was drawn on stderr
+    lines = out.decode().splitlines()
+    assert len(lines) == 2 and all(line.startswith("{") and line.endswith("}") for line in lines)
+
+
+def test_match_results_never_share_a_line_with_the_bar(recording):
+    code, tty, _ = _run_on_pty([*STREAMCONV, *MATCH], recording, stdout_on_pty=True)
+    assert code == 0, tty
+    # What the terminal shows: each detection line, after the bar's clearing, is whole.
+    shown = ANSI.sub(b"", tty).replace(b"\r\n", b"\n")
+    records = [
+        seg for line in shown.split(b"\n") for seg in line.split(b"\r") if b'"template"' in seg
+    ]
+    assert len(records) == 2
+    for record in records:
+        assert record.strip().startswith(b"{") and record.strip().endswith(b"}"), record
+
+
+@pytest.mark.parametrize("argv", [[*MATCH, "-q"]])
+def test_quiet_means_no_bar(recording, argv):
+    code, tty, out = _run_on_pty([*STREAMCONV, *argv], recording, stdout_on_pty=False)
+    assert code == 0 and b"%|" not in tty and tty.strip() == b""
+    assert len(out.decode().splitlines()) == 2
+
+
+def test_no_bar_when_stderr_is_not_a_terminal(recording):
+    run = subprocess.run([*STREAMCONV, *MATCH], cwd=recording, capture_output=True)
+    assert run.returncode == 0 and run.stderr == b""
