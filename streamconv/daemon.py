@@ -1,21 +1,28 @@
 """The service behind ``streamconv run``: lifecycle, signals, reload, detection log, sd_notify.
 
-One thread (the caller's, which also takes the signals) reads a block, runs the `Pipeline`,
-writes the sink and reports detections; devices copy into their own bounded queues in their
-callbacks (`streamconv.io.devices`), the control API answers in a thread of its own.
+The stream runs through a `streamconv.runner.Runner`, the loop ``streamconv filter`` and the
+Python API use, in the caller's thread (which also takes the signals); the service is one of its
+observers: it applies reloads in ``on_tick``, feeds the control plane in ``on_block``, logs
+detections in ``on_detection`` and tells systemd in ``on_state``. Sources are read in a thread
+of the runner's, devices copy into their own bounded queues in their callbacks
+(`streamconv.io.devices`), the control API answers in a thread of its own.
 
 =========  ===================================================================================
 SIGTERM    stop reading, process what was read, flush sink and detection log, exit 0
 SIGINT     the same
 SIGHUP     reload the config through `load_config` (the path of ``streamconv check``); it takes
-           effect at the next block boundary; a bad one is logged, reported in ``/status``,
-           and the running pipeline goes on
+           effect at the next block boundary (within ``TICK_S`` on a silent source); a bad one
+           is logged, reported in ``/status``, and the running pipeline goes on
 =========  ===================================================================================
 
 A sound device that goes away is reopened with backoff by the source or sink itself
 (`streamconv.io.reopen`): meanwhile a read waits (signals still stop it), ``/status`` says
 ``"state": "reopening"`` with the device's last error, and every attempt is a log line and a
-systemd ``STATUS=``. The service never gives up on it.
+systemd ``STATUS=``. The service never gives up on it (the runner's ``give_up_s=None``).
+
+Samples an integer sink clipped are counted in ``/status`` (``clipped``) and ``/metrics``
+(``streamconv_clipped_samples``), and said in a ``warning:`` line at the end, as
+``streamconv filter`` says it.
 """
 
 from __future__ import annotations
@@ -31,9 +38,8 @@ import time
 
 from streamconv.config import LoadedConfig, load_config
 from streamconv.control.plane import ControlPlane
-from streamconv.errors import ConfigError, RuntimeFailure, UsageError
-from streamconv.io import open_sink, open_source
-from streamconv.pipeline import Pipeline
+from streamconv.errors import ConfigError, RuntimeFailure
+from streamconv.runner import Observer, Runner, block_size_for, clip_warning
 
 RECENT_DETECTIONS = 1000
 
@@ -80,10 +86,6 @@ class DetectionLog:
         self._file.close()
 
 
-class _Interrupted(Exception):
-    """Raised by the stop signal's handler to end a read that waits for input."""
-
-
 def _same_streams(a: LoadedConfig, b: LoadedConfig) -> list[str]:
     """What a reload cannot change while running, as messages."""
     changed = []
@@ -104,7 +106,7 @@ def _same_streams(a: LoadedConfig, b: LoadedConfig) -> list[str]:
     return changed
 
 
-class Service:
+class Service(Observer):
     """``streamconv run``: one config, run until the source ends or a stop signal.
 
     Parameters
@@ -124,14 +126,13 @@ class Service:
         self.reloads_failed = 0
         self.state = "starting"
         self.started = time.monotonic()
-        self.busy_s = 0.0
         self.counts = {t.name: 0 for t in self.loaded.templates}
         self.counts.update({p.name: 0 for p in self.loaded.periodicity})
         self.recent: collections.deque = collections.deque(maxlen=RECENT_DETECTIONS)
-        self.source = self.sink = self.pipeline = None
+        self.runner: Runner | None = None
+        self._detlog: DetectionLog | None = None
         self._stop = False
         self._reload = False
-        self._in_read = False
         self._lock = threading.Lock()
         self.plane: ControlPlane | None = None
 
@@ -139,8 +140,8 @@ class Service:
 
     def _on_stop(self, signum, frame) -> None:
         self._stop = True
-        if self._in_read:
-            raise _Interrupted
+        if self.runner is not None:
+            self.runner.stop()
 
     def _on_reload(self, signum, frame) -> None:
         self._reload = True
@@ -154,8 +155,11 @@ class Service:
 
     def status(self) -> dict:
         """The ``/status`` document."""
-        src, snk = self.source, self.sink
-        frames_in = src.frames_read if src else 0
+        runner = self.runner
+        src = runner.source if runner else None
+        snk = runner.sink if runner else None
+        frames_in = runner.frames_in if runner else 0
+        busy_s = runner.busy_s if runner else 0.0
         rate = self.loaded.sample_rate
         source_stats = src.stats() if src else {}
         sink_stats = snk.stats() if snk else {}
@@ -174,7 +178,8 @@ class Service:
             "reloads_failed": self.reloads_failed,
             "sample_rate": rate,
             "frames_in": frames_in,
-            "frames_out": snk.frames_written if snk else 0,
+            "frames_out": runner.frames_out if runner else 0,
+            "clipped": runner.clipped if runner else 0,
             "detections": counts,
             "overflows": int(source_stats.get("overflows", 0)),
             "dropped_frames": int(source_stats.get("dropped_frames", 0)),
@@ -182,7 +187,7 @@ class Service:
             "reopens": int(source_stats.get("reopens", 0)) + int(sink_stats.get("reopens", 0)),
             "source": {"uri": self.loaded.source.uri, **source_stats, **source_device},
             "sink": {"uri": self.loaded.sink.uri, **sink_stats, **sink_device},
-            "load": self.busy_s / (frames_in / rate) if frames_in else 0.0,
+            "load": busy_s / (frames_in / rate) if frames_in else 0.0,
         }
 
     def detections(self) -> list[dict]:
@@ -196,87 +201,64 @@ class Service:
         """Run to the end of the source or a stop signal; return the exit code (0)."""
         self._install_signals()
         cfg = self.loaded
-        self.source = open_source(
-            cfg.source.uri,
-            sample_rate=cfg.source.rate,
-            channels=cfg.source.channels,
-            fmt=cfg.source.format,
-            block_size=cfg.block_size,
-            log=self._device_log,
-        )
-        detlog = None
+        runner = Runner.from_config(
+            cfg, give_up_s=None, log=self._device_log, observers=[self], on_scores=self._scores
+        )  # a service never gives up on a device
+        runner.open()
+        self.runner = runner
+        if self._stop:  # a stop signal while opening
+            runner.stop()
         try:
+            if cfg.detections_path:
+                self._detlog = DetectionLog(cfg.detections_path)
+            self.plane = ControlPlane.from_config(cfg, self.status, self.detections, self.log)
+            if self.plane is not None:
+                self.plane.start()
+                if self.plane.address:
+                    self.log(f"control: listening on {self.plane.address}")
+            watchdog = _Watchdog(self)
             try:
-                self.pipeline = Pipeline.from_config(cfg, on_scores=self._scores)
-            except ValueError as exc:
-                raise UsageError(f"{cfg.path}: {exc}") from None
-            self.sink = open_sink(
-                cfg.sink.uri,
-                sample_rate=cfg.sample_rate,
-                channels=cfg.channels_out,
-                fmt=cfg.sink.format,
-                block_size=cfg.block_size,
-                log=self._device_log,
-            )
-            with self.sink:
-                if cfg.detections_path:
-                    detlog = DetectionLog(cfg.detections_path)
-                self.plane = ControlPlane.from_config(cfg, self.status, self.detections, self.log)
-                if self.plane is not None:
-                    self.plane.start()
-                    if self.plane.address:
-                        self.log(f"control: listening on {self.plane.address}")
-                watchdog = _Watchdog(self)
-                self._loop(detlog)
+                result = runner.run()
+            finally:
                 watchdog.stop()
-                self._set_state("stopping")
-                sd_notify("STOPPING=1")
-                for d in self.pipeline.flush():
-                    self._report(d, detlog)
         finally:
-            self.source.close()
-            if detlog is not None:
-                detlog.close()
+            runner.abort()  # nothing if it ran
+            if self._detlog is not None:
+                self._detlog.close()
             if self.plane is not None:
                 self.plane.finish()
                 self.plane.stop()
-        st = self.status()
+        warning = clip_warning(result.sink, result.clipped)
+        if warning:
+            self.log(warning)
         self.log(
-            f"streamconv run: {st['frames_in']} frames in, {st['frames_out']} frames out, "
-            f"{sum(st['detections'].values())} detections"
+            f"streamconv run: {result.frames_in} frames in, {result.frames_out} frames out, "
+            f"{result.detections} detections"
         )
         return 0
 
-    def _loop(self, detlog) -> None:
-        ready = False
-        while not self._stop:
-            try:
-                self._in_read = True
-                if self._stop:
-                    break
-                x = self.source.read(self.pipeline.block_size)
-            except _Interrupted:
-                break
-            finally:
-                self._in_read = False
-            if not len(x):
-                break
-            if self._reload:  # after the read: a reload while waiting applies to this block
-                self._reload = False
-                self._reload_config(detlog)
-            t0 = time.perf_counter()
-            y, found = self.pipeline.process(x)
-            self.sink.write(y)
-            if self.plane is not None:
-                self.plane.block(x, y)
-            self.busy_s += time.perf_counter() - t0
-            for d in found:
-                self._report(d, detlog)
-            if not ready:
-                ready = True
-                self._set_state("running")
-                sd_notify(f"READY=1\nSTATUS=running {self.loaded.path}")
-                self.log(f"running: {self.loaded.source.uri} -> {self.loaded.sink.uri}")
+    # -- the runner's hooks ------------------------------------------------------------------
+
+    def on_tick(self, runner: Runner) -> None:
+        if self._reload:  # between two blocks: the new config runs from the next one
+            self._reload = False
+            self._reload_config()
+
+    def on_block(self, event) -> None:
+        if self.plane is not None:
+            self.plane.block(event.input, event.output)
+
+    def on_detection(self, detection) -> None:
+        self._report(detection)
+
+    def on_state(self, runner: Runner, state: str) -> None:
+        if state == "running" and self.state == "starting":
+            self._set_state("running")
+            sd_notify(f"READY=1\nSTATUS=running {self.loaded.path}")
+            self.log(f"running: {self.loaded.source.uri} -> {self.loaded.sink.uri}")
+        elif state == "stopping":
+            self._set_state("stopping")
+            sd_notify("STOPPING=1")
 
     def _scores(self, template, channel, start, scores, thresholds) -> None:
         """The matchers' score traces, for the dashboard's score plot."""
@@ -295,29 +277,31 @@ class Service:
             self.plane.event("device", {"message": line})
         sd_notify(f"STATUS={line}")
 
-    def _report(self, det, detlog) -> None:
+    def _report(self, det) -> None:
         record = det.to_dict()
         if self.plane is not None:
             record = self.plane.detection(record)
-        if detlog is not None:
-            detlog.write(record)
+        if self._detlog is not None:
+            self._detlog.write(record)
         with self._lock:
             self.counts[det.template] = self.counts.get(det.template, 0) + 1
             self.recent.append(record)
         self.log(f"detection: {json.dumps(record)}")
 
-    def _reload_config(self, detlog) -> None:
+    def _reload_config(self) -> None:
         self.log(f"reload: {self.config_path}")
         try:
             new = load_config(self.config_path)
             changed = _same_streams(self.loaded, new)
             if changed:
                 raise ConfigError("; ".join(changed) + " (restart the service for that)")
-            pipeline, left = self.pipeline.successor(
-                new.compact_taps(),
+            taps = new.compact_taps()
+            pipeline, left = self.runner.pipeline.successor(
+                taps,
                 new.templates,
                 new.periodicity,
-                block_size=new.block_size,
+                block_size=new.block_size
+                or block_size_for(new.source.uri, new.sink.uri, taps.shape[0]),
                 method=new.method,
             )
         except (ConfigError, ValueError) as exc:
@@ -332,9 +316,7 @@ class Service:
                     "reload", {"ok": False, "generation": self.generation, "errors": errors}
                 )
             return
-        for d in left:
-            self._report(d, detlog)
-        self.pipeline = pipeline
+        self.runner.replace_pipeline(pipeline, left)
         self.loaded = new
         self.generation += 1
         self.last_reload_error = None

@@ -3,7 +3,12 @@
 A `Pipeline` holds the streaming state and nothing else: ``process(block)`` returns the
 filtered block (what the sink gets, as many frames as came in) and the detections that became
 final; ``flush()`` returns the rest at the end of the stream. It opens no file, device or
-socket; `pump` moves blocks from any `Source` to any `Sink`.
+socket; `streamconv.runner` moves blocks from a source through it to a sink.
+
+Detections of all its detectors come out in stream order (`streamconv.detect.Detectors`), as
+``streamconv match`` prints them, whatever the blocks. The detectors (and with them scipy, a
+quarter of a second of start-up) are imported only by a pipeline that has some, so a
+filter-only run does not pay for them.
 
 Sample indices are global: a pipeline built by `Pipeline.successor` on reload continues the
 stream of the one it replaces, so detections keep counting from sample 0 of the service.
@@ -12,15 +17,22 @@ stream of the one it replaces, so detections keep counting from sample 0 of the 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 
 import numpy as np
 
-from streamconv.detect import Detectors, PeriodDetection, build_detectors
 from streamconv.dsp.convolve import Convolver
-from streamconv.dsp.matcher import Detection
+from streamconv.dsp.detection import Detection
 
-__all__ = ["PeriodDetection", "Pipeline", "pump"]
+__all__ = ["Pipeline"]
+
+
+def __getattr__(name: str):
+    # PEP 562: PeriodDetection lives in streamconv.detect, which imports scipy.
+    if name == "PeriodDetection":
+        from streamconv.detect import PeriodDetection
+
+        return PeriodDetection
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Pipeline:
@@ -48,6 +60,9 @@ class Pipeline:
     on_scores : callable, optional
         Passed to every template `Matcher` (its score traces, for the live dashboard); a
         `successor` keeps it.
+    dtype : numpy dtype
+        float32 or float64: the precision the filter runs in and the type of its output
+        (`streamconv.runner` chooses it from the source and the sink).
 
     Notes
     -----
@@ -66,8 +81,12 @@ class Pipeline:
         periodicity=(),
         start: int = 0,
         on_scores=None,
+        dtype=np.float64,
     ):
         self.taps = np.asarray(taps, dtype=np.float64)
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float32, np.float64):
+            raise ValueError(f"dtype must be float32 or float64, got {self.dtype}")
         self.sample_rate = float(sample_rate)
         self.channels = int(channels)
         self.block_size = int(block_size)
@@ -75,39 +94,31 @@ class Pipeline:
         self.templates = list(templates)
         self.periodicity = list(periodicity)
         self.convolver = Convolver(
-            self.taps, block_size=block_size, method=method, channels=self.channels
+            self.taps.astype(self.dtype),
+            block_size=block_size,
+            method=method,
+            channels=self.channels,
         )
         self.out_channels = int(self.convolver.out_channels)
         # The detectors (`streamconv.detect`, as ``match`` builds them) on the filtered stream;
         # `Detectors` gives their detections in stream order across blocks and detectors.
-        self._detectors = Detectors(
-            build_detectors(
-                self.templates,
-                self.periodicity,
-                sample_rate=self.sample_rate,
-                channels=self.out_channels,
-                on_scores=on_scores,
+        self._detectors = None
+        if self.templates or self.periodicity:
+            from streamconv.detect import Detectors, build_detectors
+
+            self._detectors = Detectors(
+                build_detectors(
+                    self.templates,
+                    self.periodicity,
+                    sample_rate=self.sample_rate,
+                    channels=self.out_channels,
+                    on_scores=on_scores,
+                )
             )
-        )
         self.on_scores = on_scores
         self.detector_start = start  # global index of the detectors' sample 0
         self.frames = start  # global index of the next input frame
-        self._history = np.zeros((max(self.taps.shape[0] - 1, 0), self.channels))
-
-    @classmethod
-    def from_config(cls, loaded, start: int = 0, on_scores=None) -> Pipeline:
-        """The pipeline a `streamconv.config.LoadedConfig` describes."""
-        return cls(
-            loaded.compact_taps(),
-            loaded.sample_rate,
-            loaded.channels_in,
-            block_size=loaded.block_size,
-            method=loaded.method,
-            templates=loaded.templates,
-            periodicity=loaded.periodicity,
-            start=start,
-            on_scores=on_scores,
-        )
+        self._history = np.zeros((max(self.taps.shape[0] - 1, 0), self.channels), self.dtype)
 
     @property
     def names(self) -> list[str]:
@@ -115,8 +126,12 @@ class Pipeline:
         return [t.name for t in self.templates] + [p.name for p in self.periodicity]
 
     def process(self, x: np.ndarray) -> tuple[np.ndarray, list[Detection]]:
-        """Filter one ``(frames, channels)`` block; return it and the detections now final."""
-        x = np.asarray(x, dtype=np.float64)
+        """Filter one ``(frames, channels)`` block; return it and the detections now final.
+
+        The block is converted to `dtype` if it is not already; the output has `dtype` and
+        `out_channels` columns. Detections are in stream order, with global sample numbers.
+        """
+        x = np.asarray(x, dtype=self.dtype)
         if x.ndim == 1:
             x = x[:, None]
         y = self.convolver.process(x)
@@ -124,10 +139,27 @@ class Pipeline:
             y = y[:, None]
         self._remember(x)
         self.frames += len(x)
+        if self._detectors is None:
+            return y, []
+        return y, self._global(self._detectors.process(y))
+
+    def tail(self) -> tuple[np.ndarray, list[Detection]]:
+        """End of stream, with the filter's tail: its last ``L - 1`` output frames (what a full
+        convolution adds after the input), matched like any block, and the detections of them.
+
+        Call `flush` after it for the detections still pending. The pipeline is then spent.
+        """
+        y = self.convolver.flush()
+        if y.ndim == 1:
+            y = y[:, None]
+        if self._detectors is None or not len(y):
+            return y, []
         return y, self._global(self._detectors.process(y))
 
     def flush(self) -> list[Detection]:
         """End of stream: the detections still pending. The filter tail is not output."""
+        if self._detectors is None:
+            return []
         return self._global(self._detectors.flush())
 
     def successor(self, taps, templates=(), periodicity=(), **kwargs) -> tuple[Pipeline, list]:
@@ -146,6 +178,7 @@ class Pipeline:
         kwargs.setdefault("block_size", self.block_size)
         kwargs.setdefault("method", self.method)
         kwargs.setdefault("on_scores", self.on_scores)
+        kwargs.setdefault("dtype", self.dtype)
         same_detectors = _same(self.templates, templates) and _same(self.periodicity, periodicity)
         new = Pipeline(
             taps,
@@ -209,26 +242,3 @@ def _same(old: list, new) -> bool:
         if not dataclasses.is_dataclass(a) and a != b:
             return False
     return True
-
-
-def pump(
-    source,
-    sink,
-    pipeline: Pipeline,
-    on_detection: Callable[[Detection], None] = lambda d: None,
-    block_size: int | None = None,
-) -> int:
-    """Run `source` through `pipeline` into `sink` until the source ends; return frames in.
-
-    The sink is not closed: the caller decides between ``close()`` and ``abort()``.
-    """
-    frames = 0
-    for x in source.blocks(block_size or pipeline.block_size):
-        y, found = pipeline.process(x)
-        sink.write(y)
-        frames += len(x)
-        for d in found:
-            on_detection(d)
-    for d in pipeline.flush():
-        on_detection(d)
-    return frames

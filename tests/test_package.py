@@ -24,11 +24,16 @@ def test_cli_version_and_help():
 
 
 def test_filtering_does_not_import_scipy_or_dask():
-    """Start-up is part of every file job: the Convolver must load without scipy and dask
-    (pyFFTW's optional interfaces pull in both, 0.5 s)."""
+    """Start-up is part of every file job: the Convolver, the filter command and a run without
+    detectors must load without scipy and dask (pyFFTW's optional interfaces pull in both,
+    0.5 s; the detectors scipy, 0.25 s)."""
     code = (
         "import sys, streamconv, numpy as np\n"
+        "import streamconv.commands.filter\n"
+        "from streamconv.io import MemorySink, MemorySource\n"
+        "from streamconv.runner import Runner\n"
         "conv = streamconv.Convolver(np.ones(3), block_size=4)\n"
+        "Runner(MemorySource(np.ones(9), 8000), MemorySink(8000, 1), taps=[1, 2]).run()\n"
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'scipy', 'dask'}))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

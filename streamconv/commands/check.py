@@ -18,6 +18,7 @@ from streamconv.dsp import compiled, costmodel
 from streamconv.dsp.convolve import Convolver
 from streamconv.dsp.design import analyze
 from streamconv.errors import ConfigError, UsageError
+from streamconv.runner import block_size_for
 
 
 def register(subparsers) -> None:
@@ -122,7 +123,7 @@ def summary(loaded: LoadedConfig) -> str:
         delay_text = f"filter group delay {span} samples ({ms} ms)"
     else:
         delay_text = "no signal path (all taps zero)"
-    block = loaded.block_size
+    block = loaded.block_size or block_size_for(loaded.source.uri, loaded.sink.uri, length)
     lines.append(
         f"  latency    {delay_text}; blocks of {block} frames ({1000 * block / rate:.3g} ms)"
     )

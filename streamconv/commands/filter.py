@@ -6,20 +6,13 @@ import argparse
 import sys
 
 from streamconv.commands._args import non_negative_float, positive_float, positive_int
-from streamconv.errors import UsageError
-from streamconv.io import files, open_sink, open_source
-from streamconv.io.audiopipes import check_type, type_of
-from streamconv.io.background import ReadAhead, WriteBehind
 from streamconv.io.pcm import PCM_FORMATS
-from streamconv.io.taps import load_taps, taps_channels
 
 METHODS = ("auto", "direct", "ola", "partitioned")
-LIVE_BLOCK = 1024
 REOPEN_S = 30.0
-# From file to file nobody waits for a block, and large blocks make the FFT engines cheaper.
+# The defaults of streamconv.runner, repeated for --help: importing it costs start-up here.
+LIVE_BLOCK = 1024
 FILE_BLOCK = 16384
-MAX_FILE_BLOCK = 1 << 18
-READ_AHEAD_FRAMES = 65536  # per read of the read-ahead thread: fewer thread hand-overs
 
 
 def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
@@ -86,11 +79,19 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--block",
         type=positive_int,
-        help=f"frames per block (default {LIVE_BLOCK}; from file to file {FILE_BLOCK}, or the "
-        "filter's length when longer)",
+        help=f"frames per block (default: the config's [processing] block_size with -c; else "
+        f"{LIVE_BLOCK}, and from file to file {FILE_BLOCK} or the filter's length when longer)",
     )
     parser.add_argument("--tail", action="store_true", help="append the L-1 frames of the tail")
-    parser.add_argument("--method", choices=METHODS, default="auto", help="convolution engine")
+    parser.add_argument(
+        "--method", choices=METHODS,
+        help="convolution engine (default: the config's with -c, else auto)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--subtype", metavar="SUBTYPE",
+        help="sample type of an output audio file, a libsndfile name (PCM_16, PCM_24, FLOAT, "
+        "...); default: the input's when the file type holds it",
+    )  # fmt: skip
     parser.add_argument(
         "--fft-measure",
         action="store_true",
@@ -112,161 +113,75 @@ def register(subparsers) -> None:
     parser.set_defaults(run=run)
 
 
-def _file_block(taps: int) -> int:
-    """Frames per block from file to file: `FILE_BLOCK`, or the filter's length rounded up to
-    a power of two when longer (65536 taps: one FFT block per call, 1.4x as fast as 16384)."""
-    return min(max(FILE_BLOCK, 1 << (taps - 1).bit_length()), MAX_FILE_BLOCK)
-
-
-def _is_file(locator: str) -> bool:
-    return locator not in ("-", "null") and not _is_device(locator) and "://" not in locator
-
-
-def _is_device(locator: str) -> bool:
-    return locator.split(":", 1)[0] in ("device", "pyaudio")
-
-
-def _taps_from_config(args):
-    """The config's filter chain as taps, at its rate; raw-stream options it fills in."""
+def _from_config(args):
+    """The config's filter chain and ``[processing]``; the stream options it fills in."""
     from streamconv.config import load_config
 
     loaded = load_config(args.config)
     source, sink = loaded.source, loaded.sink
     args.format = args.format or source.format
     args.out_format = args.out_format or sink.format
+    args.subtype = args.subtype or getattr(loaded.config.sink, "subtype", None)
     args.rate = args.rate or source.rate
     args.channels = args.channels or source.channels
-    args.fir = args.config  # names the taps' origin in messages
-    return loaded.compact_taps(), loaded.sample_rate
+    args.block = args.block or loaded.block_size
+    args.method = args.method or loaded.method
+    return loaded.compact_taps(), loaded.sample_rate, args.config
 
 
 def run(args) -> int:
+    from streamconv.io.audiopipes import check_type
+    from streamconv.io.taps import load_taps
+    from streamconv.runner import Endpoint, Runner, clip_warning, stop_on_signals
+
     if args.config is not None:
-        taps, taps_rate = _taps_from_config(args)
+        taps, taps_rate, origin = _from_config(args)
     else:
-        taps, taps_rate = load_taps(args.fir)
-    in_channels, out_channels = taps_channels(taps)
-    device_in = _is_device(args.input)
-    if args.block is None:
-        files_only = all(_is_file(x) for x in (args.input, args.output))
-        args.block = _file_block(len(taps)) if files_only else LIVE_BLOCK
-    src = open_source(
-        args.input,
-        sample_rate=args.rate or (taps_rate if device_in else None),
-        channels=args.channels or (in_channels if device_in else None),
-        fmt=args.format,
-        block_size=args.block,
-        dtype="auto",
-        give_up_s=args.reopen,
-        columns=getattr(args, "columns", None),
-        file_type=check_type(getattr(args, "type", None)),
-    )
-    with src:
-        if taps_rate is not None and taps_rate != src.sample_rate:
-            raise UsageError(
-                f"{args.fir}: the filters are for {taps_rate:g} Hz, "
-                f"the input {args.input} at {src.sample_rate:g} Hz"
-            )
-        if in_channels is not None and in_channels != src.channels:
-            raise UsageError(
-                f"{args.fir}: taps for {in_channels} channels, "
-                f"the input {args.input} has {src.channels}"
-            )
-        conv = _convolver(taps, src, args)
-        sink = open_sink(
+        (taps, taps_rate), origin = load_taps(args.fir), args.fir
+    runner = Runner(
+        Endpoint(
+            args.input,
+            args.format,
+            args.rate,
+            args.channels,
+            columns=args.columns,
+            file_type=check_type(args.type),
+        ),
+        Endpoint(
             args.output,
-            sample_rate=src.sample_rate,
-            channels=out_channels or src.channels,
-            fmt=args.out_format or args.format,
-            subtype=_same_subtype(src, args.output) if not args.out_format else None,
-            file_type=_out_type(args, src),
-            block_size=args.block,
-            give_up_s=args.reopen,
-            like=src,
-            float_format=getattr(args, "float_format", None),
-        )
-        reader = src
-        if _is_file(args.input) and _is_file(args.output):
-            # Read ahead and write behind in threads: file I/O overlaps the filtering.
-            reader = ReadAhead(src, max(args.block, READ_AHEAD_FRAMES))
-            sink = WriteBehind(sink)
-        with reader:
-            interrupted = _run(reader, sink, conv, args)
-    _report(reader, sink, args.stats or _is_device(args.output) or device_in)
-    return 130 if interrupted else 0
-
-
-def _convolver(taps, src, args):
-    """The filter, its FFTs planned from saved wisdom, or measured and saved (--fft-measure)."""
-    from streamconv import wisdom
-    from streamconv.dsp import fftw
-    from streamconv.dsp.convolve import Convolver
-
-    wisdom.load()
-    fftw.measure_plans(args.fft_measure)
-    # The source's precision: float32 for 16-bit and float32 data (exact, and twice as fast).
-    conv = Convolver(
-        taps.astype(src.dtype), block_size=args.block, method=args.method, channels=src.channels
+            args.out_format or args.format,
+            subtype=args.subtype,
+            float_format=args.float_format,
+            file_type=check_type(args.out_type, "--out-type") or check_type(args.type),
+        ),
+        taps=taps,
+        block_size=args.block,
+        method=args.method or "auto",
+        give_up_s=args.reopen,
+        duration_s=args.duration,
+        tail=args.tail,
+        fft_measure=args.fft_measure,
+        taps_name=origin,
+        taps_rate=taps_rate,
     )
-    if args.fft_measure and (path := wisdom.save()):
-        print(f"streamconv filter: FFT plans measured, wisdom saved to {path}", file=sys.stderr)
-    return conv
+    runner.open()
+    if runner.wisdom_saved:
+        print(f"streamconv filter: FFT plans measured, wisdom saved to {runner.wisdom_saved}",
+              file=sys.stderr)  # fmt: skip
+    with stop_on_signals(runner):  # Ctrl-C ends the input; the output is kept (exit 130)
+        result = runner.run()
+    _report(result, args.stats or runner.source_endpoint.kind == "device"
+            or runner.sink_endpoint.kind == "device", clip_warning)  # fmt: skip
+    return 130 if result.stopped else 0
 
 
-def _run(src, sink, conv, args) -> bool:
-    """Pump blocks; return True if interrupted (Ctrl-C ends the input, the output is kept)."""
-    limit = None if args.duration is None else round(args.duration * src.sample_rate)
-    interrupted = False
-    with sink:
-        try:
-            while limit is None or src.frames_read < limit:
-                want = args.block if limit is None else min(args.block, limit - src.frames_read)
-                x = src.read(want)
-                if not len(x):
-                    break
-                sink.write(conv.process(x))
-        except KeyboardInterrupt:
-            interrupted = True
-        if args.tail:
-            sink.write(conv.flush())
-    return interrupted
-
-
-def _out_type(args, src) -> str | None:
-    """What ``-o -`` carries: --out-type, --type, else the input's audio type unless a raw
-    --format/--out-format was asked for, else raw."""
-    if args.output != "-":
-        return None
-    asked = check_type(getattr(args, "out_type", None), "--out-type")
-    asked = asked or check_type(getattr(args, "type", None))
-    if asked:
-        return asked
-    if args.format or args.out_format:
-        return "raw"
-    return type_of(src) or "raw"
-
-
-def _same_subtype(src, output: str) -> str | None:
-    """Keep the input file's sample type for an output audio file when it can hold it."""
-    subtype = getattr(src, "subtype", None)
-    if subtype is None or (output != "-" and files.file_kind(output) != "audio"):
-        return None
-    if output == "-":
-        return subtype
-    import soundfile as sf
-
-    try:
-        return subtype if sf.check_format(files.audio_format(output), subtype) else None
-    except UsageError:
-        return None
-
-
-def _report(src, sink, verbose: bool) -> None:
-    counts = {f"{src.name} {k}": v for k, v in src.stats().items()}
-    counts.update({f"{sink.name} {k}": v for k, v in sink.stats().items()})
-    if sink.clipped:
-        print(f"warning: {sink.name}: {sink.clipped} samples clipped", file=sys.stderr)
+def _report(result, verbose: bool, clip_warning) -> None:
+    warning = clip_warning(result.sink, result.clipped)
+    if warning:
+        print(warning, file=sys.stderr)
     if verbose:
-        parts = [f"{src.frames_read} frames in", f"{sink.frames_written} frames out"]
+        counts = {f"{result.source} {k}": v for k, v in result.source_stats.items()}
+        counts.update({f"{result.sink} {k}": v for k, v in result.sink_stats.items()})
+        parts = [f"{result.frames_in} frames in", f"{result.frames_out} frames out"]
         parts += [f"{name}={value}" for name, value in counts.items()]
         print(f"streamconv filter: {', '.join(parts)}", file=sys.stderr)

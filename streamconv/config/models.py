@@ -46,13 +46,34 @@ class Stream(_Model):
     channels: PositiveInt | None = Field(
         None, description="Channel count; needed by raw, udp and devices; checked elsewhere."
     )
+    subtype: str | None = Field(
+        None,
+        description="Sink audio file only: the sample type stored, a libsndfile subtype "
+        "(`PCM_16`, `PCM_24`, `PCM_32`, `FLOAT`, `DOUBLE`, ...). Default: the source's sample "
+        "format when the file type can hold it, else the type's default.",
+    )
+
+    @field_validator("subtype")
+    @classmethod
+    def _known_subtype(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        import soundfile as sf
+
+        known = sf.available_subtypes()
+        if value not in known:
+            raise ValueError(f"unknown subtype {value!r} (libsndfile's: {', '.join(known)})")
+        return value
 
 
 class Processing(_Model):
     """``[processing]``: how the engine runs."""
 
-    block_size: Annotated[int, Field(ge=1, le=1 << 20)] = Field(
-        256, description="Frames per block read from the source and written to the sink."
+    block_size: Annotated[int, Field(ge=1, le=1 << 20)] | None = Field(
+        None,
+        description="Frames per block read from the source and written to the sink. Default: "
+        "16384 (or the filter's length rounded up to a power of two, up to 262144) from a file "
+        "to a file or null; 1024 when an end is live (pipe, device, udp).",
     )
     method: Literal["auto", "direct", "ola", "partitioned"] = Field(
         "auto", description="Convolution engine (see `streamconv.Convolver`)."

@@ -24,6 +24,7 @@ from streamconv.errors import UsageError
 from streamconv.io.taps import load_taps
 
 MAX_TAPS = 1 << 24
+_ALIASES = {"aif": "AIFF", "aifc": "AIFF", "oga": "OGG", "opus": "OGG"}
 PCM_BYTES = {"s16le": 2, "s32le": 4, "f32le": 4, "f64le": 8}
 
 
@@ -85,7 +86,7 @@ class LoadedConfig:
     periodicity: list[Periodicity]
     detections_path: str | None
     control_listen: str | None
-    block_size: int
+    block_size: int | None  # None: by the stream kinds (streamconv.runner.block_size_for)
     method: str
     notes: list[str] = field(default_factory=list)
 
@@ -132,6 +133,10 @@ def _resolve_source(cfg: Config, base: str, out: _Collector) -> StreamInfo | Non
     for key in needs:
         if getattr(src, key) is None:
             out.add(("source", key), f"required for a {_describe(loc)} source")
+    if src.subtype is not None:
+        out.add(
+            ("source", "subtype"), "only a sink audio file has a subtype (the source's is read)"
+        )
     if loc.kind == "file":
         if (err := _check_input_file(loc.uri)) is not None:
             out.add(("source", "uri"), err)
@@ -202,6 +207,14 @@ def _resolve_sink(
             known = {f.lower() for f in sf.available_formats()} | {"aif", "aifc", "oga", "opus"}
             if ext not in known:
                 out.add(("sink", "uri"), f"{loc.uri}: unknown audio file type '.{ext}'")
+            elif snk.subtype is not None:
+                major = _ALIASES.get(ext, ext.upper())
+                if not sf.check_format(major, snk.subtype):
+                    out.add(
+                        ("sink", "subtype"), f"a {major} file cannot hold {snk.subtype} samples"
+                    )
+    if snk.subtype is not None and loc.file_kind != "audio":
+        out.add(("sink", "subtype"), f"only an audio file has a subtype; {snk.uri} is not one")
         src_uri = cfg.source.uri
         if os.path.normpath(os.path.join(base, src_uri)) == loc.uri:
             out.add(("sink", "uri"), "is the source file; the output would overwrite the input")

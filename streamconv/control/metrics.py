@@ -41,6 +41,12 @@ class StatusCollector:
         }
         for key, text in counters.items():
             yield CounterMetricFamily(f"streamconv_{key}", text, value=s.get(key, 0))
+        # A unit in the name, as Prometheus has it; the /status key is "clipped".
+        yield CounterMetricFamily(
+            "streamconv_clipped_samples",
+            "Samples the sink clipped on the way to an integer format",
+            value=s.get("clipped", 0),
+        )
         reopens = CounterMetricFamily(
             "streamconv_device_reopens", "Times a lost sound device was opened again",
             labels=["stream"],

@@ -26,12 +26,12 @@ where they start (see :meth:`Matcher.chunk_bounds`).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
 import numpy as np
 from scipy import fft as sp_fft
 
+from streamconv.dsp.detection import Detection
 from streamconv.dsp.peaks import PeakTracker
 from streamconv.dsp.window_sums import MAX_BLOCKS_PER_WINDOW, BlockSums, block_size_for
 
@@ -41,38 +41,6 @@ DEFAULT_THRESHOLD = 0.7
 #: A window whose sum of squared deviations is below this fraction of its sum of squares
 #: (std below 1e-5 of its RMS, e.g. a DC level, a clipped stretch, silence) scores 0.
 FLAT_RTOL = 1e-10
-
-
-@dataclass(frozen=True)
-class Detection:
-    """One final detection of a template (SPEC section 2).
-
-    Attributes
-    ----------
-    template : str
-        The template's name.
-    sample : int
-        Index of the first frame of the matched window (sample 0 is the first frame streamed).
-    time : float
-        ``sample / sample_rate`` in seconds.
-    score : float
-        Normalized correlation in [-1, 1].
-    channel : int or None
-        The channel scored, or None where channels are combined.
-    threshold : float
-        The threshold the score reached.
-    """
-
-    template: str
-    sample: int
-    time: float
-    score: float
-    channel: int | None
-    threshold: float
-
-    def to_dict(self) -> dict:
-        """The fields as a plain dict (JSON-ready)."""
-        return asdict(self)
 
 
 class Rule(NamedTuple):

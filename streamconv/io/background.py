@@ -5,6 +5,10 @@ with two cores a file job reads block ``k + 1`` and writes block ``k - 1`` while
 block ``k``. Both wrappers keep the `Source` / `Sink` protocol and its error behaviour: an error
 in the thread is raised in the caller at its next ``read`` / ``write`` / ``close``, and a sink
 that failed or was aborted is discarded, never committed.
+
+`ReadAhead` also lets a live source (a pipe, a socket, a device) be waited on with a timeout
+(`ReadAhead.read_within`): the thread blocks in the source's read, the caller only on a queue,
+so `streamconv.runner` gets control back while the source is silent.
 """
 
 from __future__ import annotations
@@ -17,6 +21,9 @@ import numpy as np
 from streamconv.io.base import Sink, Source
 
 DEPTH = 4  # blocks queued each way: enough to ride out one slow read or write
+#: How long `ReadAhead.close` waits for a read in progress; a source still inside a read then
+#: (a silent pipe) is closed by the thread when that read returns.
+CLOSE_WAIT_S = 0.5
 
 
 class _End:
@@ -29,7 +36,15 @@ class _End:
 class ReadAhead(Source):
     """Read `source` in blocks of `frames` frames in a thread, `DEPTH` blocks ahead.
 
-    ``read(n)`` returns at most ``n`` frames, cutting a read-ahead block where it must.
+    ``read(n)`` returns at most ``n`` frames, cutting a read-ahead block where it must;
+    ``read_within(n, timeout)`` the same, or None when nothing came within `timeout` seconds.
+
+    Parameters
+    ----------
+    source : Source
+        Read only by the thread from now on; closed by `close`.
+    frames : int
+        Frames per read of the thread (a live source returns what it has, up to that).
     """
 
     def __init__(self, source: Source, frames: int):
@@ -44,6 +59,9 @@ class ReadAhead(Source):
         self._pending = np.empty((0, self.channels), self.dtype)
         self._ended: _End | None = None
         self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._reading = True  # the thread may be inside source.read
+        self._close_source = False  # close() left the source to the thread
         self._thread = threading.Thread(target=self._pump, name="streamconv-read", daemon=True)
         self._thread.start()
 
@@ -58,6 +76,12 @@ class ReadAhead(Source):
             self._put(_End(exc))
         else:
             self._put(_End())
+        finally:
+            with self._lock:
+                self._reading = False
+                close = self._close_source
+            if close:
+                self.source.close()
 
     def _put(self, item) -> None:
         while not self._stop.is_set():
@@ -67,9 +91,12 @@ class ReadAhead(Source):
             except queue.Full:
                 continue
 
-    def _read(self, frames: int) -> np.ndarray:
+    def _read(self, frames: int, timeout: float | None = None) -> np.ndarray | None:
         if not len(self._pending) and self._ended is None:
-            item = self._queue.get()
+            try:
+                item = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                return None
             if isinstance(item, _End):
                 self._ended = item
             else:
@@ -83,18 +110,39 @@ class ReadAhead(Source):
 
     def read(self, frames: int) -> np.ndarray:
         # The thread already checked the samples (Source.read); only count them here.
+        return self.read_within(frames, None)
+
+    def read_within(self, frames: int, timeout: float | None) -> np.ndarray | None:
+        """Like `read`, but None if no frame arrived within `timeout` seconds (None: wait).
+
+        Raises
+        ------
+        Exception
+            What the source raised in the thread, once the blocks before it are read.
+        """
         if frames <= 0:
             raise ValueError(f"frames must be positive, got {frames}")
-        block = self._read(frames)
-        self.frames_read += len(block)
+        block = self._read(frames, timeout)
+        if block is not None:
+            self.frames_read += len(block)
         return block
 
     def stats(self) -> dict[str, int]:
         return self.source.stats()
 
     def close(self) -> None:
+        """Stop the thread and close the source.
+
+        A read in progress is waited for up to `CLOSE_WAIT_S` (a device delivers its next
+        block well within it); a source still inside a read after that (a silent pipe or
+        socket) is closed by the thread once the read returns, never under its feet.
+        """
         self._stop.set()
-        self._thread.join()
+        self._thread.join(CLOSE_WAIT_S)  # a thread waiting on a full queue leaves in 0.1 s
+        with self._lock:
+            if self._reading:
+                self._close_source = True
+                return
         self.source.close()
 
 

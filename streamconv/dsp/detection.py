@@ -1,0 +1,43 @@
+"""The detection record: what every detector of streamconv reports (SPEC section 2).
+
+A module of its own, without scipy, so that code which only passes detections along (the
+pipeline of a filter-only run) does not pay for the detectors' imports when it starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+__all__ = ["Detection"]
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One final detection of a template (SPEC section 2).
+
+    Attributes
+    ----------
+    template : str
+        The template's name.
+    sample : int
+        Index of the first frame of the matched window (sample 0 is the first frame streamed).
+    time : float
+        ``sample / sample_rate`` in seconds.
+    score : float
+        Normalized correlation in [-1, 1].
+    channel : int or None
+        The channel scored, or None where channels are combined.
+    threshold : float
+        The threshold the score reached.
+    """
+
+    template: str
+    sample: int
+    time: float
+    score: float
+    channel: int | None
+    threshold: float
+
+    def to_dict(self) -> dict:
+        """The fields as a plain dict (JSON-ready)."""
+        return asdict(self)
