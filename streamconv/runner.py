@@ -24,7 +24,8 @@ sample type
     Sources deliver float32 where that holds their samples exactly (16-bit integers, float32
     data, sound devices), else float64. The filter runs in float32 only when the source is
     float32 and the sink keeps no more than float32 precision (8/16-bit or float32 samples, a
-    lossy codec, a sound device, ``null``); otherwise in float64 (`work_dtype`).
+    lossy codec, a sound device, ``null``, csv text of float32 samples); otherwise in float64
+    (`work_dtype`).
 sink sample format
     An audio-file sink keeps the source's sample format when its file type can hold it (float
     stays float, 24-bit stays 24-bit); a raw PCM, udp or sound-device source counts as its
@@ -242,7 +243,7 @@ def work_dtype(source_dtype, sink: Endpoint, subtype: str | None) -> np.dtype:
     if sink.audio_pipe:
         return np.dtype(np.float64 if subtype in _WIDE_SUBTYPES else np.float32)
     if kind == "file" and files.file_kind(sink.uri) == "csv":
-        return np.dtype(np.float64)  # written with 17 digits
+        return np.dtype(np.float32)  # text with as many digits as the samples carry
     if kind == "file" and files.file_kind(sink.uri) == "audio":
         if subtype is None:
             import soundfile as sf

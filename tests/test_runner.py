@@ -272,7 +272,7 @@ def test_sink_subtype_rule(sink, source_subtype, subtype):
         (np.float32, Endpoint("o.wav"), "DOUBLE", np.float64),
         (np.float32, Endpoint("-", format="f32le"), None, np.float32),
         (np.float32, Endpoint("o.raw", format="f64le"), None, np.float64),
-        (np.float32, Endpoint("o.csv"), None, np.float64),
+        (np.float32, Endpoint("o.csv"), None, np.float32),
         (np.float32, Endpoint("device"), None, np.float32),
         (np.float32, Endpoint("null"), None, np.float32),
         (np.float64, Endpoint("o.wav"), "FLOAT", np.float64),
