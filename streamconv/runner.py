@@ -173,8 +173,8 @@ class Endpoint:
         A sink ``.csv`` file's printf format for numbers (``filter --float-format``).
     file_type : str, optional
         What ``-`` carries: ``raw`` PCM or an audio file type (``wav``, ``flac``, ...;
-        `streamconv.io.audiopipes`). None: a source looks at the stream's header; a sink
-        carries the source's audio type unless a raw ``format`` is given.
+        `streamconv.io.audiopipes`). None: raw PCM when a raw ``format`` is given, else a
+        source looks at the stream's header and a sink carries the source's audio type.
     """
 
     uri: str
@@ -589,7 +589,9 @@ class Runner:
             give_up_s=self.give_up_s,
             log=self.log,
             columns=ep.columns,
-            file_type=ep.file_type,
+            # A raw format says what - carries: no waiting for a header to look at (the
+            # service opens its control API only after its source).
+            file_type=ep.file_type or ("raw" if ep.format and ep.kind == "pipe" else None),
         )
 
     def _check_taps(self, source: Source) -> None:
