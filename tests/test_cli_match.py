@@ -195,4 +195,5 @@ def test_progress_only_on_a_terminal(capsys, recording, monkeypatch):
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     code, lines2, err = run(capsys, "match", path, "-t", tpath, "--block", 4096)
     assert code == 0 and lines2 == lines
-    assert f"\r{path}: 100%" in err
+    assert f"\r{path}:   0%|" in err and "%|" in err  # the tqdm bar (streamconv.progress)
+    assert err.endswith("\r") and "template" not in err  # cleared; the data went to stdout
