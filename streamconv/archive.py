@@ -130,6 +130,7 @@ class State:
         self.job = h.hexdigest()
 
     def _file(self, task: Task) -> str:
+        assert self.directory is not None  # load and save return first without one
         st = os.stat(task.path)
         key = (self.job, os.path.abspath(task.path), st.st_size, st.st_mtime_ns, task.start,
                task.stop)  # fmt: skip
@@ -180,7 +181,7 @@ def make_client(jobs: int | None = None, scheduler: str | None = None):
             dashboard_address=":0", silence_logs=40,
         )  # fmt: skip
     client = Client(cluster)
-    client.close_cluster = cluster.close
+    setattr(client, "close_cluster", cluster.close)  # noqa: B010 (not a Client attribute)
     return client
 
 
@@ -242,7 +243,8 @@ def run_archive(
     report = _Report(len(paths), quiet)
     [remote] = client.scatter([templates], broadcast=True, hash=False)
     todo = [_File(p) for p in paths]
-    futures, info = as_completed(), {}
+    futures = as_completed()
+    info: dict[str, tuple[str, int, int | None]] = {}  # future key -> (kind, file, task)
     for i, p in enumerate(paths):
         fut = client.submit(plan_file, p, remote, opts, chunk_s, pure=False)
         info[fut.key] = ("plan", i, None)
@@ -271,6 +273,7 @@ def run_archive(
                 info[sub.key] = ("task", i, j2)
                 futures.add(sub)
         else:
+            assert f.plan is not None and j is not None  # a task comes after its file's plan
             f.results[j] = result["records"]
             state.save(f.plan["tasks"][j], result["records"])
         while emitted < len(todo) and todo[emitted].done:
@@ -303,7 +306,7 @@ class _Report:
 
     def file_done(self, f: _File) -> None:
         self.files += 1
-        if f.error is None:
+        if f.error is None and f.plan is not None:
             frames = f.plan["frames"]
             if frames is None:
                 frames = 0

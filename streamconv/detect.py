@@ -468,7 +468,7 @@ class MatchOptions:
         try:
             built += build_detectors((), periodic, sample_rate=sample_rate, channels=channels)
         except ValueError as exc:
-            lo, hi = self.periodicity
+            lo, hi = periodic[0].min_period_s, periodic[0].max_period_s
             raise UsageError(f"--periodicity {lo:g}:{hi:g}: {exc}") from None
         return Detectors(built)
 

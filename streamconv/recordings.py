@@ -139,8 +139,16 @@ def file_frames(src, path: str, options: MatchOptions) -> int | None:
     return None
 
 
+def _raw(options: MatchOptions) -> tuple[str, float, int]:
+    """Format, rate and channels of a raw PCM file (given: it was opened with them)."""
+    if options.fmt is None or options.rate is None or options.channels is None:
+        raise UsageError("raw PCM needs --format, --rate and --channels")
+    return options.fmt, options.rate, options.channels
+
+
 def _frame_bytes(options: MatchOptions) -> int:
-    return pcm.pcm_dtype(options.fmt).itemsize * options.channels
+    fmt, _, channels = _raw(options)
+    return pcm.pcm_dtype(fmt).itemsize * channels
 
 
 def match_range(
@@ -185,6 +193,4 @@ def _seek(src, path: str, options: MatchOptions, frame: int):
     src.close()
     stream = open(path, "rb")
     stream.seek(frame * _frame_bytes(options))
-    return RawSource(
-        stream, options.fmt, options.rate, options.channels, name=path, close_stream=True
-    )
+    return RawSource(stream, *_raw(options), name=path, close_stream=True)

@@ -21,7 +21,9 @@ BINS = 4000
 class _Envelope:
     def __init__(self, bin_frames: int):
         self.bin = bin_frames
-        self.lo, self.hi, self.thr = [], [], []
+        self.lo: list[np.ndarray] = []
+        self.hi: list[np.ndarray] = []
+        self.thr: list[np.ndarray] = []
         self._rest = np.zeros(0)
         self._rest_thr = np.zeros(0)
 
