@@ -24,10 +24,8 @@ from streamconv.io import pcm
 from streamconv.io.base import Sink, Source, float_type
 from streamconv.io.csvstream import CsvSink, CsvSource  # noqa: F401 (their old home)
 from streamconv.io.pipes import RawSink, RawSource
+from streamconv.locator import CSV_EXTENSIONS, RAW_EXTENSIONS, file_kind  # noqa: F401 (re-exported)
 
-#: Extensions read as raw PCM rather than through libsndfile.
-RAW_EXTENSIONS = (".raw", ".pcm")
-CSV_EXTENSIONS = (".csv",)
 _EXTENSION_ALIASES = {"aif": "AIFF", "aifc": "AIFF", "oga": "OGG", "opus": "OGG"}
 # Integer subtypes, as the integer type they are read and written through (bits of precision).
 _INT_SUBTYPES = {"PCM_S8": 8, "PCM_U8": 8, "PCM_16": 16, "PCM_24": 24, "PCM_32": 32}
@@ -36,16 +34,6 @@ _INT_SUBTYPES = {"PCM_S8": 8, "PCM_U8": 8, "PCM_16": 16, "PCM_24": 24, "PCM_32":
 _EXACT_IN_FLOAT64_ONLY = {"PCM_24", "PCM_32", "DOUBLE", "ALAC_24", "ALAC_32"}
 _PCM_SUBTYPES = {"s16le": "PCM_16", "s32le": "PCM_32", "f32le": "FLOAT", "f64le": "DOUBLE"}
 _DECLARED_TOO_LONG = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
-
-
-def file_kind(path: str) -> str:
-    """Return ``"raw"``, ``"csv"`` or ``"audio"`` for a path, by its extension."""
-    ext = os.path.splitext(path)[1].lower()
-    if ext in RAW_EXTENSIONS:
-        return "raw"
-    if ext in CSV_EXTENSIONS:
-        return "csv"
-    return "audio"
 
 
 def audio_format(path: str) -> str:

@@ -23,19 +23,19 @@ from streamconv.io import files
 from streamconv.io.base import Sink, Source
 from streamconv.io.memory import NullSink
 from streamconv.io.pipes import RawSink, RawSource
+from streamconv.locator import Locator, parse_locator
 
 
-def _split_device(locator: str) -> tuple[str, str | None] | None:
-    for prefix, backend in (("device", "sounddevice"), ("pyaudio", "pyaudio")):
-        if locator == prefix:
-            return backend, None
-        if locator.startswith(prefix + ":"):
-            return backend, locator[len(prefix) + 1 :] or None
-    return None
+def _parse(locator: str | Locator, role: str) -> Locator:
+    if isinstance(locator, Locator):
+        return locator
+    if not locator:
+        raise UsageError(f"empty {role} locator")
+    return parse_locator(locator)
 
 
 def open_source(
-    locator: str,
+    locator: str | Locator,
     *,
     sample_rate: float | None = None,
     channels: int | None = None,
@@ -52,8 +52,8 @@ def open_source(
 
     Parameters
     ----------
-    locator : str
-        See the module docstring.
+    locator : str or Locator
+        See the module docstring (`streamconv.locator` parses it).
     sample_rate, channels, fmt : optional
         ``--rate``, ``--channels``, ``--format``: needed where the stream does not say them
         (raw PCM, csv, udp); for a device they choose instead of its defaults.
@@ -83,25 +83,22 @@ def open_source(
     UsageError
         A missing parameter, a missing or unreadable file, an unknown device, ...
     """
-    if not locator:
-        raise UsageError("empty input locator")
-    if locator == "null":
+    loc = _parse(locator, "input")
+    if loc.kind == "null":
         raise UsageError("null: is a sink only; it cannot be read")
-    device = _split_device(locator)
-    if device:
+    if loc.is_device:
         from streamconv.io.reopen import ReopeningSource
 
-        backend, spec = device
         return ReopeningSource(
-            spec, sample_rate, channels, block_size, backend=backend, dtype=dtype,
-            give_up_s=give_up_s, log=log,
+            loc.device, sample_rate, channels, block_size, backend=loc.backend or "sounddevice",
+            dtype=dtype, give_up_s=give_up_s, log=log,
         )  # fmt: skip
-    if locator.startswith("udp://"):
+    if loc.kind == "udp":
         from streamconv.io.network import UdpSource
 
-        fmt, sample_rate, channels = files.raw_params(locator, fmt, sample_rate, channels)
-        return UdpSource(locator, fmt, sample_rate, channels, dtype=dtype)
-    if locator == "-":
+        fmt, sample_rate, channels = files.raw_params(loc.text, fmt, sample_rate, channels)
+        return UdpSource(loc.text, fmt, sample_rate, channels, dtype=dtype)
+    if loc.kind == "pipe":
         from streamconv.io.audiopipes import open_pipe_source
 
         stream = stdin if stdin is not None else sys.stdin.buffer
@@ -110,17 +107,17 @@ def open_source(
             return audio
         fmt, sample_rate, channels = files.raw_params("-", fmt, sample_rate, channels)
         return RawSource(stream, fmt, sample_rate, channels, name="-", dtype=dtype)
-    kind = files.file_kind(locator)
-    if kind == "raw":
-        return files.open_raw_file_source(locator, fmt, sample_rate, channels, dtype=dtype)
-    if kind == "csv":
-        return files.CsvSource(locator, sample_rate, dtype=dtype, columns=columns)
-    files.audio_format(locator)
-    return files.SoundFileSource(locator, dtype=dtype)
+    path = loc.uri
+    if loc.file_kind == "raw":
+        return files.open_raw_file_source(path, fmt, sample_rate, channels, dtype=dtype)
+    if loc.file_kind == "csv":
+        return files.CsvSource(path, sample_rate, dtype=dtype, columns=columns)
+    files.audio_format(path)
+    return files.SoundFileSource(path, dtype=dtype)
 
 
 def open_sink(
-    locator: str,
+    locator: str | Locator,
     *,
     sample_rate: float,
     channels: int,
@@ -138,8 +135,8 @@ def open_sink(
 
     Parameters
     ----------
-    locator : str
-        See the module docstring.
+    locator : str or Locator
+        See the module docstring (`streamconv.locator` parses it).
     sample_rate : float
         Frames per second of the stream written.
     channels : int
@@ -169,24 +166,22 @@ def open_sink(
     Sink
         Output files appear under their name only when the sink is closed.
     """
-    if not locator:
-        raise UsageError("empty output locator")
-    if locator == "null":
+    loc = _parse(locator, "output")
+    if loc.kind == "null":
         return NullSink(sample_rate, channels)
-    device = _split_device(locator)
-    if device:
+    if loc.is_device:
         from streamconv.io.reopen import ReopeningSink
 
-        backend, spec = device
         return ReopeningSink(
-            spec, sample_rate, channels, block_size, backend=backend, give_up_s=give_up_s, log=log
-        )
-    if locator.startswith("udp://"):
+            loc.device, sample_rate, channels, block_size, backend=loc.backend or "sounddevice",
+            give_up_s=give_up_s, log=log,
+        )  # fmt: skip
+    if loc.kind == "udp":
         from streamconv.io.network import UdpSink
 
-        fmt, sample_rate, channels = files.raw_params(locator, fmt, sample_rate, channels)
-        return UdpSink(locator, fmt, sample_rate, channels)
-    if locator == "-":
+        fmt, sample_rate, channels = files.raw_params(loc.text, fmt, sample_rate, channels)
+        return UdpSink(loc.text, fmt, sample_rate, channels)
+    if loc.kind == "pipe":
         stream = stdout if stdout is not None else sys.stdout.buffer
         if file_type not in (None, "raw"):
             from streamconv.io.audiopipes import open_pipe_sink
@@ -195,12 +190,12 @@ def open_sink(
             return open_pipe_sink(stream, file_type, sample_rate, channels, subtype, name="-")
         fmt, sample_rate, channels = files.raw_params("-", fmt, sample_rate, channels)
         return RawSink(stream, fmt, sample_rate, channels, name="-", flush=True)
-    kind = files.file_kind(locator)
-    if kind == "raw":
-        fmt, sample_rate, channels = files.raw_params(locator, fmt, sample_rate, channels)
-        return files.RawFileSink(locator, fmt, sample_rate, channels)
-    if kind == "csv":
-        return files.CsvSink(locator, sample_rate, channels, like=like, float_format=float_format)
+    path = loc.uri
+    if loc.file_kind == "raw":
+        fmt, sample_rate, channels = files.raw_params(path, fmt, sample_rate, channels)
+        return files.RawFileSink(path, fmt, sample_rate, channels)
+    if loc.file_kind == "csv":
+        return files.CsvSink(path, sample_rate, channels, like=like, float_format=float_format)
     return files.SoundFileSink(
-        locator, sample_rate, channels, subtype=subtype or files.pcm_subtype(fmt)
+        path, sample_rate, channels, subtype=subtype or files.pcm_subtype(fmt)
     )

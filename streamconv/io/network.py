@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import socket
 import struct
-from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -22,6 +21,7 @@ from streamconv.errors import RuntimeFailure, UsageError
 from streamconv.io import pcm
 from streamconv.io.base import Sink, Source, float_type
 from streamconv.io.rechunk import FrameBuffer
+from streamconv.locator import parse_locator
 
 HEADER = struct.Struct("<Q")
 #: Payload bytes per datagram the sink sends (fits an Ethernet MTU with IP/UDP headers).
@@ -29,15 +29,12 @@ MAX_PAYLOAD = 1400
 
 
 def parse_udp(locator: str) -> tuple[str, int]:
-    """Split ``udp://HOST:PORT`` into (host, port), or raise `UsageError` naming it."""
-    parts = urlsplit(locator)
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    if parts.scheme != "udp" or not parts.hostname or port is None:
-        raise UsageError(f"{locator}: expected udp://HOST:PORT")
-    return parts.hostname, port
+    """Split ``udp://HOST:PORT`` into (host, port) (`streamconv.locator`), or raise
+    `UsageError` naming it."""
+    loc = parse_locator(locator)
+    if loc.kind != "udp" or loc.host is None or loc.port is None:
+        raise UsageError(f"{locator}: expected udp://HOST:PORT with a port 0..65535")
+    return loc.host, loc.port
 
 
 class UdpSource(Source):
