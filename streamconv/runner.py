@@ -81,6 +81,7 @@ from streamconv.io import files, open_sink, open_source
 from streamconv.io.background import ReadAhead, WriteBehind
 from streamconv.io.base import Sink, Source
 from streamconv.io.taps import taps_channels
+from streamconv.locator import parse_locator
 from streamconv.pipeline import Pipeline
 
 __all__ = [
@@ -118,16 +119,10 @@ _WIDE_PCM = {"s32le", "f64le"}
 
 def endpoint_kind(uri: str) -> str:
     """``"pipe"`` (``-``), ``"null"``, ``"udp"``, ``"device"`` (``device...``, ``pyaudio:``)
-    or ``"file"``: what decides the block size and the threads of a run."""
-    if uri == "-":
-        return "pipe"
-    if uri == "null":
-        return "null"
-    if uri.startswith("udp://"):
-        return "udp"
-    if uri.split(":", 1)[0] in ("device", "pyaudio"):
-        return "device"
-    return "file"
+    or ``"file"``: what decides the block size and the threads of a run
+    (`streamconv.locator.parse_locator`; `LocatorError` for a malformed one)."""
+    loc = parse_locator(uri)
+    return "device" if loc.is_device else loc.kind
 
 
 def block_size_for(source_uri: str, sink_uri: str, taps: int) -> int:
