@@ -246,10 +246,10 @@ def open_pipe_source(stream, kind: str | None, name: str = "-", dtype=np.float64
     if kind == "raw":
         return None, stream
     head = _read_head(stream, HEAD_BYTES)
-    found = sniff(head)
-    if kind is None and found is None:
+    chosen = kind or sniff(head)
+    if chosen is None:
         return None, Prefixed(head, stream)
-    return AudioPipeSource(stream, head, kind or found, name=name, dtype=dtype), None
+    return AudioPipeSource(stream, head, chosen, name=name, dtype=dtype), None
 
 
 class _PipeWriter:

@@ -116,7 +116,9 @@ class MqttOutput(QueuedOutput):
             self._client.username_pw_set(user, password)
         if scheme == "mqtts":
             self._client.tls_set()
-        self._client.reconnect_delay_set(min_delay=0.25, max_delay=MAX_BACKOFF_S)
+        # paho annotates the delays as int, but it only multiplies and sleeps them: a quarter
+        # second first is what keeps a broker restart short.
+        self._client.reconnect_delay_set(min_delay=0.25, max_delay=MAX_BACKOFF_S)  # type: ignore[arg-type]
         self._client.max_queued_messages_set(self.queue_size)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect

@@ -67,11 +67,11 @@ class WebhookOutput(QueuedOutput):
                 reason = f"HTTP {status}"
             except (OSError, ValueError) as exc:  # refused, reset, timeout, DNS
                 status = None
-                reason = getattr(exc, "reason", None) or exc
+                cause = getattr(exc, "reason", None) or exc
                 reason = (
-                    f"{type(reason).__name__}: {reason}"
-                    if isinstance(reason, Exception)
-                    else str(reason)
+                    f"{type(cause).__name__}: {cause}"
+                    if isinstance(cause, Exception)
+                    else str(cause)
                 )
             if status is not None and 200 <= status < 300:
                 if failing is not None:
