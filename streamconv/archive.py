@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from streamconv.detect import MatchOptions, Template
+from streamconv.detect import PERIODICITY, MatchOptions, Template
 from streamconv.errors import StreamconvError, UsageError
 from streamconv.io import open_source
 from streamconv.recordings import expand, file_frames, match_file, match_range
@@ -74,7 +74,10 @@ def plan_file(path: str, templates: list[Template], options: MatchOptions, chunk
             path, sample_rate=options.rate, channels=options.channels, fmt=options.fmt
         ) as src:
             rate, channels = src.sample_rate, src.channels
-            arrays = {t.name: t.for_stream(rate, channels, path) for t in templates}
+            arrays = {
+                t.name: t.for_stream(rate, channels, path, downmix=options.downmix)
+                for t in templates
+            }
             frames = file_frames(src, path, options)
             if frames is not None:
                 detectors = options.detectors(arrays, rate, channels)
@@ -240,7 +243,8 @@ def run_archive(
     paths = expand(items)
     opts = options
     state = State(resume, templates, opts)
-    report = _Report(len(paths), quiet)
+    names = [t.name for t in templates] + ([PERIODICITY] if options.periodicity else [])
+    report = Report(len(paths), quiet, names)
     [remote] = client.scatter([templates], broadcast=True, hash=False)
     todo = [_File(p) for p in paths]
     futures = as_completed()
@@ -277,7 +281,12 @@ def run_archive(
             f.results[j] = result["records"]
             state.save(f.plan["tasks"][j], result["records"])
         while emitted < len(todo) and todo[emitted].done:
-            report.file_done(todo[emitted])
+            f = todo[emitted]
+            if f.error is None:
+                seconds = (f.plan["frames"] or 0) / f.plan["rate"]
+                report.file_done(seconds, [r for rs in f.results.values() for r in rs])
+            else:
+                report.file_done(None, [])
             if todo[emitted].error is None:
                 for j2 in range(len(todo[emitted].results)):
                     for record in todo[emitted].results[j2]:
@@ -288,15 +297,29 @@ def run_archive(
     return 2 if report.failures else 0
 
 
-class _Report:
-    """Progress on stderr (a terminal only) and the summary at the end."""
+class Report:
+    """Progress of a run over many files on stderr (a terminal only) and the summary at the end.
 
-    def __init__(self, total: int, quiet: bool):
+    Parameters
+    ----------
+    total : int
+        Files in the run.
+    quiet : bool
+        No progress and no summary (failures are still reported).
+    names : sequence of str
+        The detectors' names: the summary counts each one's detections, 0 included.
+    line : bool
+        Draw the files-done line (``match`` without ``--jobs`` draws a bar per file instead).
+    """
+
+    def __init__(self, total: int, quiet: bool, names=(), line: bool = True):
         self.total, self.quiet = total, quiet
         self.tty = not quiet and sys.stderr.isatty()
-        self.files = self.seconds = self.resumed = 0
+        self.line = line
+        self.files = self.resumed = 0
+        self.seconds = 0.0
         self.failures: list[str] = []
-        self.counts: dict[str, int] = {}
+        self.counts: dict[str, int] = dict.fromkeys(names, 0)
         self.t0 = time.monotonic()
 
     def failed(self, message: str) -> None:
@@ -304,20 +327,21 @@ class _Report:
         self.failures.append(message)
         print(f"error: {message}", file=sys.stderr)
 
-    def file_done(self, f: _File) -> None:
+    def file_done(self, seconds: float | None, records) -> None:
+        """A file is done: `seconds` of audio (None: it failed) and its records."""
         self.files += 1
-        if f.error is None and f.plan is not None:
-            frames = f.plan["frames"]
-            if frames is None:
-                frames = 0
-            self.seconds += frames / f.plan["rate"]
-            for records in f.results.values():
-                for r in records:
-                    self.counts[r["template"]] = self.counts.get(r["template"], 0) + 1
-        if self.tty:
+        if seconds is not None:
+            self.seconds += seconds
+            for r in records:
+                self.counts[r["template"]] = self.counts.get(r["template"], 0) + 1
+        if self.tty and self.line:
             print(f"\r\033[Kfiles {self.files}/{self.total}, {self.seconds / 3600:.2f} h of "
                   f"audio, {sum(self.counts.values())} detections", end="", file=sys.stderr,
                   flush=True)  # fmt: skip
+
+    def clear(self) -> None:
+        """Take the progress line off the terminal (before other output)."""
+        self._clear()
 
     def _clear(self) -> None:
         if self.tty:
@@ -331,7 +355,7 @@ class _Report:
             return
         wall = time.monotonic() - self.t0
         speed = f", {self.seconds / wall:.0f}x real time" if wall > 0 else ""
-        dets = ", ".join(f"{n} {c}" for n, c in sorted(self.counts.items())) or "none"
+        dets = ", ".join(f"{n} {c}" for n, c in self.counts.items()) or "none"
         print(f"matched {self.files - len(self.failures)} of {self.total} files, "
               f"{self.seconds / 3600:.3f} h of audio in {wall:.1f} s{speed}; detections: {dets}",
               file=sys.stderr)  # fmt: skip

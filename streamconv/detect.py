@@ -166,7 +166,12 @@ class Template:
         return self._cache[rate]
 
     def for_stream(
-        self, rate: float, channels: int, where: str, note: Callable[[str], None] | None = None
+        self,
+        rate: float,
+        channels: int,
+        where: str,
+        note: Callable[[str], None] | None = None,
+        downmix: bool = False,
     ) -> np.ndarray:
         """The samples for a stream of `rate` and `channels`.
 
@@ -180,17 +185,23 @@ class Template:
             The stream (a file path), for messages.
         note : callable, optional
             Called with a message when the template is resampled.
+        downmix : bool
+            A template with other channels than the stream is averaged to one channel (then
+            matched on every channel of the stream).
 
         Raises
         ------
         UsageError
-            The template's channels do not fit the stream.
+            The template's channels do not fit the stream (the message names the stream).
         """
         a = self.at(rate, None if note is None else (lambda m: note(f"{m} for {where}")))
         if a.ndim == 2 and a.shape[1] != channels:
+            if downmix:
+                return a.mean(axis=1)
             raise UsageError(
-                f"{self.path}: template '{self.name}' has {a.shape[1]} channels, "
-                f"{where} has {channels}"
+                f"{where}: {channels} channel(s), but template '{self.name}' ({self.path}) has "
+                f"{a.shape[1]}: give --downmix to average the template's channels, or a template "
+                "of 1 channel or one per channel of the recording"
             )
         return a
 
@@ -408,8 +419,14 @@ class MatchOptions:
         MAD window and hop in seconds.
     min_distance : int, optional
         Samples between detections of a template; default its length.
+    min_distance_s : float, optional
+        The same in seconds (``--min-distance``), rounded to samples of each file's rate.
     combine : bool
         Score the mean over channels.
+    domain : {"waveform", "spectrogram"}
+        What is correlated; ``spectrogram`` the spectrogram parameters (a dict).
+    downmix : bool
+        A template with more channels than a file is averaged to one channel for it.
     periodicity : (float, float), optional
         Also run a periodicity detector named `PERIODICITY` over this period range, seconds.
     periodicity_threshold : float
@@ -425,7 +442,11 @@ class MatchOptions:
     mad_window_s: float = 10.0
     mad_hop_s: float = 1.0
     min_distance: int | None = None
+    min_distance_s: float | None = None
     combine: bool = False
+    domain: str = "waveform"
+    spectrogram: dict | None = None
+    downmix: bool = False
     periodicity: tuple[float, float] | None = None
     periodicity_threshold: float = 0.5
     rate: float | None = None
@@ -433,19 +454,27 @@ class MatchOptions:
     fmt: str | None = None
     block: int = 65536
 
-    def specs(self, arrays: dict) -> tuple[list[TemplateSpec], list[PeriodicitySpec]]:
-        """The detectors these options ask for, given the templates' samples by name."""
+    def specs(
+        self, arrays: dict, sample_rate: float | None = None
+    ) -> tuple[list[TemplateSpec], list[PeriodicitySpec]]:
+        """The detectors these options ask for, given the templates' samples by name (at
+        `sample_rate`, needed for ``min_distance_s``)."""
         combine = "mean" if self.combine else None
+        distance = self.min_distance
+        if self.min_distance_s is not None:
+            distance = max(1, round(self.min_distance_s * sample_rate))
         templates = [
             TemplateSpec(
                 name,
                 samples,
                 threshold=None if self.mad else self.threshold,
                 mad=self.mad,
-                min_distance=self.min_distance,
+                min_distance=distance,
                 combine=combine,
                 mad_window_s=self.mad_window_s,
                 mad_hop_s=self.mad_hop_s,
+                domain=self.domain,
+                spectrogram=self.spectrogram,
             )
             for name, samples in arrays.items()
         ]
@@ -459,7 +488,7 @@ class MatchOptions:
 
     def detectors(self, arrays: dict, sample_rate: float, channels: int, on_scores=None):
         """`Detectors` for one stream; `UsageError` names a periodicity range it refuses."""
-        templates, periodic = self.specs(arrays)
+        templates, periodic = self.specs(arrays, sample_rate)
         try:
             built = build_detectors(templates, (), sample_rate=sample_rate, channels=channels,
                                     on_scores=on_scores)  # fmt: skip
@@ -519,8 +548,8 @@ class Detectors:
         for t in templates:
             if len(arrays[t.name]) > frames:
                 raise UsageError(
-                    f"{t.path}: template '{t.name}' ({len(arrays[t.name])} frames) is longer "
-                    f"than {where} ({frames} frames)"
+                    f"{where}: {frames} frames, shorter than template '{t.name}' ({t.path}, "
+                    f"{len(arrays[t.name])} frames)"
                 )
         for d in self.detectors:
             if isinstance(d, NamedPeriodicity) and d.window > frames:

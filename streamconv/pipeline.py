@@ -17,11 +17,13 @@ stream of the one it replaces, so detections keep counting from sample 0 of the 
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 
 from streamconv.dsp.convolve import Convolver
 from streamconv.dsp.detection import Detection
+from streamconv.dsp.group_delay import chain_delay
 
 __all__ = ["Pipeline"]
 
@@ -68,6 +70,14 @@ class Pipeline:
     -----
     Output frames equal input frames: the sink gets ``y[n] = sum_k h[k] x[n - k]`` for every
     input frame, and the templates are matched on exactly that ``y``.
+
+    Detections are reported on the input's timeline: a chain whose every path is a linear-phase
+    FIR with one delay ``D`` (`streamconv.dsp.group_delay.chain_delay`; symmetric or
+    antisymmetric taps, ``D = (L - 1) / 2``) puts a pattern that starts at input sample ``n`` at
+    ``n + D`` in ``y``, so ``D`` (rounded half up) is subtracted and the detection says
+    ``timeline="input"``, ``chain_delay=D``. Any other chain (minimum phase, a measured
+    response, paths with different delays) delays each frequency differently: the detection
+    keeps its sample in ``y`` and says ``timeline="filtered"``.
     """
 
     def __init__(
@@ -117,6 +127,7 @@ class Pipeline:
             )
         self.on_scores = on_scores
         self.detector_start = start  # global index of the detectors' sample 0
+        self.chain_delay = chain_delay(self.taps)  # None: not one linear-phase delay
         self.frames = start  # global index of the next input frame
         self._history = np.zeros((max(self.taps.shape[0] - 1, 0), self.channels), self.dtype)
 
@@ -218,11 +229,17 @@ class Pipeline:
             self._history[-len(x) :] = x
 
     def _global(self, found: list[Detection]) -> list[Detection]:
-        if not self.detector_start:
-            return found
-        s0 = self.detector_start
+        """Detector samples -> the service's input timeline (see the class notes)."""
+        s0, delay = self.detector_start, self.chain_delay
+        if delay is None:
+            where = {"timeline": "filtered", "chain_delay": None}
+        else:
+            s0 -= math.floor(delay + 0.5)
+            where = {"timeline": "input", "chain_delay": delay}
         return [
-            dataclasses.replace(d, sample=d.sample + s0, time=(d.sample + s0) / self.sample_rate)
+            dataclasses.replace(
+                d, sample=d.sample + s0, time=(d.sample + s0) / self.sample_rate, **where
+            )
             for d in found
         ]
 

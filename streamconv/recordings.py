@@ -107,7 +107,9 @@ def match_file(
     """
     with _open(path, options) as src:
         rate, channels = src.sample_rate, src.channels
-        arrays = {t.name: t.for_stream(rate, channels, path, note) for t in templates}
+        arrays = {
+            t.name: t.for_stream(rate, channels, path, note, options.downmix) for t in templates
+        }
         total = getattr(src, "frames", None)
         if on_start is not None:
             on_start(rate, total)
@@ -164,7 +166,9 @@ def match_range(
     try:
         rate, channels = src.sample_rate, src.channels
         frames = file_frames(src, path, options)
-        arrays = {t.name: t.for_stream(rate, channels, path) for t in templates}
+        arrays = {
+            t.name: t.for_stream(rate, channels, path, downmix=options.downmix) for t in templates
+        }
         detectors = options.detectors(arrays, rate, channels)
         first, end = detectors.start_chunk(start, stop, frames)
         src = _seek(src, path, options, first)

@@ -79,7 +79,7 @@ def on_cluster(client, argv, chunk_s=CHUNK_S):
 
 FLAGS = [
     ["--threshold", "0.1"],  # many detections, some at every border
-    ["--threshold", "0.15", "--min-distance", "2000"],
+    ["--threshold", "0.15", "--min-distance", "0.25"],  # seconds: 2000 samples
     ["--mad", "4", "--mad-window", "1.3", "--mad-hop", "0.37"],
     ["--combine", "--mad", "3", "--mad-window", "0.5", "--mad-hop", "0.5"],
     # periodicity estimates interleaved with the detections, both across chunk borders

@@ -43,7 +43,10 @@ def run(capsys, *argv):
     ("flags", "kwargs"),
     [
         ([], {}),
-        (["--threshold", "0.5", "--min-distance", "50"], {"threshold": 0.5, "min_distance": 50}),
+        (
+            ["--threshold", "0.5", "--min-distance", "0.00625"],  # seconds: 50 samples
+            {"threshold": 0.5, "min_distance": 50},
+        ),
         (
             ["--mad", "6", "--mad-window", "0.5", "--mad-hop", "0.1"],
             {"mad": 6.0, "mad_window_s": 0.5, "mad_hop_s": 0.1},
@@ -104,13 +107,36 @@ def test_output_file(capsys, recording, tmp_path, suffix):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
-def test_failure_leaves_no_output_file(capsys, recording, tmp_path):
+def test_a_bad_file_is_reported_and_skipped_exit_2(capsys, recording, tmp_path):
     path, tpath, _, _ = recording
-    out = tmp_path / "dets.csv"
-    code, _, err = run(capsys, "match", path, tmp_path / "missing.wav", "-t", tpath, "-o", out)
+    out = tmp_path / "dets.jsonl"
+    bad = tmp_path / "missing.wav"
+    code, _, err = run(capsys, "match", bad, path, bad, "-t", tpath, "-o", out)
     assert code == 2
-    assert err.strip().endswith("missing.wav: no such file")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["chirp.wav", "rec.wav"]
+    assert err.splitlines() == [
+        f"error: {bad}: no such file",
+        f"error: {bad}: no such file",
+        "error: 2 of 3 files failed",
+    ]
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["file"], r["sample"]) for r in records] == [
+        (str(path), s) for s in (1000, 9000, 17777)
+    ]
+
+
+def test_a_file_failing_midway_gives_no_records(capsys, recording, tmp_path):
+    path, tpath, x, _ = recording
+    broken = tmp_path / "broken.csv"
+    y = x.copy()
+    y[20000] = np.nan  # after the first two chirps
+    np.savetxt(broken, y, delimiter=",")
+    code, lines, err = run(capsys, "match", broken, path, "-t", tpath, "--rate", RATE)
+    assert code == 2
+    assert err.splitlines() == [
+        f"error: {broken}: NaN or Inf sample at frame 20000",
+        "error: 1 of 2 files failed",
+    ]
+    assert {r["file"] for r in lines} == {str(path)} and len(lines) == 3
 
 
 def test_template_at_another_rate_is_resampled(capsys, recording, tmp_path):
@@ -155,12 +181,12 @@ def test_periodicity_on_a_csv_sensor_file(capsys, tmp_path):
         (
             lambda d: np.save(d / "long.npy", np.random.default_rng(0).normal(size=30000)),
             ["-t", "{d}/long.npy"],
-            "longer than",
+            "shorter than template",
         ),
         (
             lambda d: np.save(d / "st.npy", np.random.default_rng(0).normal(size=(50, 3))),
             ["-t", "{d}/st.npy"],
-            "3 channels",
+            "has 3: give --downmix",
         ),
         (None, ["-t", "{d}/nope.wav"], "no such file"),
         (None, [], "at least one template"),

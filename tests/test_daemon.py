@@ -58,14 +58,24 @@ def test_file_job_sink_is_filtered_input_and_detections_equal_match(tmp_path, rn
     expected = sps.lfilter(h, 1, x)
     np.testing.assert_allclose(y, expected, atol=1e-10 * np.abs(expected).max())
     logged = [json.loads(line) for line in (tmp_path / "det.jsonl").read_text().splitlines()]
-    assert [d["sample"] for d in logged] == [2000, 9000, 17777]
+    # The input's timeline: the 31-tap linear-phase chain's 15 samples are taken off (the
+    # template is the bell through the causal filter, so on the filtered stream it already
+    # sits at the onset, and the service says 15 early).
+    assert [d["sample"] for d in logged] == [1985, 8985, 17762]
+    assert all(d["timeline"] == "input" and d["chain_delay"] == 15 for d in logged)
     match = subprocess.run(
         [*CLI, "match", str(tmp_path / "out.raw"), "--format", "f64le", "--rate", str(RATE),
          "--channels", "1", "-t", f"bell={tmp_path / 'bell.npy'}", "--threshold", "0.8", "-q"],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     matched = [json.loads(line) for line in match.stdout.splitlines()]
-    assert [{k: v for k, v in d.items() if k != "file"} for d in matched] == logged
+    # match on the filtered output: the same records on the filtered stream's timeline.
+    on_input = [
+        {**d, "sample": d["sample"] - 15, "time": (d["sample"] - 15) / RATE} for d in matched
+    ]
+    assert [{k: v for k, v in d.items() if k != "file"} for d in on_input] == [
+        {k: v for k, v in d.items() if k not in ("timeline", "chain_delay")} for d in logged
+    ]
 
 
 def test_stdin_stream_control_api_metrics_and_reloads(tmp_path, rng):
@@ -237,7 +247,10 @@ def test_periodicity_detections_carry_the_period_as_match_prints_it(tmp_path, rn
     )  # fmt: skip
     matched = [json.loads(line) for line in match.stdout.splitlines()]
     # The same records field for field; match names the file and calls the detector
-    # "periodicity" where the service uses the config's name.
+    # "periodicity" where the service uses the config's name. The chain [1, 0.5] is not
+    # linear phase: the service says its samples are on the filtered stream's timeline.
+    assert all(d["timeline"] == "filtered" and d["chain_delay"] is None for d in logged)
+    service = ("template", "timeline", "chain_delay")
     assert [{k: v for k, v in d.items() if k not in ("file", "template")} for d in matched] == [
-        {k: v for k, v in d.items() if k != "template"} for d in logged
+        {k: v for k, v in d.items() if k not in service} for d in logged
     ]

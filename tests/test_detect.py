@@ -2,6 +2,7 @@
 merge and the detection records, as `match`, archives and the service use them."""
 
 import csv
+import dataclasses
 import io
 import json
 from fractions import Fraction
@@ -135,8 +136,9 @@ def test_template_at_the_stream_rate_is_not_resampled(tmp_path):
     tpl.for_stream(16000, 2, "x.wav", notes.append)
     tpl.for_stream(16000, 2, "y.wav", notes.append)  # cached: one note
     assert notes == ["template 't' resampled from 8000 Hz to 16000 Hz for x.wav"]
-    with pytest.raises(UsageError, match=r"template 't' has 2 channels, x\.wav has 3"):
+    with pytest.raises(UsageError, match=r"x\.wav: 3 channel\(s\), but template 't' .* --downmix"):
         tpl.for_stream(8000, 3, "x.wav")
+    np.testing.assert_array_equal(tpl.for_stream(8000, 1, "x.wav", downmix=True), t.mean(axis=1))
 
 
 def test_one_default_threshold():
@@ -264,7 +266,9 @@ def test_periodicity_and_templates_merge_in_stream_order_in_the_pipeline():
         got = []
         for pos in range(0, len(x), block):
             got += pipe.process(x[pos : pos + block])[1]
-        assert got + pipe.flush() == expected
+        # The one-tap chain delays nothing: the input's timeline, chain delay 0.
+        on_input = [dataclasses.replace(d, timeline="input", chain_delay=0.0) for d in expected]
+        assert got + pipe.flush() == on_input
 
 
 # -- records ----------------------------------------------------------------------------------

@@ -144,7 +144,7 @@ def test_match_reads_the_projects_knock_template(capsys):
     config does, and finds the knocks in the project's vibration recording."""
     code = main(["match", str(REPO / "configs/data/vibration.csv"), "--rate", "1000",
                  "-t", str(REPO / "configs/data/knock.csv"), "--mad", "10",
-                 "--min-distance", "200", "-q"])  # fmt: skip
+                 "--min-distance", "0.2", "-q"])  # fmt: skip
     out = capsys.readouterr().out
     records = [json.loads(line) for line in out.splitlines()]
     assert code == 0

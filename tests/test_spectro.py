@@ -235,3 +235,55 @@ def test_waveform_is_still_the_default_and_exact():
     assert type(m) is Matcher and m.score_step == 1
     dets = m.process(x) + m.flush()
     assert [d.sample for d in dets] == [8000, 21613, 35226]
+
+
+def _config(tmp_path, template_keys):
+    x = _stream(seconds=4.0, onsets=(1.0, 2.5))
+    import soundfile as sf
+
+    sf.write(tmp_path / "in.wav", x, RATE, subtype="DOUBLE")
+    np.save(tmp_path / "chirp.npy", _chirp())
+    (tmp_path / "run.toml").write_text(
+        '[source]\nuri = "in.wav"\n[sink]\nuri = "null"\n'
+        f'[[templates]]\nname = "chirp"\npath = "chirp.npy"\n{template_keys}\n'
+    )
+    return tmp_path / "run.toml", x
+
+
+def test_a_config_template_in_the_spectrogram_domain(tmp_path):
+    from streamconv.config import load_config
+    from streamconv.pipeline import Pipeline
+
+    keys = 'threshold = 0.5\ndomain = "spectrogram"\nspectrogram = { tolerance = 0.03 }'
+    path, x = _config(tmp_path, keys)
+    loaded = load_config(str(path))
+    assert loaded.templates[0].spectrogram["tolerance"] == 0.03
+    p = Pipeline.from_config(loaded)
+    dets = []
+    for i in range(0, len(x), 1000):
+        dets += p.process(x[i : i + 1000])[1]
+    dets += p.flush()
+    assert [d.sample for d in dets] == pytest.approx([8000, 20013], abs=16)
+    # Its parameters with the same matcher from Python: the same detections.
+    m = Matcher({"chirp": _chirp()}, RATE, threshold=0.5, domain="spectrogram",
+                spectrogram={"tolerance": 0.03})  # fmt: skip
+    assert [d.sample for d in m.process(x) + m.flush()] == [d.sample for d in dets]
+
+
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        ('domain = "spectrogram"\nspectrogram = { frame_s = 0.3 }', "shorter than one"),
+        ("spectrogram = { tolerance = 0.03 }", "need domain"),
+        ('domain = "spectrogram"\nspectrogram = { low_hz = 4500, high_hz = 5000 }', "no spectro"),
+        ('domain = "spectrogram"\nspectrogram = { tolerance = 0.5 }', "tolerance"),
+    ],
+)
+def test_bad_spectrogram_config_names_the_template(tmp_path, keys, message):
+    from streamconv.config import load_config
+    from streamconv.errors import ConfigError
+
+    path, _ = _config(tmp_path, keys)
+    with pytest.raises(ConfigError, match=r"templates\[0\]") as err:
+        load_config(str(path))
+    assert message in str(err.value)

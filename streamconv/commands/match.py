@@ -20,8 +20,14 @@ import os
 import sys
 
 from streamconv.commands._args import finite_float, positive_float, positive_int
-from streamconv.detect import DEFAULT_THRESHOLD, MatchOptions, RecordWriter, load_templates
-from streamconv.errors import UsageError
+from streamconv.detect import (
+    DEFAULT_THRESHOLD,
+    PERIODICITY,
+    MatchOptions,
+    RecordWriter,
+    load_templates,
+)
+from streamconv.errors import StreamconvError, UsageError
 from streamconv.io.pcm import PCM_FORMATS
 from streamconv.progress import Progress
 from streamconv.recordings import expand, match_file
@@ -35,6 +41,20 @@ def _period_range(text: str) -> tuple[float, float]:
     if not (0 < lo < hi < math.inf):
         raise argparse.ArgumentTypeError(f"need 0 < MIN < MAX, got {text!r}")
     return lo, hi
+
+
+def _score(text: str) -> float:
+    value = finite_float(text)
+    if not -1 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"a score threshold is in [-1, 1], got {text!r}")
+    return value
+
+
+def _tolerance(text: str) -> float:
+    value = finite_float(text)
+    if not 0 <= value <= 0.2:
+        raise argparse.ArgumentTypeError(f"must be in [0, 0.2], got {text!r}")
+    return value
 
 
 def register(subparsers) -> None:
@@ -59,7 +79,7 @@ def register(subparsers) -> None:
     thr = parser.add_mutually_exclusive_group()
     thr.add_argument(
         "--threshold",
-        type=finite_float,
+        type=_score,
         metavar="X",
         help=f"absolute score threshold in [-1, 1] (default {DEFAULT_THRESHOLD})",
     )
@@ -72,9 +92,27 @@ def register(subparsers) -> None:
                         help="MAD update hop in seconds (default 1)")  # fmt: skip
     parser.add_argument(
         "--min-distance",
-        type=positive_int,
+        type=positive_float,
         metavar="S",
-        help="samples between detections of a template (default: its length)",
+        help="seconds between detections of a template (default: its length)",
+    )
+    parser.add_argument(
+        "--domain",
+        choices=("waveform", "spectrogram"),
+        default="waveform",
+        help="correlate samples (exact copies, default) or spectrograms (the same kind of "
+        "sound: another room, microphone, a little higher or faster)",
+    )
+    parser.add_argument(
+        "--tolerance",
+        type=_tolerance,
+        metavar="R",
+        help="spectrogram domain: tolerate pitch/speed changes of about R (0.03: +-3 %%)",
+    )
+    parser.add_argument(
+        "--downmix",
+        action="store_true",
+        help="average a template's channels when a recording has other channels than it",
     )
     parser.add_argument(
         "--combine", action="store_true", help="score channels together (mean over channels)"
@@ -116,13 +154,21 @@ def register(subparsers) -> None:
 
 def options(args) -> MatchOptions:
     """The `MatchOptions` of parsed ``match`` arguments."""
+    spectrogram = None
+    if args.tolerance is not None:
+        if args.domain != "spectrogram":
+            raise UsageError("--tolerance needs --domain spectrogram")
+        spectrogram = {"tolerance": args.tolerance}
     return MatchOptions(
         threshold=args.threshold,
         mad=args.mad,
         mad_window_s=args.mad_window,
         mad_hop_s=args.mad_hop,
-        min_distance=args.min_distance,
+        min_distance_s=args.min_distance,
         combine=args.combine,
+        domain=args.domain,
+        spectrogram=spectrogram,
+        downmix=args.downmix,
         periodicity=args.periodicity,
         periodicity_threshold=args.periodicity_threshold,
         rate=args.rate,
@@ -142,15 +188,35 @@ def run(args) -> int:
     opts = options(args)
     if args.jobs or args.scheduler or args.resume:
         return _run_archive(args, paths, templates, opts)
+    from streamconv.archive import Report
+
+    names = [t.name for t in templates] + ([PERIODICITY] if opts.periodicity else [])
+    report = Report(len(paths), args.quiet, names, line=False)
     writer = RecordWriter(args.output)
     ok = False
     try:
         for path in paths:
-            _match_one(path, templates, opts, args, writer)
+            # A file's records are written once it is matched: a file that fails gives none
+            # and the others go on, as with --jobs.
+            records: list[dict] = []
+            try:
+                frames, rate = _match_one(path, templates, opts, args, records.append, report)
+            except StreamconvError as exc:
+                report.failed(str(exc))
+                report.file_done(None, [])
+                continue
+            report.clear()
+            for record in records:
+                writer.write(record)
+            report.file_done(frames / rate, records)
         ok = True
     finally:
         writer.close(ok)
-    return 0
+    if report.tty:  # files, hours, detections per template: for a person at a terminal
+        report.summary()
+    elif len(report.failures) and len(paths) > 1:
+        print(f"error: {len(report.failures)} of {len(paths)} files failed", file=sys.stderr)
+    return 2 if report.failures else 0
 
 
 def _run_archive(args, paths, templates, opts) -> int:
@@ -175,35 +241,41 @@ def _run_archive(args, paths, templates, opts) -> int:
     return code
 
 
-def _match_one(path: str, templates, opts: MatchOptions, args, writer: RecordWriter) -> None:
-    """One file, with the command's notes, progress line and plot."""
+def _match_one(path: str, templates, opts: MatchOptions, args, write, report):
+    """One file, with the command's notes, progress line and plot; returns (frames, rate)."""
     plot = None
     if args.plot:
         from streamconv.commands.match_plot import ScorePlot
 
-        plot = ScorePlot(path)
+        plot = ScorePlot(path, opts)
+    rate = []
 
     def emit(record: dict) -> None:
-        with progress.write_above():  # a detection never shares a line with the bar
-            writer.write(record)
+        write(record)
         if plot is not None:
             plot.detection(record)
 
     def note(message: str) -> None:
         if not args.quiet:
             with progress.write_above():
+                report.clear()
                 print(f"note: {message}", file=sys.stderr)
+
+    def start(sample_rate: float, frames: int | None) -> None:
+        rate.append(sample_rate)
+        if plot is not None:
+            plot.start(sample_rate, frames)
 
     progress = Progress(path, None, quiet=args.quiet)
     try:
-        match_file(path, templates, opts, emit, note=note,
-                   on_start=plot.start if plot is not None else None,
-                   on_scores=plot.scores if plot is not None else None,
-                   progress=progress.update)  # fmt: skip
+        frames = match_file(path, templates, opts, emit, note=note, on_start=start,
+                            on_scores=plot.scores if plot is not None else None,
+                            progress=progress.update)  # fmt: skip
     finally:
         progress.close()
     if plot is not None:
         plot.save(os.path.join(args.plot, os.path.splitext(os.path.basename(path))[0] + ".png"))
+    return frames, rate[0]
 
 
 def _check_plot_dir(directory: str) -> None:

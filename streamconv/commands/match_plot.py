@@ -1,7 +1,7 @@
 """``streamconv match --plot``: a PNG per file with the score traces, thresholds and detections.
 
-The traces are kept as min/max envelopes over bins of samples (about 4000 bins per file), so
-memory does not grow with the file.
+The traces are kept as min/max envelopes over bins of samples (4000 to 8000 bins per file), so
+memory does not grow with the file, whether its length is known or not.
 """
 
 from __future__ import annotations
@@ -19,53 +19,74 @@ BINS = 4000
 
 
 class _Envelope:
+    """Min/max of a score trace (and max of its threshold) per bin of ``bin`` samples.
+
+    A trace of unknown length starts with 1 s bins and doubles them whenever there are more
+    than ``2 * BINS``: memory stays bounded however long the file is.
+    """
+
     def __init__(self, bin_frames: int):
         self.bin = bin_frames
-        self.lo: list[np.ndarray] = []
-        self.hi: list[np.ndarray] = []
-        self.thr: list[np.ndarray] = []
-        self._rest = np.zeros(0)
-        self._rest_thr = np.zeros(0)
+        self.idx = np.zeros(0, dtype=np.int64)  # bin index of each entry
+        self.lo, self.hi, self.thr = np.zeros(0), np.zeros(0), np.zeros(0)
 
-    def add(self, scores: np.ndarray, thresholds: np.ndarray) -> None:
-        s = np.concatenate([self._rest, scores])
-        t = np.concatenate([self._rest_thr, thresholds])
-        n = len(s) // self.bin * self.bin
-        if n:
-            self.lo.append(s[:n].reshape(-1, self.bin).min(axis=1))
-            self.hi.append(s[:n].reshape(-1, self.bin).max(axis=1))
-            self.thr.append(t[:n].reshape(-1, self.bin).max(axis=1))
-        self._rest, self._rest_thr = s[n:], t[n:]
+    def add(self, start: int, step: int, scores: np.ndarray, thresholds: np.ndarray) -> None:
+        if not len(scores):
+            return
+        idx = (start + step * np.arange(len(scores))) // self.bin
+        self._merge(idx, scores, scores, thresholds)
+        while len(self.idx) > 2 * BINS:
+            self.bin *= 2
+            idx, lo, hi, thr = self.idx // 2, self.lo, self.hi, self.thr
+            self.idx = np.zeros(0, dtype=np.int64)
+            self.lo, self.hi, self.thr = np.zeros(0), np.zeros(0), np.zeros(0)
+            self._merge(idx, lo, hi, thr)
 
-    def arrays(self):
-        self.add(np.zeros(0), np.zeros(0))
-        parts = [np.concatenate(p) if p else np.zeros(0) for p in (self.lo, self.hi, self.thr)]
-        if len(self._rest):
-            extra = (self._rest.min(), self._rest.max(), self._rest_thr.max())
-            parts = [np.append(p, e) for p, e in zip(parts, extra, strict=True)]
-        return parts
+    def _merge(self, idx, lo, hi, thr) -> None:
+        """Append values at bin indices `idx` (ascending), reducing entries of one bin."""
+        idx = np.concatenate([self.idx, idx])
+        lo, hi, thr = (np.concatenate(p) for p in ((self.lo, lo), (self.hi, hi), (self.thr, thr)))
+        first = np.flatnonzero(np.r_[True, idx[1:] != idx[:-1]])
+        self.idx = idx[first]
+        self.lo = np.minimum.reduceat(lo, first)
+        self.hi = np.maximum.reduceat(hi, first)
+        self.thr = np.maximum.reduceat(thr, first)
 
 
 class ScorePlot:
     """Collects score traces (``Matcher(on_scores=plot.scores)``) and detections of one file.
 
-    `start` (rate and length of the file, once open) comes before the first trace.
+    `start` (rate and length of the file, once open) comes before the first trace. A file of
+    unknown length (CSV, raw from a pipe) is binned as it comes.
+
+    Parameters
+    ----------
+    path : str
+        The file (the plot's title).
+    options : MatchOptions, optional
+        Say the domain: spectrogram scores are one per hop.
     """
 
-    def __init__(self, path: str):
-        self.path, self.rate, self.bin = path, 1.0, 1
+    def __init__(self, path: str, options=None):
+        self.path, self.rate, self.bin, self.step = path, 1.0, 1, 1
+        self.options = options
         self.traces: dict[tuple, _Envelope] = {}
         self.detections: list[dict] = []
 
     def start(self, sample_rate: float, frames: int | None) -> None:
         self.rate = sample_rate
-        self.bin = max(1, (frames or int(3600 * sample_rate)) // BINS)
+        self.bin = max(1, (frames or int(sample_rate)) // BINS)
+        if self.options is not None and self.options.domain == "spectrogram":
+            from streamconv.dsp.spectrogram import SpectrogramParams
+
+            params = SpectrogramParams(**(self.options.spectrogram or {}))
+            self.step = params.sizes(sample_rate)[1]
 
     def scores(self, template, channel, start, scores, thresholds) -> None:
         key = (template, channel)
         if key not in self.traces:
             self.traces[key] = _Envelope(self.bin)
-        self.traces[key].add(scores, thresholds)
+        self.traces[key].add(start, self.step, scores, thresholds)
 
     def detection(self, record: dict) -> None:
         self.detections.append(record)
@@ -84,8 +105,9 @@ class ScorePlot:
         )
         multi = len({k[1] for k in keys}) > 1
         for ax, key in zip(axes[:, 0], keys, strict=False):
-            lo, hi, thr = self.traces[key].arrays()
-            t = np.arange(len(hi)) * self.bin / self.rate
+            env = self.traces[key]
+            lo, hi, thr = env.lo, env.hi, env.thr
+            t = env.idx * env.bin / self.rate
             ax.fill_between(t, lo, hi, step="post", color="tab:blue", lw=0.6, label="score")
             ax.step(t, thr, where="post", color="tab:orange", lw=1, label="threshold")
             hits = [d for d in self.detections if (d["template"], d["channel"]) == key]

@@ -16,10 +16,11 @@ import soundfile as sf
 
 from streamconv.config.arrays import read_array, text_columns
 from streamconv.config.locators import Locator, is_loopback, parse_host_port, parse_locator
-from streamconv.config.models import Config, MixFilter, Periodicity
+from streamconv.config.models import Config, MixFilter, Periodicity, Spectrogram
 from streamconv.config.parse import Path, Problem
 from streamconv.detect import DEFAULT_THRESHOLD, resample
 from streamconv.dsp import design
+from streamconv.dsp.spectrogram import SpectrogramParams, template_patch
 from streamconv.errors import UsageError
 from streamconv.io.taps import load_taps
 
@@ -67,6 +68,8 @@ class TemplateInfo:
     source_rate: float | None
     mad_window_s: float = 10.0
     mad_hop_s: float = 1.0
+    domain: str = "waveform"
+    spectrogram: dict | None = None  # SpectrogramParams keywords (domain "spectrogram")
 
 
 @dataclass(frozen=True)
@@ -333,6 +336,13 @@ def _file_taps(flt, base: str, rate: float, out: _Collector, where: Path) -> np.
     return data
 
 
+def _spectrogram(tpl) -> dict | None:
+    """The spectrogram parameters of a spectrogram-domain template (defaults filled in)."""
+    if tpl.domain != "spectrogram":
+        return None
+    return (tpl.spectrogram or Spectrogram()).model_dump()
+
+
 def _resolve_templates(
     cfg: Config, base: str, rate: float, channels: int, out: _Collector
 ) -> list[TemplateInfo]:
@@ -367,6 +377,12 @@ def _resolve_templates(
         if np.all(np.ptp(data, axis=0) == 0):
             out.add((*where, "path"), f"{path}: template is constant; its score is undefined")
             continue
+        if tpl.domain == "spectrogram":
+            try:  # the checks the matcher makes: a whole frame, a band with bins, not flat
+                template_patch(tpl.name, data, rate, SpectrogramParams(**_spectrogram(tpl)))
+            except ValueError as exc:
+                out.add((*where, "spectrogram"), f"{path}: {exc}")
+                continue
         threshold = tpl.threshold
         if threshold is None and tpl.mad is None:
             threshold = DEFAULT_THRESHOLD
@@ -381,6 +397,8 @@ def _resolve_templates(
                 file_rate,
                 tpl.mad_window_s,
                 tpl.mad_hop_s,
+                tpl.domain,
+                _spectrogram(tpl),
             )
         )
     for i, det in enumerate(cfg.periodicity):

@@ -6,7 +6,7 @@ pipeline of a filter-only run) does not pay for the detectors' imports when it s
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 __all__ = ["Detection"]
 
@@ -29,6 +29,12 @@ class Detection:
         The channel scored, or None where channels are combined.
     threshold : float
         The threshold the score reached.
+    timeline : {None, "input", "filtered"}
+        Set by a filter chain in front of the detector (the service): "input" when ``sample``
+        was moved back by the chain's delay onto the input's timeline, "filtered" when the chain
+        has no single delay and ``sample`` counts the filtered stream's frames.
+    chain_delay : float or None
+        With ``timeline="input"``: the chain's delay in samples (subtracted, rounded half up).
     """
 
     template: str
@@ -37,7 +43,12 @@ class Detection:
     score: float
     channel: int | None
     threshold: float
+    timeline: str | None = field(default=None, kw_only=True)
+    chain_delay: float | None = field(default=None, kw_only=True)
 
     def to_dict(self) -> dict:
-        """The fields as a plain dict (JSON-ready)."""
-        return asdict(self)
+        """The fields as a plain dict (JSON-ready); the timeline fields only when set."""
+        out = asdict(self)
+        if self.timeline is None:
+            del out["timeline"], out["chain_delay"]
+        return out
