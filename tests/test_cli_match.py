@@ -222,4 +222,8 @@ def test_progress_only_on_a_terminal(capsys, recording, monkeypatch):
     code, lines2, err = run(capsys, "match", path, "-t", tpath, "--block", 4096)
     assert code == 0 and lines2 == lines
     assert f"\r{path}:   0%|" in err and "%|" in err  # the tqdm bar (streamconv.progress)
-    assert err.endswith("\r") and "template" not in err  # cleared; the data went to stdout
+    assert "template" not in err  # the data went to stdout
+    # The bar is cleared and a summary ends the run: files, hours, detections per template.
+    assert "[Kmatched 1 of 1 files, 0.001 h of audio" in err
+    assert err.endswith("; detections: chirp 3
+")

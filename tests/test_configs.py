@@ -45,8 +45,15 @@ def repo_copy(tmp_path_factory):
     return root
 
 
+def _pipeline(loaded):
+    """The service's pipeline for a loaded config (as `streamconv.runner` builds it)."""
+    return Pipeline(loaded.compact_taps(), loaded.sample_rate, loaded.channels_in,
+                    block_size=loaded.block_size, method=loaded.method,
+                    templates=loaded.templates, periodicity=loaded.periodicity)  # fmt: skip
+
+
 def _run_pipeline(path, x, block=1024):
-    pipeline = Pipeline.from_config(load_config(str(path)))
+    pipeline = _pipeline(load_config(str(path)))
     ys, dets = [], []
     for i in range(0, len(x), block):
         y, found = pipeline.process(x[i : i + block])

@@ -258,7 +258,8 @@ def test_a_config_template_in_the_spectrogram_domain(tmp_path):
     path, x = _config(tmp_path, keys)
     loaded = load_config(str(path))
     assert loaded.templates[0].spectrogram["tolerance"] == 0.03
-    p = Pipeline.from_config(loaded)
+    p = Pipeline(loaded.compact_taps(), loaded.sample_rate, loaded.channels_in,
+                 templates=loaded.templates)  # fmt: skip
     dets = []
     for i in range(0, len(x), 1000):
         dets += p.process(x[i : i + 1000])[1]
