@@ -224,6 +224,5 @@ def test_progress_only_on_a_terminal(capsys, recording, monkeypatch):
     assert f"\r{path}:   0%|" in err and "%|" in err  # the tqdm bar (streamconv.progress)
     assert "template" not in err  # the data went to stdout
     # The bar is cleared and a summary ends the run: files, hours, detections per template.
-    assert "[Kmatched 1 of 1 files, 0.001 h of audio" in err
-    assert err.endswith("; detections: chirp 3
-")
+    assert "\r\033[Kmatched 1 of 1 files, 0.001 h of audio" in err
+    assert err.endswith("; detections: chirp 3\n")
