@@ -10,9 +10,11 @@ __version__ = "0.1.0"
 # scipy's import when it starts: every ``streamconv`` process imports this package.
 _LAZY = {
     "Convolver": "streamconv.dsp.convolve",
-    "Detection": "streamconv.dsp.matcher",
+    "Detection": "streamconv.dsp.detection",
+    "Endpoint": "streamconv.runner",
     "Matcher": "streamconv.dsp.matcher",
     "Periodicity": "streamconv.dsp.periodicity",
+    "Runner": "streamconv.runner",
 }
 
 
@@ -26,8 +28,10 @@ __all__ = [
     "ConfigError",
     "Convolver",
     "Detection",
+    "Endpoint",
     "Matcher",
     "Periodicity",
+    "Runner",
     "RuntimeFailure",
     "StreamconvError",
     "UsageError",

@@ -118,6 +118,34 @@ def test_stdin_stream_control_api_metrics_and_reloads(tmp_path, rng):
     np.testing.assert_allclose(y[b:], np.convolve(x, h2)[b:c], atol=1e-12)
 
 
+def test_sighup_on_a_silent_source_takes_effect_within_two_seconds(tmp_path, rng):
+    """The loop gets control back while nothing arrives (the runner's idle tick), so a reload
+    does not wait for the next block of a silent pipe."""
+    h1, h2 = rng.normal(size=11), rng.normal(size=5)
+    cfg = _config(tmp_path, RAW_IN, RAW_OUT, h1, CONTROL)
+    svc = Service(cfg, stdin=subprocess.PIPE)
+    try:
+        url = svc.base_url()
+        x = rng.normal(size=8 * BLOCK)
+        svc.proc.stdin.write(x[: 4 * BLOCK].astype("<f8").tobytes())
+        svc.proc.stdin.flush()
+        poll(url, lambda s: s["frames_in"] == 4 * BLOCK)
+        cfg.write_text(cfg.read_text().replace(_taps(h1), _taps(h2)))
+        t0 = time.monotonic()
+        svc.proc.send_signal(signal.SIGHUP)
+        poll(url, lambda s: s["config_generation"] == 2, timeout=2)
+        assert time.monotonic() - t0 < 2
+        svc.proc.stdin.write(x[4 * BLOCK :].astype("<f8").tobytes())
+        svc.proc.stdin.close()
+        assert svc.finish() == 0, svc.log
+    finally:
+        svc.kill()
+    y = np.fromfile(tmp_path / "out.raw", dtype="<f8")
+    np.testing.assert_allclose(y[: 4 * BLOCK], np.convolve(x, h1)[: 4 * BLOCK], atol=1e-12)
+    np.testing.assert_allclose(y[4 * BLOCK :], np.convolve(x, h2)[4 * BLOCK : 8 * BLOCK],
+                               atol=1e-12)  # fmt: skip
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_stop_signal_mid_stream_flushes_an_exact_prefix(tmp_path, rng, signum):
     h = rng.normal(size=25)
