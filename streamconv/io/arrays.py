@@ -25,7 +25,7 @@ import numpy as np
 
 from streamconv.errors import UsageError
 from streamconv.io import files
-from streamconv.io.rows import RowParser
+from streamconv.io.rows import RowParser, header_end
 
 __all__ = ["TEXT_EXTENSIONS", "read_array", "text_columns"]
 
@@ -35,16 +35,20 @@ TEXT_EXTENSIONS = (".txt", ".csv", ".dat")
 def _read_text(path: str) -> np.ndarray:
     with open(path, encoding="utf-8", errors="replace") as f:
         text = f.read()
-    # numpy's parser is 6x as fast as RowParser on a 65536-tap file. RowParser runs when it
-    # fails (a header, a bad line): it reads the header or names the line to blame.
+    # numpy's parser is 5x as fast as RowParser on a 65536-tap file (it starts after the header
+    # line, if any). RowParser runs when it fails: it names the line to blame.
+    lines = text.splitlines()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "input contained no data"
         with contextlib.suppress(ValueError):
+            skip = header_end(lines[:1000])
             plain = text.replace(",", " ").replace(";", " ")
-            data = np.loadtxt(io.StringIO(plain), comments="#", ndmin=2, dtype=np.float64)
+            data = np.loadtxt(
+                io.StringIO(plain), comments="#", ndmin=2, dtype=np.float64, skiprows=skip
+            )
             if data.size:
                 return data
-    return RowParser(path).parse(text.splitlines())
+    return RowParser(path).parse(lines)
 
 
 def text_columns(path: str, max_lines: int = 50) -> int:

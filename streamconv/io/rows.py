@@ -17,7 +17,7 @@ import numpy as np
 
 from streamconv.errors import UsageError
 
-__all__ = ["RowParser"]
+__all__ = ["RowParser", "header_end"]
 
 _SPLIT = re.compile(r"[,;\s]+")
 
@@ -33,6 +33,15 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def header_end(lines: Iterable[str]) -> int:
+    """Lines before the first row: 0, or up to and with the header line (comments above it)."""
+    for number, line in enumerate(lines, start=1):
+        fields = _fields(line)
+        if fields:
+            return 0 if all(_is_number(f) for f in fields) else number
+    return 0
 
 
 class RowParser:
