@@ -73,6 +73,7 @@ import functools
 import signal
 import time
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 
 import numpy as np
 
@@ -200,8 +201,9 @@ def source_subtype(source: Source, endpoint: Endpoint) -> str | None:
     kind = endpoint.kind
     if kind == "device":
         return "FLOAT"
-    if getattr(source, "subtype", None) is not None:  # audio files, also on a pipe
-        return source.subtype
+    subtype = getattr(source, "subtype", None)
+    if subtype is not None:  # audio files, also on a pipe
+        return subtype
     if kind in ("pipe", "udp") or (kind == "file" and files.file_kind(endpoint.uri) == "raw"):
         return files.pcm_subtype(endpoint.format)
     if kind == "file" and files.file_kind(endpoint.uri) == "csv":
@@ -447,8 +449,8 @@ class Runner:
         # Source and Sink objects (memory, your own) are used as they are, and count as live.
         self._given_source = source if isinstance(source, Source) else None
         self._given_sink = sink if isinstance(sink, Sink) else None
-        self.source_endpoint = _endpoint(source.name if self._given_source else source)
-        self.sink_endpoint = _endpoint(sink.name if self._given_sink else sink)
+        self.source_endpoint = _endpoint(source.name if isinstance(source, Source) else source)
+        self.sink_endpoint = _endpoint(sink.name if isinstance(sink, Sink) else sink)
         self.source_kind = "object" if self._given_source else self.source_endpoint.kind
         self.sink_kind = "object" if self._given_sink else self.sink_endpoint.kind
         self.taps = np.asarray([1.0] if taps is None else taps, dtype=np.float64)
@@ -476,7 +478,7 @@ class Runner:
         self.frames_in = self.frames_out = self.detections = 0
         self.busy_s = 0.0
         self.state = "starting"
-        self.wisdom_saved = None
+        self.wisdom_saved: Path | None = None
         self._base_state = "starting"
         self._reader: ReadAhead | None = None
         self._writer: Sink | None = None
@@ -632,15 +634,23 @@ class Runner:
         for d in left:
             self._detection(d)
 
+    def _opened(self) -> tuple[Source, Sink, Pipeline]:
+        """The source, the sink as written to (files: through `WriteBehind`) and the pipeline
+        of an opened run."""
+        if self.source is None or self._writer is None or self.pipeline is None:
+            raise RuntimeError("the Runner is not open")
+        return self.source, self._writer, self.pipeline
+
     def abort(self) -> None:
         """Give up an opened run that will not `run`: close the source, discard the sink."""
         if self._done or self.source is None:
             return
         self._done = True
+        source, writer, _ = self._opened()
         try:
-            self._writer.abort()
+            writer.abort()
         finally:
-            self.source.close()
+            source.close()
 
     def run(self) -> RunResult:
         """Open (if not yet), run to the end of the source, `duration_s` or `stop`, flush,
@@ -657,7 +667,7 @@ class Runner:
         if self._done:
             raise RuntimeError("a Runner runs once")
         self._done = True
-        source, sink = self.source, self._writer
+        source, sink, _ = self._opened()
         live = self.source_kind != "file"
         # The thread starts here, not at open: a device's capture starts at its first read.
         self._reader = ReadAhead(source, self.block_size if live else max(
@@ -666,13 +676,14 @@ class Runner:
             with sink:  # commits on success; an exception aborts (no half file)
                 self._loop(self._reader, sink)
                 self._set_state("stopping")
+                pipeline = self._opened()[2]  # a reload may have replaced it
                 if self.tail:
-                    y, found = self.pipeline.tail()
+                    y, found = pipeline.tail()
                     sink.write(y)
                     self.frames_out += len(y)
                     for d in found:
                         self._detection(d)
-                for d in self.pipeline.flush():
+                for d in pipeline.flush():
                     self._detection(d)
         finally:
             self._reader.close()  # closes the source
@@ -701,11 +712,11 @@ class Runner:
     def _loop(self, reader: ReadAhead, sink: Sink) -> None:
         limit = None
         if self.duration_s is not None:
-            limit = round(self.duration_s * self.source.sample_rate)
+            limit = round(self.duration_s * reader.sample_rate)
         observers = self.observers
         next_poll = time.monotonic() + self.tick_s
         while not self._stop:
-            block = self.pipeline.block_size  # a reload may change it
+            block = self._opened()[2].block_size  # a reload may change it
             want = block if limit is None else min(block, limit - self.frames_in)
             if want <= 0:
                 break
@@ -720,8 +731,9 @@ class Runner:
             if not len(x):
                 break
             t0 = time.perf_counter()
-            start = self.pipeline.frames
-            y, found = self.pipeline.process(x)
+            pipeline = self._opened()[2]  # on_tick may have reloaded it: the block goes there
+            start = pipeline.frames
+            y, found = pipeline.process(x)
             sink.write(y)
             busy = time.perf_counter() - t0
             self.busy_s += busy
@@ -746,11 +758,11 @@ class Runner:
         """A sound device being reopened makes the run ``reopening`` until it is back."""
         if self._base_state != "running":
             return
-        states = [
-            s.device_state().get("state")
-            for s in (self.source, self.sink)
-            if hasattr(s, "device_state")
-        ]
+        states = []
+        for stream in (self.source, self.sink):
+            device_state = getattr(stream, "device_state", None)
+            if device_state is not None:
+                states.append(device_state().get("state"))
         self._set_state("reopening" if "reopening" in states else "running")
 
     def _set_state(self, state: str) -> None:

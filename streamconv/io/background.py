@@ -91,7 +91,7 @@ class ReadAhead(Source):
             except queue.Full:
                 continue
 
-    def _read(self, frames: int, timeout: float | None = None) -> np.ndarray | None:
+    def _take(self, frames: int, timeout: float | None) -> np.ndarray | None:
         if not len(self._pending) and self._ended is None:
             try:
                 item = self._queue.get(timeout=timeout)
@@ -110,7 +110,10 @@ class ReadAhead(Source):
 
     def read(self, frames: int) -> np.ndarray:
         # The thread already checked the samples (Source.read); only count them here.
-        return self.read_within(frames, None)
+        block = self.read_within(frames, None)
+        if block is None:  # without a timeout the queue is waited on: cannot happen
+            raise RuntimeError(f"{self.name}: read ahead returned nothing without a timeout")
+        return block
 
     def read_within(self, frames: int, timeout: float | None) -> np.ndarray | None:
         """Like `read`, but None if no frame arrived within `timeout` seconds (None: wait).
@@ -122,7 +125,7 @@ class ReadAhead(Source):
         """
         if frames <= 0:
             raise ValueError(f"frames must be positive, got {frames}")
-        block = self._read(frames, timeout)
+        block = self._take(frames, timeout)
         if block is not None:
             self.frames_read += len(block)
         return block
