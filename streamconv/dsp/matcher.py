@@ -240,7 +240,7 @@ class Matcher:
         if cls is Matcher and domain == "spectrogram":
             from streamconv.dsp.spectro_matcher import SpectroMatcher
 
-            return SpectroMatcher(*args, domain=domain, **kwargs)
+            return SpectroMatcher(*args, **kwargs)  # its domain is the spectrogram
         return super().__new__(cls)
 
     def __init__(
@@ -311,7 +311,7 @@ class Matcher:
         self.block_size = int(block_size)
         self._seg_len = self.block_size + self._lmax - 1
         self._nfft = sp_fft.next_fast_len(self._seg_len, real=True)
-        self.channels = None
+        self.channels: int | None = None  # known at the first block, or from `channels`
         self._begin(0)
         if channels is not None:
             self._setup(int(channels))
@@ -503,7 +503,7 @@ class Matcher:
         seg = self._buf[:m]
         spectrum = sp_fft.rfft(seg, self._nfft, axis=0) if m else None
         # Window sums of x and x**2 for every template from one set of block sums per group.
-        c = self.channels
+        c = seg.shape[1]
         rows = np.empty((2 * c, m))
         rows[:c] = seg.T
         np.square(rows[:c], out=rows[c:])
@@ -523,11 +523,12 @@ class Matcher:
                     )
 
     def _score(self, sums, spectrum, i, length, count) -> np.ndarray:
+        c = self._buf.shape[1]  # the stream's channels (the buffer is set up with them)
         if count == 0:
-            return np.zeros((0, 1 if self.combine else self.channels))
+            return np.zeros((0, 1 if self.combine else c))
         num = sp_fft.irfft(spectrum * self._spectra[i], self._nfft, axis=0)[:count]
         both = sums.sums(length, count)
-        s1, s2 = both[: self.channels], both[self.channels :]
+        s1, s2 = both[:c], both[c:]
         # var = sum((x - mean)^2) = s2 - s1^2 / L, in place: this runs on every sample.
         var = np.square(s1, out=s1)
         var *= -1.0 / length
