@@ -82,6 +82,8 @@ FLAGS = [
     ["--threshold", "0.15", "--min-distance", "0.25"],  # seconds: 2000 samples
     ["--mad", "4", "--mad-window", "1.3", "--mad-hop", "0.37"],
     ["--combine", "--mad", "3", "--mad-window", "0.5", "--mad-hop", "0.5"],
+    # the spectrogram domain: frame-rate traces, chunks start on its segment boundaries
+    ["--domain", "spectrogram", "--tolerance", "0.03", "--mad", "5", "--mad-window", "1.3"],
     # periodicity estimates interleaved with the detections, both across chunk borders
     ["--threshold", "0.2", "--periodicity", "0.02:0.15", "--periodicity-threshold", "0.01"],
 ]

@@ -226,3 +226,85 @@ def test_progress_only_on_a_terminal(capsys, recording, monkeypatch):
     # The bar is cleared and a summary ends the run: files, hours, detections per template.
     assert "\r\033[Kmatched 1 of 1 files, 0.001 h of audio" in err
     assert err.endswith("; detections: chirp 3\n")
+
+
+def test_spectrogram_domain_from_the_command_line(capsys, recording):
+    path, tpath, x, t = recording
+    flags = ["--domain", "spectrogram", "--tolerance", "0.03", "--threshold", "0.5"]
+    code, lines, _ = run(capsys, "match", path, "-t", tpath, *flags)
+    assert code == 0
+    m = Matcher({"chirp": t}, RATE, threshold=0.5, domain="spectrogram",
+                spectrogram={"tolerance": 0.03})  # fmt: skip
+    assert [{k: v for k, v in r.items() if k != "file"} for r in lines] == [
+        d.to_dict() for d in m.process(x) + m.flush()
+    ]
+    assert [(r["sample"], r["channel"]) for r in lines] == [
+        (pytest.approx(s, abs=32), c) for s, c in [(1000, 0), (9000, 1), (17777, 0)]
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--threshold", "1.5"], "a score threshold is in [-1, 1]"),
+        (["--threshold", "-2"], "a score threshold is in [-1, 1]"),
+        (["--tolerance", "0.05"], "--tolerance needs --domain spectrogram"),
+        (["--min-distance", "0"], "must be positive"),
+    ],
+)
+def test_refused_options(capsys, recording, args, message):
+    path, tpath, _, _ = recording
+    try:
+        code = main(["match", str(path), "-t", str(tpath), *args])
+    except SystemExit as exc:  # argparse refuses it
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_stereo_template_on_a_mono_recording_needs_downmix(capsys, tmp_path):
+    t = chirp()
+    x = 0.05 * np.random.default_rng(1).normal(size=RATE)
+    x[3000 : 3000 + len(t)] += t
+    sf.write(tmp_path / "mono.wav", x, RATE, subtype="DOUBLE")
+    sf.write(tmp_path / "st.wav", np.stack([t, 0.5 * t], axis=1), RATE, subtype="DOUBLE")
+    argv = ["match", tmp_path / "mono.wav", "-t", tmp_path / "st.wav"]
+    code, lines, err = run(capsys, *argv)
+    assert code == 2 and lines == []
+    assert err == (
+        f"error: {tmp_path / 'mono.wav'}: 1 channel(s), but template 'st' ({tmp_path / 'st.wav'}) "
+        "has 2: give --downmix to average the template's channels, or a template of 1 channel "
+        "or one per channel of the recording\n"
+    )
+    code, lines, err = run(capsys, *argv, "--downmix")
+    assert code == 0 and [(r["sample"], r["channel"]) for r in lines] == [(3000, 0)]
+
+
+def test_plot_of_a_csv_of_unknown_length(capsys, recording, tmp_path):
+    pytest.importorskip("matplotlib")
+    _, tpath, x, _ = recording
+    np.savetxt(tmp_path / "rec.csv", x, delimiter=",")
+    for domain in ("waveform", "spectrogram"):
+        out = tmp_path / domain
+        code, lines, _ = run(capsys, "match", tmp_path / "rec.csv", "-t", tpath, "--rate", RATE,
+                             "--domain", domain, "--threshold", "0.5", "--plot", out)  # fmt: skip
+        assert code == 0 and len(lines) == 3
+        assert (out / "rec.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_envelope_bins_any_trace_and_stays_small():
+    from streamconv.commands import match_plot
+
+    rng = np.random.default_rng(2)
+    scores = rng.uniform(-1, 1, size=50_000)
+    env = match_plot._Envelope(7)
+    for a, b in [(0, 1), (1, 13_000), (13_000, 50_000)]:
+        env.add(a * 3, 3, scores[a:b], scores[a:b] + 1)  # one score every 3 samples
+    assert len(env.idx) <= 2 * match_plot.BINS and env.bin > 7  # rebinned as it grew
+    per = env.bin / 3
+    for k in (0, 1, len(env.idx) // 2, len(env.idx) - 1):
+        i = env.idx[k]
+        members = scores[int(np.ceil(i * per)) : int(np.ceil((i + 1) * per))]
+        assert env.lo[k] == members.min() and env.hi[k] == members.max()
+        assert env.thr[k] == members.max() + 1
+    assert env.idx[-1] * env.bin <= 3 * 50_000 < (env.idx[-1] + 1) * env.bin

@@ -288,3 +288,32 @@ def test_bad_spectrogram_config_names_the_template(tmp_path, keys, message):
     with pytest.raises(ConfigError, match=r"templates\[0\]") as err:
         load_config(str(path))
     assert message in str(err.value)
+
+
+def test_the_service_pipeline_in_the_spectrogram_domain_for_any_block_size():
+    from streamconv.detect import TemplateSpec
+    from streamconv.pipeline import Pipeline
+
+    x = _stream(chans=2)
+    spec = TemplateSpec("c", _chirp(), mad=5.0, domain="spectrogram",
+                        spectrogram={"tolerance": 0.03}, mad_window_s=1.0)  # fmt: skip
+    h = np.r_[0.25, 0.5, 0.25]  # linear phase: 1 sample of delay taken off
+    ref = None
+    for block in (1, 97, 4096):
+        p = Pipeline(h, RATE, 2, block_size=block, method="direct", templates=[spec])
+        dets = []
+        for i in range(0, len(x), block):
+            dets += p.process(x[i : i + block])[1]
+        dets += p.flush()
+        if ref is None:
+            ref = dets
+            m = Matcher({"c": _chirp()}, RATE, mad=5.0, domain="spectrogram", mad_window_s=1.0,
+                        spectrogram={"tolerance": 0.03})  # fmt: skip
+            y = np.stack([np.convolve(x[:, c], h)[: len(x)] for c in (0, 1)], axis=1)
+            want = m.process(y) + m.flush()
+            assert [(d.sample - 1, d.channel) for d in want] == [
+                (d.sample, d.channel) for d in dets
+            ]
+            frames = (len(_chirp()) - m.frame) // m.hop + 1  # default: the template's length
+            assert m.rules("c").min_distance == frames * m.hop
+        assert dets == ref

@@ -38,6 +38,7 @@ from streamconv.dsp.matcher import (
     FLAT_RTOL,
     Detection,
     MadThreshold,
+    Rule,
     _per_template,
     _Track,
 )
@@ -197,6 +198,12 @@ class SpectroMatcher:
                 self._tracks.append(_Track(i, c, fixed, m, d))
         self._buf = np.zeros((self._seg_len, channels))
         self._begin(self._seg_frame)
+
+    def rules(self, name: str) -> Rule:
+        """The threshold (or MAD multiple) and minimum distance (in samples: whole hops)
+        template `name` runs with."""
+        fixed, mad, frames = self._rules[self.names.index(name)]
+        return Rule(fixed, mad, frames * self.hop)
 
     def _context(self) -> tuple[int, int, int]:
         """(peak reach, MAD window, MAD hop) in frames; ``(reach, 0, 1)`` without MAD."""
