@@ -121,3 +121,42 @@ class Progress:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class RunProgress:
+    """A `streamconv.runner.Runner` observer that draws a `Progress` for its input.
+
+    For a file or a pipe (a device runs until stopped: no bar). The total is the file's frame
+    count (or ``--duration``'s), unknown on a pipe.
+    """
+
+    def __init__(self, quiet: bool = False):
+        self._quiet = quiet
+        self._bar: Progress | None = None
+
+    def on_tick(self, runner) -> None:
+        if self._bar is None:
+            src = runner.source
+            total = getattr(src, "frames", 0) or None
+            if total is not None and total >= 2**62:  # libsndfile's "unknown"
+                total = None
+            if runner.duration_s is not None:
+                limit = round(runner.duration_s * src.sample_rate)
+                total = min(total, limit) if total else limit
+            self._bar = Progress(src.name, total, src.sample_rate, self._quiet)
+        self._bar.update(runner.frames_in)
+
+    def on_block(self, event) -> None:
+        pass
+
+    def on_detection(self, detection) -> None:
+        pass
+
+    def on_state(self, runner, state: str) -> None:
+        if state in ("stopping", "stopped"):
+            self.close()
+
+    def close(self) -> None:
+        """Take the bar off the terminal."""
+        if self._bar is not None:
+            self._bar.close()

@@ -27,20 +27,24 @@ def _run_on_pty(argv, cwd, stdout_on_pty: bool) -> tuple[int, bytes, bytes]:
         stdout=slave if stdout_on_pty else subprocess.PIPE,
     )  # fmt: skip
     os.close(slave)
-    got = bytearray()
-    while True:
-        ready, _, _ = select.select([master], [], [], 60)
+    got, out = bytearray(), bytearray()
+    streams = [master] + ([] if stdout_on_pty else [proc.stdout.fileno()])
+    while master in streams:  # both at once: a full stdout pipe would stop the child
+        ready, _, _ = select.select(streams, [], [], 60)
         if not ready:
             proc.kill()
             raise AssertionError("no output for 60 s")
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not chunk:
-            break
-        got += chunk
-    out = b"" if stdout_on_pty else proc.stdout.read()
+        for fd in ready:
+            try:
+                chunk = os.read(fd, 1 << 16)
+            except OSError:  # EIO: the child closed the terminal
+                chunk = b""
+            if not chunk:
+                streams.remove(fd)
+            (got if fd == master else out).extend(chunk)
+    if not stdout_on_pty:
+        out += proc.stdout.read()
+    out = bytes(out)
     code = proc.wait(timeout=60)
     os.close(master)
     return code, bytes(got), out
@@ -95,4 +99,40 @@ def test_quiet_means_no_bar(recording, argv):
 
 def test_no_bar_when_stderr_is_not_a_terminal(recording):
     run = subprocess.run([*STREAMCONV, *MATCH], cwd=recording, capture_output=True)
+    assert run.returncode == 0 and run.stderr == b""
+
+
+@pytest.fixture(scope="module")
+def song(tmp_path_factory):
+    d = tmp_path_factory.mktemp("filter_progress")
+    x = np.random.default_rng(4).uniform(-0.5, 0.5, (60 * 8000, 2)).astype(np.float32)
+    sf.write(d / "in.wav", x, 8000, subtype="FLOAT")
+    np.savetxt(d / "h.txt", [0.5])
+    return d, x
+
+
+def test_filter_progress_on_the_terminal_data_on_stdout(song):
+    d, x = song
+    argv = [*STREAMCONV, "filter", "-i", "in.wav", "-o", "-", "--out-type", "raw",
+            "--out-format", "f32le", "--fir", "h.txt", "--block", "4000"]  # fmt: skip
+    code, tty, out = _run_on_pty(argv, d, stdout_on_pty=False)
+    assert code == 0, tty
+    assert b"in.wav:" in tty and b"%|" in tty and b"s of audio" in tty
+    np.testing.assert_array_equal(np.frombuffer(out, "<f4").reshape(-1, 2), x * 0.5)
+
+
+@pytest.mark.parametrize(("flag", "bar"), [([], True), (["-q"], False)])
+def test_filter_file_job_bar_and_quiet(song, flag, bar):
+    d, _ = song
+    argv = [*STREAMCONV, "filter", "-i", "in.wav", "-o", "out.wav", "--fir", "h.txt", *flag]
+    code, tty, _ = _run_on_pty(argv, d, stdout_on_pty=True)
+    assert code == 0, tty
+    assert (b"%|" in tty) is bar
+    assert ANSI.sub(b"", tty).strip(b"\r\n ") == b"" or bar  # -q: nothing at all
+
+
+def test_filter_no_bar_when_stderr_is_not_a_terminal(song):
+    d, _ = song
+    run = subprocess.run([*STREAMCONV, "filter", "-i", "in.wav", "-o", "o2.wav", "--fir",
+                          "h.txt"], cwd=d, capture_output=True)  # fmt: skip
     assert run.returncode == 0 and run.stderr == b""

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from streamconv.commands._args import non_negative_float, positive_float, positive_int
+from streamconv.errors import UsageError
 from streamconv.io.pcm import PCM_FORMATS
 
 METHODS = ("auto", "direct", "ola", "partitioned")
@@ -130,10 +131,13 @@ def _from_config(args):
 
 
 def run(args) -> int:
+    from streamconv.commands._applies import refuse_unused
     from streamconv.io.audiopipes import check_type
     from streamconv.io.taps import load_taps
+    from streamconv.progress import RunProgress
     from streamconv.runner import Endpoint, Runner, clip_warning, stop_on_signals
 
+    asked = argparse.Namespace(**vars(args))  # as given, before a config fills options in
     if args.config is not None:
         taps, taps_rate, origin = _from_config(args)
     else:
@@ -164,12 +168,23 @@ def run(args) -> int:
         taps_name=origin,
         taps_rate=taps_rate,
     )
+    live = runner.source_kind in ("device", "udp")
+    progress = RunProgress(args.quiet or live)  # a bar on a terminal's stderr, not for devices
+    runner.observers.append(progress)
     runner.open()
+    try:
+        refuse_unused(asked, runner.source)
+    except UsageError:
+        runner.abort()
+        raise
     if runner.wisdom_saved:
         print(f"streamconv filter: FFT plans measured, wisdom saved to {runner.wisdom_saved}",
               file=sys.stderr)  # fmt: skip
     with stop_on_signals(runner):  # Ctrl-C ends the input; the output is kept (exit 130)
-        result = runner.run()
+        try:
+            result = runner.run()
+        finally:
+            progress.close()
     _report(result, args.stats or runner.source_endpoint.kind == "device"
             or runner.sink_endpoint.kind == "device", clip_warning)  # fmt: skip
     return 130 if result.stopped else 0

@@ -34,7 +34,7 @@ import re
 
 import numpy as np
 
-from streamconv.errors import RuntimeFailure, UsageError
+from streamconv.errors import UsageError
 from streamconv.io.base import Sink, Source, float_type
 
 _TIME_NAME = re.compile(
@@ -369,7 +369,9 @@ class CsvSink(Sink):
             else:
                 self._file.write(self._rows(block))
         except OSError as exc:
-            raise RuntimeFailure(f"{self.name}: write failed: {exc.strerror}") from None
+            from streamconv.io.files import write_failure
+
+            raise write_failure(self.name, exc) from None
 
     def _rows(self, block: np.ndarray) -> str:
         layout = self._like.layout
