@@ -317,3 +317,16 @@ def test_the_service_pipeline_in_the_spectrogram_domain_for_any_block_size():
             frames = (len(_chirp()) - m.frame) // m.hop + 1  # default: the template's length
             assert m.rules("c").min_distance == frames * m.hop
         assert dets == ref
+
+
+def test_check_says_the_domain_and_the_timeline(tmp_path, capsys):
+    from streamconv.cli import main
+
+    keys = 'domain = "spectrogram"\nspectrogram = { high_hz = 3000, tolerance = 0.03 }'
+    path, _ = _config(tmp_path, keys)
+    text = path.read_text() + '[[filters]]\ntype = "lowpass"\ncutoff_hz = 3500\ntaps = 41\n'
+    path.write_text(text)
+    assert main(["check", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "spectrogram (frame 0.032 s, hop 0.008 s, db, band 0..3000 Hz, tolerance 0.03)" in out
+    assert "  timeline   detections on the input's (20 samples of chain delay taken off)" in out

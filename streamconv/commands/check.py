@@ -17,6 +17,7 @@ from streamconv.config import LoadedConfig, config_schema, load_config
 from streamconv.dsp import compiled, costmodel
 from streamconv.dsp.convolve import Convolver
 from streamconv.dsp.design import analyze
+from streamconv.dsp.group_delay import chain_delay
 from streamconv.errors import ConfigError, UsageError
 from streamconv.runner import block_size_for
 
@@ -147,14 +148,34 @@ def summary(loaded: LoadedConfig) -> str:
             f"  template   {t.name}: {t.samples.shape[0]} frames "
             f"({1000 * t.samples.shape[0] / rate:.4g} ms), {_channels(t.samples.shape[1])}, "
             f"{rule}, min_distance {t.min_distance}, {t.combine}"
+            + (_spectrogram(t.spectrogram) if t.domain == "spectrogram" else "")
         )
     for p in loaded.periodicity:
         lines.append(
             f"  periodicity {p.name}: {p.min_period_s:g}..{p.max_period_s:g} s, "
             f"threshold {p.threshold:g}"
         )
+    if loaded.templates or loaded.periodicity:
+        delay = chain_delay(loaded.taps)
+        lines.append(
+            "  timeline   detections on the filtered stream's (the chain has no single delay)"
+            if delay is None
+            else f"  timeline   detections on the input's ({delay:g} samples of chain delay "
+            "taken off)"
+        )
     if loaded.detections_path:
         lines.append(f"  detections {loaded.detections_path}")
     if loaded.control_listen:
         lines.append(f"  control    {loaded.control_listen}")
     return "\n".join(lines)
+
+
+def _spectrogram(params: dict) -> str:
+    """The spectrogram parameters of a template, for its line."""
+    lo, hi = params["low_hz"], params["high_hz"]
+    top = "Nyquist" if hi is None else f"{hi:g}"
+    band = "own band" if lo is None and hi is None else f"band {lo or 0:g}..{top} Hz"
+    return (
+        f", spectrogram (frame {params['frame_s']:g} s, hop {params['hop_s']:g} s, "
+        f"{params['scale']}, {band}, tolerance {params['tolerance']:g})"
+    )
