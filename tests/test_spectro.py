@@ -330,3 +330,21 @@ def test_check_says_the_domain_and_the_timeline(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "spectrogram (frame 0.032 s, hop 0.008 s, db, band 0..3000 Hz, tolerance 0.03)" in out
     assert "  timeline   detections on the input's (20 samples of chain delay taken off)" in out
+
+
+def test_spectrogram_templates_and_periodicity_merge_in_stream_order():
+    from streamconv.detect import MatchOptions
+
+    x = _stream(chans=2)
+    x[RATE : 3 * RATE : 400] += 10.0  # a pulse train: 50 ms period
+    opts = MatchOptions(threshold=0.4, combine=True, domain="spectrogram",
+                        periodicity=(0.02, 0.1), periodicity_threshold=0.3)  # fmt: skip
+    ref = None
+    for chunks in _chunkings(len(x)):
+        group = opts.detectors({"c": _chirp()}, RATE, 2)
+        dets = _run(group, x, chunks)
+        if ref is None:
+            ref = dets
+            assert {d.template for d in ref} == {"c", "periodicity"}
+            assert [d.sample for d in ref] == sorted(d.sample for d in ref)
+        assert dets == ref
