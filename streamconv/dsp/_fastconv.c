@@ -133,7 +133,13 @@ typedef struct {
     int n_in, n_out;
     void *impl;
     PyObject *empty, *dtype; /* numpy.empty and the dtype, to make process()'s output */
+    int busy;                /* a process() call runs without the GIL */
 } EngineObject;
+
+/* Calls of at least this many frames run without the GIL, so the read-ahead and write-behind
+ * threads of a file job work while the engine does (as they did while pyFFTW's executes ran).
+ * Smaller calls keep it: handing the GIL back and forth costs more than such a call. */
+#define NOGIL_FRAMES 2048
 
 static void engine_dealloc(EngineObject *self) {
     if (self->dbl)
@@ -194,10 +200,15 @@ static PyObject *engine_process(EngineObject *self, PyObject *const *args, Py_ss
         check_frames(&y, "out", self->n_out, self->dbl)) {
         if (x.shape[0] != y.shape[0]) {
             PyErr_SetString(PyExc_ValueError, "x and out must have the same number of frames");
+        } else if (self->busy) {
+            PyErr_SetString(PyExc_RuntimeError, "the engine is running in another thread");
         } else {
             Py_ssize_t n = x.shape[0];
             const char *xp = x.buf;
             char *yp = y.buf;
+            PyThreadState *ts = NULL;
+            self->busy = 1;
+            if (n >= NOGIL_FRAMES) ts = PyEval_SaveThread();
             if (self->dbl) {
                 Eng_d *e = self->impl;
                 if (e->partitioned)
@@ -215,6 +226,8 @@ static PyObject *engine_process(EngineObject *self, PyObject *const *args, Py_ss
                     direct_process_f(e, xp, n, x.strides[0], x.strides[1], yp, y.strides[0],
                                      y.strides[1]);
             }
+            if (ts) PyEval_RestoreThread(ts);
+            self->busy = 0;
             result = Py_NewRef(out);
         }
     }
@@ -226,6 +239,10 @@ static PyObject *engine_process(EngineObject *self, PyObject *const *args, Py_ss
 
 static PyObject *engine_reset(EngineObject *self, PyObject *unused) {
     (void)unused;
+    if (self->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "the engine is running in another thread");
+        return NULL;
+    }
     if (self->dbl)
         eng_reset_d(self->impl);
     else
@@ -279,6 +296,7 @@ static EngineObject *new_engine(int dbl, int n_in, int n_out, PyObject *empty, P
     self->impl = NULL;
     self->empty = Py_NewRef(empty);
     self->dtype = Py_NewRef(dtype);
+    self->busy = 0;
     return self;
 }
 
