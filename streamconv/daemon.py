@@ -15,6 +15,13 @@ SIGHUP     reload the config through `load_config` (the path of ``streamconv che
            is logged, reported in ``/status``, and the running pipeline goes on
 =========  ===================================================================================
 
+Under systemd (``Type=notify``, ``systemd/streamconv.service``): ``READY=1`` once the pipeline
+is built, the source open and the control API up, with ``STATUS=waiting for input`` until the
+first block (and again after `IDLE_STATUS_S` without any); ``WATCHDOG=1`` from the processing
+loop's tick, so a hung loop is killed by systemd while an idle one stays healthy. Exit codes:
+0 stopped or the source ended, 1 the machine failed (a busy port, a sound device not there, a
+full disk: systemd retries), 2 a bad config or input (it does not).
+
 A sound device that goes away is reopened with backoff by the source or sink itself
 (`streamconv.io.reopen`): meanwhile a read waits (signals still stop it), ``/status`` says
 ``"state": "reopening"`` with the device's last error, and every attempt is a log line and a
@@ -28,6 +35,8 @@ Samples an integer sink clipped are counted in ``/status`` (``clipped``) and ``/
 from __future__ import annotations
 
 import collections
+import contextlib
+import grp
 import json
 import os
 import signal
@@ -38,10 +47,12 @@ import time
 
 from streamconv.config import LoadedConfig, load_config
 from streamconv.control.plane import ControlPlane
-from streamconv.errors import ConfigError, RuntimeFailure
+from streamconv.errors import ConfigError, RuntimeFailure, UsageError
 from streamconv.runner import Observer, Runner, block_size_for, clip_warning
 
 RECENT_DETECTIONS = 1000
+#: Seconds without input after which STATUS= says "waiting for input" again.
+IDLE_STATUS_S = 2.0
 
 
 def sd_notify(message: str) -> bool:
@@ -80,10 +91,17 @@ class DetectionLog:
             self._file.flush()
             os.fsync(self._file.fileno())
         except OSError as exc:
+            self._failed = True
             raise RuntimeFailure(f"{self.path}: {exc.strerror}") from None
 
     def close(self) -> None:
-        self._file.close()
+        """Close; after a failed write (a full disk) the unwritten line is dropped quietly:
+        the failure was reported once already."""
+        try:
+            self._file.close()
+        except OSError as exc:
+            if not getattr(self, "_failed", False):
+                raise RuntimeFailure(f"{self.path}: {exc.strerror}") from None
 
 
 def _same_streams(a: LoadedConfig, b: LoadedConfig) -> list[str]:
@@ -132,6 +150,10 @@ class Service(Observer):
         self.runner: Runner | None = None
         self._detlog: DetectionLog | None = None
         self._stop = False
+        self._watchdog = _Watchdog()
+        self._waiting = False  # STATUS= says "waiting for input"
+        self._frames_seen = 0
+        self._last_input = time.monotonic()
         self._reload = False
         self._lock = threading.Lock()
         self.plane: ControlPlane | None = None
@@ -204,7 +226,8 @@ class Service(Observer):
         runner = Runner.from_config(
             cfg, give_up_s=None, log=self._device_log, observers=[self], on_scores=self._scores
         )  # a service never gives up on a device
-        runner.open()
+        with _device_absence_is_transient(cfg):
+            runner.open()
         self.runner = runner
         if self._stop:  # a stop signal while opening
             runner.stop()
@@ -215,12 +238,16 @@ class Service(Observer):
             if self.plane is not None:
                 self.plane.start()
                 if self.plane.address:
+                    if cfg.control_socket_group:
+                        _give_socket_to_group(self.plane.address, cfg.control_socket_group)
                     self.log(f"control: listening on {self.plane.address}")
-            watchdog = _Watchdog(self)
-            try:
-                result = runner.run()
-            finally:
-                watchdog.stop()
+            # Ready: the pipeline is built, the source open, the sink and the API up. Not at
+            # the first block: a silent source would keep systemd waiting until
+            # TimeoutStartSec= killed the service, and again after every restart.
+            self._waiting = True
+            sd_notify(f"READY=1\nSTATUS=waiting for input from {cfg.source.uri}")
+            self.log(f"ready: waiting for input from {cfg.source.uri}")
+            result = runner.run()
         finally:
             runner.abort()  # nothing if it ran
             if self._detlog is not None:
@@ -240,9 +267,30 @@ class Service(Observer):
     # -- the runner's hooks ------------------------------------------------------------------
 
     def on_tick(self, runner: Runner) -> None:
+        # Called from the processing loop before every block and at least every TICK_S while
+        # the source is silent: the watchdog is pinged from here, so a loop that hangs (a
+        # block that never finishes, a sink that never takes one) stops the pings and systemd
+        # restarts the service; a ping thread of its own would have kept a hung loop "healthy".
+        self._watchdog.ping()
         if self._reload:  # between two blocks: the new config runs from the next one
             self._reload = False
             self._reload_config()
+        self._tell_idle(runner)
+
+    def _tell_idle(self, runner: Runner) -> None:
+        """STATUS= says "waiting for input" while nothing comes, "running" when it does."""
+        now = time.monotonic()
+        if runner.frames_in != self._frames_seen:
+            self._frames_seen, self._last_input = runner.frames_in, now
+            if self._waiting and self.state == "running":
+                self._waiting = False
+                sd_notify(f"STATUS=running {self.loaded.path} (generation {self.generation})")
+        elif not self._waiting and now - self._last_input > IDLE_STATUS_S:
+            self._waiting = True
+            sd_notify(
+                f"STATUS=waiting for input from {self.loaded.source.uri} "
+                f"(none for {IDLE_STATUS_S:g} s)"
+            )
 
     def on_block(self, event) -> None:
         if self.plane is not None:
@@ -254,7 +302,9 @@ class Service(Observer):
     def on_state(self, runner: Runner, state: str) -> None:
         if state == "running" and self.state == "starting":
             self._set_state("running")
-            sd_notify(f"READY=1\nSTATUS=running {self.loaded.path}")
+            self._waiting = False
+            self._frames_seen, self._last_input = runner.frames_in, time.monotonic()
+            sd_notify(f"STATUS=running {self.loaded.path}")
             self.log(f"running: {self.loaded.source.uri} -> {self.loaded.sink.uri}")
         elif state == "stopping":
             self._set_state("stopping")
@@ -331,23 +381,54 @@ class Service(Observer):
             )
 
 
-class _Watchdog:
-    """Ping systemd's watchdog (``WATCHDOG_USEC``) at half its period while the loop lives."""
+@contextlib.contextmanager
+def _device_absence_is_transient(cfg: LoadedConfig):
+    """A sound device that is not there (not plugged in yet, taken by another program) is a
+    state of the machine, not a mistake in the config, which `load_config` has checked: the
+    service exits 1 for it, and systemd's ``Restart=on-failure`` tries again."""
+    devices = tuple(
+        info.uri for info in (cfg.source, cfg.sink) if info.locator.kind in ("device", "pyaudio")
+    )
+    try:
+        yield
+    except UsageError as exc:
+        if devices and str(exc).startswith(devices):
+            raise RuntimeFailure(str(exc)) from None
+        raise
 
-    def __init__(self, service: Service):
+
+def _give_socket_to_group(address: str, group: str) -> None:
+    """``[control] socket_group``: the unix socket becomes ``root:GROUP``-readable, mode 0660
+    (connecting needs write permission), so the members of GROUP may use the control API."""
+    path = address[len("unix:") :]
+    try:
+        os.chown(path, -1, grp.getgrnam(group).gr_gid)
+        os.chmod(path, 0o660)
+    except KeyError:
+        raise UsageError(f"[control] socket_group: no such group {group!r}") from None
+    except PermissionError:
+        raise UsageError(
+            f"[control] socket_group: the service is not a member of {group!r} "
+            "(the unit's SupplementaryGroups=)"
+        ) from None
+
+
+class _Watchdog:
+    """systemd's watchdog (``WATCHDOG_USEC``): `ping` sends ``WATCHDOG=1`` at most every
+    quarter period, so calling it for every block costs a clock read."""
+
+    def __init__(self):
         usec = os.environ.get("WATCHDOG_USEC", "")
         pid = os.environ.get("WATCHDOG_PID")
-        self._done = threading.Event()
-        self._thread = None
-        if not usec.isdigit() or (pid and pid != str(os.getpid())):
+        self._interval = None
+        if usec.isdigit() and (not pid or pid == str(os.getpid())):
+            self._interval = int(usec) / 4e6
+        self._next = 0.0
+
+    def ping(self) -> None:
+        if self._interval is None:
             return
-        self._interval = int(usec) / 2e6
-        self._thread = threading.Thread(target=self._run, name="streamconv-watchdog", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._done.wait(self._interval):
+        now = time.monotonic()
+        if now >= self._next:
+            self._next = now + self._interval
             sd_notify("WATCHDOG=1")
-
-    def stop(self) -> None:
-        self._done.set()

@@ -5,8 +5,11 @@ A measured FFTW plan runs 25-35% faster than an estimated one but takes seconds 
 needs and saves FFTW's wisdom here; every later run loads it, and its plans of those sizes are
 the measured ones at no cost. The file is a cache: deleting it only makes runs slower.
 
-Location: ``$STREAMCONV_FFTW_WISDOM``, else ``$XDG_CACHE_HOME/streamconv/fftw-wisdom.json``
-(``~/.cache/...`` when ``XDG_CACHE_HOME`` is unset).
+Location: ``$STREAMCONV_FFTW_WISDOM``, else ``$CACHE_DIRECTORY/fftw-wisdom.json`` (the
+directory systemd's ``CacheDirectory=`` gives a service: ``/var/cache/streamconv`` for the
+shipped unit, whose dynamic user has no home), else
+``$XDG_CACHE_HOME/streamconv/fftw-wisdom.json`` (``~/.cache/...`` when ``XDG_CACHE_HOME`` is
+unset).
 
 Beside it, ``cost-model.json`` keeps the planner's cost model as measured on this machine by
 ``streamconv check --calibrate`` (:mod:`streamconv.dsp.costmodel`); :func:`load` loads both.
@@ -31,6 +34,9 @@ def wisdom_path() -> Path:
     explicit = os.environ.get("STREAMCONV_FFTW_WISDOM")
     if explicit:
         return Path(explicit)
+    service_cache = os.environ.get("CACHE_DIRECTORY", "").split(":")[0]
+    if service_cache:
+        return Path(service_cache) / "fftw-wisdom.json"
     cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
     return Path(cache) / "streamconv" / "fftw-wisdom.json"
 

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 from audio_server import audio_server, private_jack  # noqa: F401  (fixtures for the device tests)
+from systemd_container import systemd_container  # noqa: F401  (a booted systemd, test_systemd)
 
 
 @pytest.fixture

@@ -190,7 +190,7 @@ def test_sd_notify_speaks_the_notify_socket_protocol(tmp_path, monkeypatch):
     assert not sd_notify("READY=1")
 
 
-def test_ready_reaches_systemd_once_audio_flows(tmp_path, rng):
+def test_ready_reaches_systemd_when_open_then_running_once_audio_flows(tmp_path, rng):
     import socket
 
     x = rng.normal(size=5 * BLOCK)
@@ -202,9 +202,10 @@ def test_ready_reaches_systemd_once_audio_flows(tmp_path, rng):
         server.settimeout(20)
         svc = Service(cfg, env={**os.environ, "NOTIFY_SOCKET": path})
         assert svc.finish() == 0
-        messages = [server.recv(4096).decode() for _ in range(2)]
-    assert messages[0].startswith("READY=1\nSTATUS=running")
-    assert messages[1] == "STOPPING=1"
+        messages = [server.recv(4096).decode() for _ in range(3)]
+    assert messages[0] == f"READY=1\nSTATUS=waiting for input from {tmp_path / 'in.wav'}"
+    assert messages[1].startswith("STATUS=running")
+    assert messages[2] == "STOPPING=1"
 
 
 def test_control_api_on_a_unix_socket(tmp_path, rng):

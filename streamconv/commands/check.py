@@ -31,6 +31,9 @@ def register(subparsers) -> None:
     )
     parser.add_argument("config", nargs="?", metavar="CONFIG", help="config file to check")
     parser.add_argument(
+        "-q", "--quiet", action="store_true", help="no summary: only the errors (and exit code)"
+    )
+    parser.add_argument(
         "--schema", action="store_true", help="print the JSON Schema of the config file"
     )
     parser.add_argument(
@@ -65,7 +68,10 @@ def run(args) -> int:
         for line in exc.errors or [str(exc)]:
             print(f"error: {line}", file=sys.stderr)
         return exc.exit_code
-    print(summary(loaded))
+    if not args.quiet:
+        print(summary(loaded))
+    for note in loaded.notes:
+        print(f"note: {note}", file=sys.stderr)
     return 0
 
 

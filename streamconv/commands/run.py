@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -21,5 +23,8 @@ def run(args) -> int:
     from streamconv import wisdom
     from streamconv.daemon import Service
 
-    wisdom.load()  # FFT plans measured by an earlier `filter --fft-measure`, if any
+    # FFT plans measured by an earlier `filter --fft-measure`, if any; said in the log, as an
+    # operator otherwise cannot tell whether the service found them.
+    if wisdom.load():
+        print(f"fftw wisdom: loaded {wisdom.wisdom_path()}", file=sys.stderr, flush=True)
     return Service(args.config).run()

@@ -405,6 +405,12 @@ class Control(_Model):
         description="`HOST:PORT` (loopback unless allow_remote) or `unix:PATH`."
     )
     allow_remote: bool = Field(False, description="Allow a non-loopback listen address.")
+    socket_group: str | None = Field(
+        None,
+        description="unix: listen only: the group the socket is given (mode 0660), so its "
+        "members may use the API; the service must be in it (the shipped unit's "
+        "`SupplementaryGroups=streamconv-control`).",
+    )
     idle_timeout_s: Annotated[float, Field(gt=0, le=3600, allow_inf_nan=False)] = Field(
         15.0,
         description="Close a connection that has not sent a whole request within this time "

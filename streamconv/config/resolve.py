@@ -8,6 +8,7 @@ on: the combined ``(L, Cin, Cout)`` taps and the template samples.
 
 from __future__ import annotations
 
+import grp
 import os
 from dataclasses import dataclass, field
 
@@ -17,7 +18,7 @@ import soundfile as sf
 from streamconv.config.arrays import read_array, text_columns
 from streamconv.config.locators import Locator, is_loopback, parse_host_port, parse_locator
 from streamconv.config.models import Config, MixFilter, Periodicity, Spectrogram
-from streamconv.config.parse import Path, Problem
+from streamconv.config.parse import Path, Problem, format_path
 from streamconv.detect import DEFAULT_THRESHOLD, resample
 from streamconv.dsp import design
 from streamconv.dsp.spectrogram import SpectrogramParams, template_patch
@@ -92,6 +93,7 @@ class LoadedConfig:
     block_size: int | None  # None: by the stream kinds (streamconv.runner.block_size_for)
     method: str
     notes: list[str] = field(default_factory=list)
+    control_socket_group: str | None = None
 
     def compact_taps(self) -> np.ndarray:
         """The taps in the smallest equivalent layout: (L,), (L, C) or (L, Cin, Cout)."""
@@ -101,6 +103,7 @@ class LoadedConfig:
 class _Collector:
     def __init__(self) -> None:
         self.problems: list[Problem] = []
+        self.notes: list[str] = []
 
     def add(self, path: Path, message: str) -> None:
         self.problems.append(Problem(tuple(path), message))
@@ -200,11 +203,7 @@ def _resolve_sink(
     if (loc.kind in ("pipe", "udp") or loc.file_kind == "raw") and snk.format is None:
         out.add(("sink", "format"), f"required for a {_describe(loc)} sink")
     if loc.kind == "file":
-        parent = os.path.dirname(loc.uri) or "."
-        if not os.path.isdir(parent):
-            out.add(("sink", "uri"), f"{parent}: no such directory for the output file")
-        elif not os.access(parent, os.W_OK):
-            out.add(("sink", "uri"), f"{parent}: directory is not writable")
+        _check_output_dir(loc.uri, ("sink", "uri"), out, " for the output file")
         if loc.file_kind == "audio":
             ext = os.path.splitext(loc.uri)[1].lower().lstrip(".")
             known = {f.lower() for f in sf.available_formats()} | {"aif", "aifc", "oga", "opus"}
@@ -430,12 +429,39 @@ def _check_names(cfg: Config, out: _Collector) -> None:
                 seen[item.name] = f"{section}[{i}]"
 
 
-def _check_output_dir(path: str, where: Path, out: _Collector) -> None:
+#: Where a systemd unit's StateDirectory=, LogsDirectory=, RuntimeDirectory= and
+#: CacheDirectory= are made, when the service starts: an output in such a directory that is not
+#: there yet is a note, not an error, so the installed config passes `streamconv check` before
+#: the service's first start.
+SERVICE_DIRECTORY_BASES = ("/var/lib", "/var/log", "/run", "/var/cache")
+
+
+def _check_output_dir(path: str, where: Path, out: _Collector, what: str = "") -> None:
     parent = os.path.dirname(path) or "."
     if not os.path.isdir(parent):
-        out.add(where, f"{parent}: no such directory")
+        if os.path.isabs(parent) and os.path.dirname(parent) in SERVICE_DIRECTORY_BASES:
+            out.notes.append(
+                f"{format_path(where)}: {parent} does not exist yet; the service's "
+                "StateDirectory=/LogsDirectory=/RuntimeDirectory= creates it when it starts"
+            )
+        else:
+            out.add(where, f"{parent}: no such directory{what}")
     elif not os.access(parent, os.W_OK):
         out.add(where, f"{parent}: directory is not writable")
+
+
+def _check_socket_group(cfg: Config, out: _Collector) -> str | None:
+    group = cfg.control.socket_group if cfg.control else None
+    if group is None:
+        return None
+    where = ("control", "socket_group")
+    if not cfg.control.listen.startswith("unix:"):
+        out.add(where, "needs a unix:PATH listen address")
+    try:
+        grp.getgrnam(group)
+    except KeyError:
+        out.add(where, f"no such group {group!r} (systemd/README.md: systemd-sysusers makes it)")
+    return group
 
 
 def _resolve_control(cfg: Config, base: str, out: _Collector) -> str | None:
@@ -489,6 +515,7 @@ def resolve(cfg: Config, path: str) -> tuple[LoadedConfig | None, list[Problem]]
         detections = os.path.normpath(os.path.join(base, os.path.expanduser(cfg.detections.path)))
         _check_output_dir(detections, ("detections", "path"), out)
     control = _resolve_control(cfg, base, out)
+    socket_group = _check_socket_group(cfg, out)
     if out.problems or source is None or taps is None or sink is None:
         return None, out.problems
     loaded = LoadedConfig(
@@ -507,5 +534,7 @@ def resolve(cfg: Config, path: str) -> tuple[LoadedConfig | None, list[Problem]]
         control_listen=control,
         block_size=cfg.processing.block_size,
         method=cfg.processing.method,
+        notes=out.notes,
+        control_socket_group=socket_group,
     )
     return loaded, []

@@ -12,6 +12,7 @@ The source binds HOST:PORT (port 0: any free port, see `UdpSource.port`); the si
 
 from __future__ import annotations
 
+import errno
 import socket
 import struct
 
@@ -91,7 +92,11 @@ class UdpSource(Source):
             self._sock.bind((host, port))
         except OSError as exc:
             self._sock.close()
-            raise UsageError(f"{locator}: cannot listen: {exc.strerror}") from None
+            # A port another program holds, or an address not (yet) on this machine, may be
+            # free or there on the next try: exit 1 (systemd restarts), not 2 (bad config).
+            transient = exc.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL)
+            error = RuntimeFailure if transient else UsageError
+            raise error(f"{locator}: cannot listen: {exc.strerror}") from None
         self._sock.settimeout(timeout_s)
         self.port = self._sock.getsockname()[1]
 
