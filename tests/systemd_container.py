@@ -41,7 +41,9 @@ pcm.!default { type asym; playback.pcm "nullout"; capture.pcm "zeroin" }
 pcm.nullout { type plug; slave.pcm { type null } }
 pcm.zeroin {
   type plug
-  slave.pcm { type file; slave.pcm { type null }; file "/dev/null"; infile "/dev/zero"; format "raw" }
+  slave.pcm {
+    type file; slave.pcm { type null }; file "/dev/null"; infile "/dev/zero"; format "raw"
+  }
 }
 """
 CGROUP_HIERARCHIES = ("unified", "systemd")
