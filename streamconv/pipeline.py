@@ -129,7 +129,11 @@ class Pipeline:
         self.detector_start = start  # global index of the detectors' sample 0
         self.chain_delay = chain_delay(self.taps)  # None: not one linear-phase delay
         self.frames = start  # global index of the next input frame
+        # The last L - 1 input frames (what a successor is primed with), as a ring: the oldest
+        # at _history_at. Shifting the whole history every block cost O(L) per call, 43 us of
+        # a 64-frame block at L=4096, seven times the filtering itself.
         self._history = np.zeros((max(self.taps.shape[0] - 1, 0), self.channels), self.dtype)
+        self._history_at = 0
 
     @property
     def names(self) -> list[str]:
@@ -206,7 +210,8 @@ class Pipeline:
                 f"the running one {self.out_channels}: restart the service to change that"
             )
         need = new._history.shape[0]
-        have = self._history[max(0, len(self._history) - need) :]
+        ordered = np.roll(self._history, -self._history_at, axis=0)  # oldest first
+        have = ordered[max(0, len(ordered) - need) :]
         if len(have):
             new.convolver.process(have)
             new._remember(have)
@@ -219,14 +224,17 @@ class Pipeline:
         return new, left
 
     def _remember(self, x: np.ndarray) -> None:
-        n = len(self._history)
+        n, m, at = len(self._history), len(x), self._history_at
         if n == 0:
             return
-        if len(x) >= n:
+        if m >= n:
             self._history[:] = x[-n:]
-        else:
-            self._history[: -len(x) or None] = self._history[len(x) :]
-            self._history[-len(x) :] = x
+            self._history_at = 0
+            return
+        first = min(m, n - at)  # up to the end of the ring, then from its start
+        self._history[at : at + first] = x[:first]
+        self._history[: m - first] = x[first:]
+        self._history_at = (at + m) % n
 
     def _global(self, found: list[Detection]) -> list[Detection]:
         """Detector samples -> the service's input timeline (see the class notes)."""

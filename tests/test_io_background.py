@@ -1,12 +1,13 @@
 """Read-ahead and write-behind threads: the same stream, the same errors, nothing half written."""
 
+import contextlib
 import threading
 
 import numpy as np
 import pytest
 
 from streamconv.errors import RuntimeFailure, UsageError
-from streamconv.io import MemorySink, MemorySource
+from streamconv.io import MemorySink, MemorySource, background
 from streamconv.io.background import DEPTH, ReadAhead, WriteBehind
 from streamconv.io.files import SoundFileSink
 
@@ -78,13 +79,28 @@ class FailingSink(MemorySink):
 
 
 @pytest.mark.parametrize("fail_at", [0, 5, 9])
-def test_write_behind_raises_a_write_error_and_discards(fail_at):
+@pytest.mark.parametrize("frames", [8, background.GATHER_FRAMES])
+def test_write_behind_raises_a_write_error_and_discards(fail_at, frames):
+    """Blocks of GATHER_FRAMES reach the sink one by one; 8-frame blocks are gathered (one
+    write at the end, which fails at fail_at 0)."""
     inner = FailingSink(fail_at)
-    with pytest.raises(RuntimeFailure, match="No space left"):
+    raises = pytest.raises(RuntimeFailure, match="No space left")
+    with raises if frames > 8 or fail_at == 0 else contextlib.nullcontext():
         with WriteBehind(inner) as sink:
             for _ in range(10):
-                sink.write(np.zeros((8, 1)))
-    assert inner.discarded and not inner.committed
+                sink.write(np.zeros((frames, 1)))
+    assert inner.discarded != inner.committed
+    assert inner.committed == (frames == 8 and fail_at > 0)
+
+
+def test_write_behind_gathers_small_blocks():
+    inner = MemorySink(8000, 2)
+    data = np.arange(2 * 100_000, dtype=np.float64).reshape(-1, 2)
+    with WriteBehind(inner) as sink:
+        for i in range(0, len(data), 64):
+            sink.write(data[i : i + 64])
+    np.testing.assert_array_equal(inner.data, data)
+    assert len(inner.blocks) == -(-len(data) // background.GATHER_FRAMES)
 
 
 def test_write_behind_abort_discards_the_file(tmp_path):

@@ -190,7 +190,7 @@ def test_idle_source_ticks_and_a_stop_from_the_tick_ends_the_run(rng):
 
 
 def test_stop_from_another_thread_keeps_an_exact_prefix(rng):
-    x = rng.normal(size=(200000, 1))
+    x = rng.normal(size=(2_000_000, 1))  # blocks of 64 for longer than the 0.05 s to the stop
     h = rng.normal(size=9)
     sink = MemorySink(RATE, 1)
     runner = Runner(MemorySource(x, RATE), sink, taps=h, block_size=64)
