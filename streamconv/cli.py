@@ -23,12 +23,15 @@ from types import MappingProxyType
 
 from streamconv import __version__
 from streamconv.errors import StreamconvError
-from streamconv.io.chatter import VERBOSE_ENV
 
 # numpy's OpenBLAS starts a thread per core when it loads (numpy loads with the command's
 # module, below), which costs every run ~50 ms of CPU and start-up; streamconv makes no large
 # BLAS calls and runs its own threads.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+# = streamconv.io.chatter.VERBOSE_ENV, not imported from there: importing streamconv.io loads
+# numpy, which `--version`, `--help` and a usage error should not wait for.
+VERBOSE_ENV = "STREAMCONV_VERBOSE"
 
 # Order here is the order of `streamconv --help`.
 COMMAND_MODULES: list[str] = ["run", "filter", "match", "devices", "check", "design"]

@@ -139,3 +139,23 @@ def test_design_plot_unknown_extension_is_refused_before_any_work(tmp_path, caps
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "x.gif: unknown plot type .gif" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_version_and_usage_errors_do_not_load_numpy():
+    """The variable -v sets is the one the libraries' chatter filter reads, and the command
+    line itself does not import streamconv.io (numpy): `run --help` does not wait for it."""
+    from streamconv import cli
+    from streamconv.io import chatter
+
+    assert cli.VERBOSE_ENV == chatter.VERBOSE_ENV
+    code = (
+        "import sys\n"
+        "from streamconv.cli import main\n"
+        "try:\n"
+        "    main(['run', '--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('numpy' in sys.modules)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.stdout.strip().endswith("False"), run.stdout + run.stderr
