@@ -129,7 +129,7 @@ def build_parser(only: str | None = None) -> _Parser:
         importlib.import_module(f"streamconv.commands.{name}").register(subparsers)
         sub = subparsers.choices[name]
         sub.formatter_class = _HelpFormatter
-        sub.epilog = EXAMPLES[name]
+        sub.epilog = EXAMPLES.get(name)  # every command has some: tests/test_cli_usage.py
         _add_common_options(sub)
     parser._subcommands = subparsers.choices
     return parser
