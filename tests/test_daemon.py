@@ -208,6 +208,43 @@ def test_ready_reaches_systemd_when_open_then_running_once_audio_flows(tmp_path,
     assert messages[2] == "STOPPING=1"
 
 
+def test_watchdog_is_pinged_from_the_loop_while_the_source_is_silent(tmp_path, rng):
+    """READY=1 before any input, WATCHDOG=1 every quarter period from the loop's idle tick, and
+    STATUS= back to "waiting for input" once the input has stopped for IDLE_STATUS_S."""
+    import socket
+
+    from streamconv.daemon import IDLE_STATUS_S
+
+    cfg = _config(tmp_path, RAW_IN, RAW_OUT, [1.0])
+    path = str(tmp_path / "notify")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:
+        server.bind(path)
+        server.settimeout(20)
+        env = {**os.environ, "NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"}
+        svc = Service(cfg, stdin=subprocess.PIPE, env=env)
+        try:
+            assert server.recv(4096).decode() == "READY=1\nSTATUS=waiting for input from -"
+            t0 = time.monotonic()
+            pings = [server.recv(4096).decode() for _ in range(8)]
+            elapsed = time.monotonic() - t0
+            assert pings == ["WATCHDOG=1"] * 8
+            assert 0.5 < elapsed < 2.5  # every 0.1 s (a quarter of 0.4 s), or the tick's 0.25 s
+            svc.proc.stdin.write(rng.normal(size=BLOCK).astype("<f8").tobytes())
+            svc.proc.stdin.flush()
+            messages = []
+            while not messages or not messages[-1].startswith("STATUS=waiting"):
+                messages.append(server.recv(4096).decode())
+            statuses = [m for m in messages if m != "WATCHDOG=1"]
+            assert statuses[0].startswith("STATUS=running")
+            assert statuses[1] == (
+                f"STATUS=waiting for input from - (none for {IDLE_STATUS_S:g} s)"
+            )
+            svc.proc.stdin.close()
+            assert svc.finish() == 0, svc.log
+        finally:
+            svc.kill()
+
+
 def test_control_api_on_a_unix_socket(tmp_path, rng):
     """Real HTTP over AF_UNIX: /health, /status, /metrics (prometheus_client's parser),
     /detections; the socket goes away with the service."""
