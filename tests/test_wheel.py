@@ -152,3 +152,21 @@ def test_wheel_gives_sound_devices_without_extras(installed):
         capture_output=True, text=True, check=True, env=CLEAN_ENV,
     )  # fmt: skip
     assert modules.stdout.split() == ["True", "True"]
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_run_installs_only_what_running_needs(tmp_path):
+    """`make run` on a fresh machine (a venv that does not exist yet, dry run): the package
+    and its dependencies, not the test extra; `make test` adds it; the Debian packages of a
+    run are a subset that leaves out JACK, sox and the browser."""
+    venv = f"VENV={tmp_path / 'venv'}"
+    run = subprocess.run(["make", "-n", "run", venv], cwd=REPO, capture_output=True, text=True)
+    test = subprocess.run(["make", "-n", "test", venv], cwd=REPO, capture_output=True, text=True)
+    assert run.returncode == 0 and test.returncode == 0, run.stderr + test.stderr
+    installs = [line for line in run.stdout.splitlines() if "pip install" in line]
+    assert any(line.rstrip().endswith("install --quiet -e .") for line in installs), installs
+    assert "[test]" not in run.stdout and "'.[test]'" in test.stdout
+    apt_run = " ".join(line for line in run.stdout.splitlines() if "PKGS=" in line)
+    apt_test = " ".join(line for line in test.stdout.splitlines() if "PKGS=" in line)
+    assert "libportaudio2" in apt_run and "sox" not in apt_run and "jackd2" not in apt_run
+    assert "sox" in apt_test and "jackd2" in apt_test
