@@ -282,7 +282,7 @@ def run_archive(
             state.save(f.plan["tasks"][j], result["records"])
         while emitted < len(todo) and todo[emitted].done:
             f = todo[emitted]
-            if f.error is None:
+            if f.error is None and f.plan is not None:  # done without an error: planned
                 seconds = (f.plan["frames"] or 0) / f.plan["rate"]
                 report.file_done(seconds, [r for rs in f.results.values() for r in rs])
             else:

@@ -3,33 +3,37 @@
 One library for the three places that find things in a stream: ``streamconv match`` (files),
 archives on dask (`streamconv.archive`, chunks of files) and the service (`streamconv.pipeline`).
 
-- Templates: `template_name` names a ``PATH`` or ``NAME=PATH`` argument, `Template` loads one
-  (the one array reader, `streamconv.io.arrays`) and `resample` brings samples to the stream
-  rate (`resample_ratio` says with what precision).
+- Templates (`streamconv.templates`, re-exported): `template_name` names a ``PATH`` or
+  ``NAME=PATH`` argument, `Template` loads one (the one array reader, `streamconv.io.arrays`)
+  and `resample` brings samples to the stream rate (`resample_ratio` says with what precision).
 - Construction from explicit parameters: `TemplateSpec` and `PeriodicitySpec` describe one
   detector each (the config's ``[[templates]]`` / ``[[periodicity]]`` entries have the same
   fields); `build_detectors` turns them into `Matcher` and `NamedPeriodicity` objects.
   `MatchOptions` are the ``match`` command's options, the same for every template.
 - `Detectors` runs them side by side and returns their detections in stream order.
-- `to_record` and `RecordWriter`: the record of a detection, as JSON lines or CSV.
+- `to_record` and `RecordWriter` (`streamconv.records`, re-exported): the record of a
+  detection, as JSON lines or CSV.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import json
-import sys
-from collections.abc import Callable, Iterable, Sequence
-from fractions import Fraction
+from collections.abc import Sequence
 
 import numpy as np
-from scipy import signal
 
 from streamconv.dsp.matcher import DEFAULT_THRESHOLD, Detection, Matcher
 from streamconv.dsp.periodicity import Periodicity
 from streamconv.errors import UsageError
-from streamconv.io.files import AtomicFile
+from streamconv.records import FIELDS, RecordWriter, to_record
+from streamconv.templates import (
+    MAX_RESAMPLE_DENOMINATOR,
+    Template,
+    load_templates,
+    resample,
+    resample_ratio,
+    template_name,
+)
 
 __all__ = [
     "DEFAULT_THRESHOLD",
@@ -52,170 +56,8 @@ __all__ = [
     "to_record",
 ]
 
-#: The fields of a detection record, in the order ``match`` writes its CSV columns.
-FIELDS = ["file", "template", "sample", "time", "score", "channel", "threshold", "period"]
 #: The template name of the ``match --periodicity`` detector's detections.
 PERIODICITY = "periodicity"
-#: Largest denominator of the resampling ratio ``up / down``. Every pair of integer rates whose
-#: reduced ratio has ``down <= 10000`` is resampled exactly: all the usual audio and sensor
-#: rates (8 k, 11.025 k, 16 k, 22.05 k, 44.1 k, 48 k, 96 k, 192 k... reduce to at most 147 or
-#: 160) and odd pairs such as 48000 -> 44056 (5507/6000), which a limit of 1000 would bend.
-#: Where the ratio is not exact it is off by less than ``1 / (down * 10000)``, a relative rate
-#: error below 1e-8. The cost is bounded too: `scipy.signal.resample_poly` designs a filter of
-#: ``20 * max(up, down) + 1`` taps, at most about 200 000, once per template and rate.
-MAX_RESAMPLE_DENOMINATOR = 10_000
-
-
-# -- templates ------------------------------------------------------------------------------
-
-
-def template_name(text: str) -> tuple[str, str]:
-    """Split a template argument: ``NAME=PATH`` or ``PATH`` -> ``(name, path)``.
-
-    A bare path is named by its file stem. Text holding ``=`` is a path when the part before
-    ``=`` holds a path separator or the whole text names an existing file.
-
-    Raises
-    ------
-    UsageError
-        An empty name or path.
-
-    Examples
-    --------
-    >>> template_name("knock=data/knock.csv")
-    ('knock', 'data/knock.csv')
-    >>> template_name("data/bell.wav")
-    ('bell', 'data/bell.wav')
-    """
-    import os
-
-    name, sep, path = text.partition("=")
-    if not sep or os.sep in name or os.path.exists(text):
-        path = text
-        name = os.path.splitext(os.path.basename(text))[0]
-    if not name or not path:
-        raise UsageError(f"template {text!r}: expected PATH or NAME=PATH")
-    return name, path
-
-
-def resample_ratio(to_rate: float, from_rate: float) -> Fraction:
-    """The ratio ``up / down`` that resamples from `from_rate` to `to_rate`.
-
-    Exact where the reduced ratio has a denominator of at most `MAX_RESAMPLE_DENOMINATOR`, the
-    closest such fraction otherwise.
-    """
-    exact = Fraction(to_rate) / Fraction(from_rate)
-    return exact.limit_denominator(MAX_RESAMPLE_DENOMINATOR)
-
-
-def resample(samples: np.ndarray, from_rate: float, to_rate: float) -> np.ndarray:
-    """`samples` (frames on axis 0) taken from `from_rate` to `to_rate` (polyphase FIR).
-
-    Returns the array itself when the rates are equal.
-    """
-    if from_rate == to_rate:
-        return samples
-    ratio = resample_ratio(to_rate, from_rate)
-    return signal.resample_poly(samples, ratio.numerator, ratio.denominator, axis=0)
-
-
-class Template:
-    """A template file, read once and resampled to each stream rate on demand.
-
-    Parameters
-    ----------
-    name : str
-        Reported in its detections.
-    path : str
-        Audio file (it carries a sample rate), ``.txt``/``.csv``/``.dat`` or ``.npy`` (taken
-        at the stream's rate).
-
-    Attributes
-    ----------
-    samples : numpy.ndarray
-        ``(L,)`` (one column: matched on every channel) or ``(L, C)``, float64.
-    rate : float or None
-        The file's sample rate, None where the format has none.
-
-    Raises
-    ------
-    UsageError
-        An unreadable file, or samples that cannot be a template (the message names the file).
-    """
-
-    def __init__(self, name: str, path: str):
-        from streamconv.io.arrays import read_array
-
-        self.name, self.path = name, path
-        data, self.rate = read_array(path)
-        self.samples = data[:, 0] if data.shape[1] == 1 else data
-        try:
-            Matcher({name: self.samples}, 1.0)
-        except ValueError as exc:
-            raise UsageError(f"{path}: {exc}") from None
-        self._cache: dict[float, np.ndarray] = {}
-
-    def at(self, rate: float, note: Callable[[str], None] | None = None) -> np.ndarray:
-        """The samples at `rate` (resampled once per rate; `note` is told when)."""
-        if self.rate is None or self.rate == rate:
-            return self.samples
-        if rate not in self._cache:
-            self._cache[rate] = resample(self.samples, self.rate, rate)
-            if note is not None:
-                note(f"template '{self.name}' resampled from {self.rate:g} Hz to {rate:g} Hz")
-        return self._cache[rate]
-
-    def for_stream(
-        self,
-        rate: float,
-        channels: int,
-        where: str,
-        note: Callable[[str], None] | None = None,
-        downmix: bool = False,
-    ) -> np.ndarray:
-        """The samples for a stream of `rate` and `channels`.
-
-        Parameters
-        ----------
-        rate : float
-            The stream's sample rate (the template is resampled to it).
-        channels : int
-            The stream's channels: a ``(L, C)`` template needs ``C == channels``.
-        where : str
-            The stream (a file path), for messages.
-        note : callable, optional
-            Called with a message when the template is resampled.
-        downmix : bool
-            A template with other channels than the stream is averaged to one channel (then
-            matched on every channel of the stream).
-
-        Raises
-        ------
-        UsageError
-            The template's channels do not fit the stream (the message names the stream).
-        """
-        a = self.at(rate, None if note is None else (lambda m: note(f"{m} for {where}")))
-        if a.ndim == 2 and a.shape[1] != channels:
-            if downmix:
-                return a.mean(axis=1)
-            raise UsageError(
-                f"{where}: {channels} channel(s), but template '{self.name}' ({self.path}) has "
-                f"{a.shape[1]}: give --downmix to average the template's channels, or a template "
-                "of 1 channel or one per channel of the recording"
-            )
-        return a
-
-
-def load_templates(arguments: Iterable[str]) -> list[Template]:
-    """Read the templates of ``PATH`` / ``NAME=PATH`` arguments; a name may come once only."""
-    out, seen = [], set()
-    for text in arguments:
-        name, path = template_name(text)
-        if name in seen:
-            raise UsageError(f"template name {name!r} given twice (use NAME=PATH)")
-        seen.add(name)
-        out.append(Template(name, path))
-    return out
 
 
 # -- construction ---------------------------------------------------------------------------
@@ -462,6 +304,8 @@ class MatchOptions:
         combine = "mean" if self.combine else None
         distance = self.min_distance
         if self.min_distance_s is not None:
+            if sample_rate is None:
+                raise ValueError("min_distance_s needs the stream's sample_rate")
             distance = max(1, round(self.min_distance_s * sample_rate))
         templates = [
             TemplateSpec(
@@ -603,59 +447,3 @@ class Detectors:
         # Stable: one detector's detections of a sample keep that detector's own order.
         ready.sort(key=lambda p: (p[1].sample, p[0]))
         return [d for _, d in ready]
-
-
-# -- records --------------------------------------------------------------------------------
-
-
-def to_record(path: str, det: Detection) -> dict:
-    """The record of a detection of stream `path`: ``{"file": path, **det.to_dict()}``.
-
-    A `PeriodDetection` has ``period`` as its last field; a template detection has none.
-    """
-    return {"file": path, **det.to_dict()}
-
-
-class RecordWriter:
-    """Detection records as JSON lines, or CSV with the `FIELDS` columns.
-
-    Parameters
-    ----------
-    path : str, optional
-        Write here (CSV when it ends in ``.csv``), under a temporary name renamed by
-        ``close(ok=True)``: a failed run leaves no half file. None: JSON lines to `stream`,
-        flushed after each record.
-    stream : text file, optional
-        Where records go without a path (default ``sys.stdout``).
-    """
-
-    def __init__(self, path: str | None = None, stream=None):
-        self.atomic = None
-        if path is None:
-            self.stream = stream if stream is not None else sys.stdout
-        else:
-            self.atomic = AtomicFile(path)
-            self.stream = open(self.atomic.tmp_path, "w", encoding="utf-8", newline="")
-        self.csv = None
-        if path is not None and path.lower().endswith(".csv"):
-            self.csv = csv.DictWriter(self.stream, FIELDS, lineterminator="\n")
-            self.csv.writeheader()
-
-    def write(self, record: dict) -> None:
-        """Write one record (a missing or None field is an empty CSV cell)."""
-        if self.csv is not None:
-            self.csv.writerow({k: ("" if v is None else v) for k, v in record.items()})
-        else:
-            self.stream.write(json.dumps(record) + "\n")
-        if self.atomic is None:
-            self.stream.flush()
-
-    def close(self, ok: bool) -> None:
-        """Finish: the file appears under its name if `ok`, else it is removed."""
-        if self.atomic is None:
-            return
-        self.stream.close()
-        if ok:
-            self.atomic.commit()
-        else:
-            self.atomic.discard()
