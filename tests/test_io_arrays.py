@@ -149,3 +149,16 @@ def test_match_reads_the_projects_knock_template(capsys):
     records = [json.loads(line) for line in out.splitlines()]
     assert code == 0
     assert len(records) >= 3 and {r["template"] for r in records} == {"knock"}
+
+
+def test_config_counts_the_csv_streams_data_columns(tmp_path, capsys):
+    """A config's `.csv` source has the channels the stream reads: a time column is none."""
+    (tmp_path / "s.csv").write_text("time,x\n0,1\n0.001,2\n0.002,3\n")
+    (tmp_path / "c.toml").write_text('[source]\nuri = "s.csv"\nrate = 1000\n[sink]\nuri = "null"\n')
+    assert main(["check", str(tmp_path / "c.toml")]) == 0
+    assert "(csv file), 1000 Hz, 1 channel\n" in capsys.readouterr().out
+    (tmp_path / "c.toml").write_text(
+        '[source]\nuri = "s.csv"\nrate = 1000\nchannels = 2\n[sink]\nuri = "null"\n'
+    )
+    assert main(["check", str(tmp_path / "c.toml")]) == 2
+    assert "source.channels: is 2 but" in capsys.readouterr().err

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import soundfile as sf
 
-from streamconv.config.arrays import read_array, text_columns
+from streamconv.config.arrays import read_array
 from streamconv.config.locators import Locator, is_loopback, parse_host_port, parse_locator
 from streamconv.config.models import Config, MixFilter, Periodicity, Spectrogram
 from streamconv.config.parse import Path, Problem, format_path
@@ -23,6 +23,7 @@ from streamconv.detect import DEFAULT_THRESHOLD, resample
 from streamconv.dsp import design
 from streamconv.dsp.spectrogram import SpectrogramParams, template_patch
 from streamconv.errors import UsageError
+from streamconv.io.csvstream import CsvSource
 from streamconv.io.taps import load_taps
 
 MAX_TAPS = 1 << 24
@@ -162,12 +163,16 @@ def _resolve_source(cfg: Config, base: str, out: _Collector) -> StreamInfo | Non
             rate, channels = float(info.samplerate), info.channels
         elif loc.file_kind == "csv":
             try:
-                found = text_columns(loc.uri)
+                # The channels are the data columns the stream reads (a time column is not one).
+                with CsvSource(loc.uri, rate or 1.0) as csv_source:
+                    found = csv_source.channels
             except UsageError as exc:
                 out.add(("source", "uri"), str(exc))
                 return None
             if channels is not None and channels != found:
-                out.add(("source", "channels"), f"is {channels} but {loc.uri} has {found} columns")
+                out.add(
+                    ("source", "channels"), f"is {channels} but {loc.uri} has {found} data columns"
+                )
             channels = found
         elif loc.file_kind == "raw" and src.format and src.channels:
             frame = PCM_BYTES[src.format] * src.channels
