@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import itertools
 import os
 import warnings
 
@@ -27,7 +26,7 @@ from streamconv.errors import UsageError
 from streamconv.io import files
 from streamconv.io.rows import RowParser, header_end
 
-__all__ = ["TEXT_EXTENSIONS", "read_array", "text_columns"]
+__all__ = ["TEXT_EXTENSIONS", "read_array"]
 
 TEXT_EXTENSIONS = (".txt", ".csv", ".dat")
 
@@ -49,14 +48,6 @@ def _read_text(path: str) -> np.ndarray:
             if data.size:
                 return data
     return RowParser(path).parse(lines)
-
-
-def text_columns(path: str, max_lines: int = 50) -> int:
-    """The column count of a text file, from its first lines only (0: no row there)."""
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        parser = RowParser(path)
-        parser.parse(itertools.islice(fh, max_lines))
-        return parser.columns or 0
 
 
 def _read_npy(path: str, max_ndim: int) -> np.ndarray:
