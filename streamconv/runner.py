@@ -36,8 +36,11 @@ sink sample format
 threads
     A file source is read ahead in a thread (`READ_AHEAD_FRAMES` per read) and a file sink is
     written behind in one, so file I/O overlaps the filtering; a live source is read in a
-    thread one block at a time, so the loop waits on a queue with a timeout, never inside the
-    source (`streamconv.io.background`). From a file to a file (or ``null``) nobody waits for a
+    thread too, so the loop waits on a queue with a timeout, never inside the source
+    (`streamconv.io.background`): a raw PCM pipe or udp in reads of whatever arrived (up to
+    `READ_AHEAD_FRAMES`, one hand-over between the threads per read, not per block), a device
+    one block at a time; the loop joins them into whole blocks, so the bits computed do not
+    depend on how the reads arrived. From a file to a file (or ``null``) nobody waits for a
     block, so each pass of the loop takes up to `READ_AHEAD_FRAMES` frames whatever the block
     size: the filter still runs blocks of the block size over them (in one call of the
     compiled engine), and the per-pass work of reading, writing, counting and observing is paid
@@ -672,10 +675,8 @@ class Runner:
             raise RuntimeError("a Runner runs once")
         self._done = True
         source, sink, _ = self._opened()
-        live = self.source_kind != "file"
         # The thread starts here, not at open: a device's capture starts at its first read.
-        self._reader = ReadAhead(source, self.block_size if live else max(
-            self.block_size, READ_AHEAD_FRAMES))  # fmt: skip
+        self._reader = ReadAhead(source, self._read_ahead(source))
         try:
             with sink:  # commits on success; an exception aborts (no half file)
                 self._loop(self._reader, sink)
@@ -693,6 +694,18 @@ class Runner:
             self._reader.close()  # closes the source
             self._set_state("stopped")
         return self.result()
+
+    def _read_ahead(self, source: Source) -> int:
+        """Frames per read of the reader thread. Files: large reads. Raw PCM pipes and udp:
+        large partial reads (whatever one read of the pipe or one datagram brings), one
+        hand-over between threads per read rather than per block, without waiting for a
+        large read to fill. Devices, audio files on a pipe and Source objects: a block."""
+        if self.source_kind == "file":
+            return max(self.block_size, READ_AHEAD_FRAMES)
+        if hasattr(source, "partial"):  # RawSource, UdpSource
+            source.partial = True
+            return max(self.block_size, READ_AHEAD_FRAMES)
+        return self.block_size
 
     def result(self) -> RunResult:
         """The counters so far, as a `RunResult`."""
@@ -727,7 +740,9 @@ class Runner:
             want = block if limit is None else min(block, limit - self.frames_in)
             if want <= 0:
                 break
-            x = reader.read_within(want, self.tick_s)
+            # Whole blocks however the source's reads arrived: the filter's rounding depends
+            # on where the blocks are cut, and a run must give the same bits every time.
+            x = reader.read_within(want, self.tick_s, fill=True)
             if time.monotonic() >= next_poll:
                 next_poll = time.monotonic() + self.tick_s
                 self._poll_devices()

@@ -118,3 +118,34 @@ def test_write_behind_thread_ends_with_the_sink():
     sink.close()
     assert not sink._thread.is_alive()
     assert "streamconv-write" not in {t.name for t in threading.enumerate()}
+
+
+class _Trickle(MemorySource):
+    """Gives 3 frames per read, then waits for `more` before the rest (a slow live source)."""
+
+    def __init__(self, data):
+        super().__init__(data, 8000, name="trickle")
+        self.more = threading.Event()
+
+    def _read(self, frames):
+        if self.frames_read >= 6:
+            self.more.wait()
+        return super()._read(min(frames, 3))
+
+
+def test_read_within_fill_joins_reads_and_keeps_frames_across_a_timeout(rng):
+    data = rng.normal(size=(20, 1))
+    src = _Trickle(data)
+    reader = ReadAhead(src, 10)
+    try:
+        assert reader.read_within(4, 5.0, fill=True).tolist() == data[:4].tolist()  # 3 + 3
+        assert reader.read_within(4, 0.05, fill=True) is None  # 2 frames wait, not lost
+        assert reader.frames_read == 4
+        src.more.set()
+        got = [reader.read_within(4, 5.0, fill=True) for _ in range(4)]
+    finally:
+        src.more.set()
+        reader.close()
+    assert [len(b) for b in got] == [4, 4, 4, 4]
+    np.testing.assert_array_equal(np.concatenate(got), data[4:])
+    assert len(reader.read_within(4, 5.0, fill=True)) == 0  # the end

@@ -7,6 +7,8 @@ import io
 import json
 import signal
 import subprocess
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -84,6 +86,35 @@ def test_raw_f32_pipe_gives_the_same_bytes_three_ways(tmp_path, rng):
     assert out.getvalue() == run.stdout
 
 
+def test_a_pipe_written_in_odd_pieces_gives_the_same_bytes(tmp_path, rng):
+    """A pipe is read in whatever pieces arrive (one hand-over per read, not per block), yet the
+    filter sees the same whole blocks: the same bytes as when everything was there at once."""
+    x = _signal(rng, frames=RATE).astype("<f4")
+    h = rng.normal(size=300) / 10  # FFT engines: their rounding depends on the block cuts
+    np.savetxt(tmp_path / "h.txt", h)
+    argv = [*CLI, "filter", "-i", "-", "-o", "-", "--fir", str(tmp_path / "h.txt"), "--format",
+            "f32le", "--rate", str(RATE), "--channels", "2", "--block", "97"]  # fmt: skip
+    at_once = subprocess.run(argv, input=x.tobytes(), capture_output=True, timeout=60)
+    assert at_once.returncode == 0, at_once.stderr
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    data, pos = x.tobytes(), 0
+    out = []
+    reader = threading.Thread(target=lambda: out.append(proc.stdout.read()))
+    reader.start()
+    for size in rng.integers(1, 20000, 10000):  # odd sizes, frames cut anywhere
+        proc.stdin.write(data[pos : pos + size])
+        proc.stdin.flush()
+        pos += size
+        if pos >= len(data):
+            break
+        if size % 7 == 0:
+            time.sleep(0.002)
+    proc.stdin.close()
+    reader.join(60)
+    assert proc.wait(60) == 0
+    assert out[0] == at_once.stdout and len(out[0]) == x.nbytes
+
+
 @pytest.mark.parametrize(("ext", "subtype"), [("wav", "FLOAT"), ("flac", "PCM_24")])
 def test_run_with_no_filters_is_bit_identical(tmp_path, rng, ext, subtype):
     sf.write(tmp_path / f"in.{ext}", _signal(rng), RATE, subtype=subtype)
@@ -122,6 +153,11 @@ def test_service_detection_log_is_match_output_line_for_line(tmp_path, rng):
                  "--periodicity-threshold", "0.5", "-q", text=True)  # fmt: skip
     assert match.returncode == 0, match.stderr
     logged = [json.loads(line) for line in (tmp_path / "det.jsonl").read_text().splitlines()]
+    # The service also says which timeline its samples are on (no filters: the input's, delay
+    # 0); match, reading a recording, has no chain to say anything about.
+    assert all(d["timeline"] == "input" and d["chain_delay"] == 0 for d in logged)
+    where = ("timeline", "chain_delay")
+    logged = [{k: v for k, v in d.items() if k not in where} for d in logged]
     matched = [json.loads(line) for line in match.stdout.splitlines()]
     matched = [{k: v for k, v in d.items() if k != "file"} for d in matched]
     assert logged == matched

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 
 import numpy as np
 
@@ -119,8 +120,15 @@ class ReadAhead(Source):
             raise RuntimeError(f"{self.name}: read ahead returned nothing without a timeout")
         return block
 
-    def read_within(self, frames: int, timeout: float | None) -> np.ndarray | None:
+    def read_within(
+        self, frames: int, timeout: float | None, fill: bool = False
+    ) -> np.ndarray | None:
         """Like `read`, but None if no frame arrived within `timeout` seconds (None: wait).
+
+        With `fill`, the block has `frames` frames, joined across the thread's reads, unless
+        the stream ends first; frames gathered when the timeout comes are kept for the next
+        call. So the blocks do not depend on how the source's reads happened to arrive (a
+        pipe read in partial reads), and neither do the bits of what is computed from them.
 
         Raises
         ------
@@ -129,10 +137,31 @@ class ReadAhead(Source):
         """
         if frames <= 0:
             raise ValueError(f"frames must be positive, got {frames}")
+        if fill and not self._gather(frames, timeout):
+            return None
         block = self._take(frames, timeout)
         if block is not None:
             self.frames_read += len(block)
         return block
+
+    def _gather(self, frames: int, timeout: float | None) -> bool:
+        """Queue items into the pending frames until `frames` or the end; False on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while len(self._pending) < frames and self._ended is None:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            try:
+                item = self._queue.get(timeout=left)
+            except queue.Empty:
+                return False
+            if isinstance(item, _End):
+                self._ended = item
+            elif len(self._pending):
+                self._pending = np.concatenate([self._pending, item])
+            else:
+                self._pending = item
+        return True
 
     def stats(self) -> dict[str, int]:
         return self.source.stats()

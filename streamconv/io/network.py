@@ -133,9 +133,15 @@ class UdpSource(Source):
         self._pending.push(block)
         self._next += frames
 
+    #: True: a read returns once a datagram brought frames, up to `frames` (see
+    #: `streamconv.io.pipes.RawSource.partial`); False: it waits for `frames` frames.
+    partial = False
+
     def _read(self, frames: int) -> np.ndarray:
         while len(self._pending) < frames and not self._ended:
             self._receive()
+            if self.partial and len(self._pending):
+                break
         return self._pending.pop(min(frames, len(self._pending)))
 
     def stats(self) -> dict[str, int]:

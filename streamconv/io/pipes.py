@@ -34,7 +34,17 @@ class RawSource(Source):
         float32 or float64, the type of the blocks; ``"auto"``: float32 where it is exact.
     close_stream : bool
         Close `stream` in `close` (not for stdin).
+
+    Attributes
+    ----------
+    partial : bool
+        False (default): a read returns `frames` frames until the end. True: it returns the
+        whole frames the first read of the stream that brought any holds (up to `frames`), so a
+        thread can read a live pipe ahead in large reads without waiting for them to fill
+        (`streamconv.runner`: one hand-over per pipe read, not per block).
     """
+
+    partial = False
 
     def __init__(
         self,
@@ -70,6 +80,8 @@ class RawSource(Source):
                     )
                 break
             buf.push_bytes(chunk)
+            if self.partial and len(buf):
+                break
         data = buf.pop(min(frames, len(buf)))
         return pcm.decode(data, self._sample_dtype, self.channels, self.dtype)
 
