@@ -73,6 +73,12 @@ def sd_notify(message: str) -> bool:
     return True
 
 
+def _device_state(stream) -> dict:
+    """A live device's ``device_state()`` (`streamconv.io.reopen`); empty for other streams."""
+    state = getattr(stream, "device_state", None)
+    return state() if state is not None else {}
+
+
 class DetectionLog:
     """Append detections as JSON lines, flushed and fsynced one by one."""
 
@@ -186,8 +192,8 @@ class Service(Observer):
         source_stats = src.stats() if src else {}
         sink_stats = snk.stats() if snk else {}
         # Live devices say whether they run or are being reopened (streamconv.io.reopen).
-        source_device = src.device_state() if hasattr(src, "device_state") else {}
-        sink_device = snk.device_state() if hasattr(snk, "device_state") else {}
+        source_device = _device_state(src)
+        sink_device = _device_state(snk)
         reopening = "reopening" in (source_device.get("state"), sink_device.get("state"))
         with self._lock:
             counts = dict(self.counts)
@@ -340,13 +346,17 @@ class Service(Observer):
 
     def _reload_config(self) -> None:
         self.log(f"reload: {self.config_path}")
+        runner = self.runner
+        if runner is None or runner.pipeline is None:
+            self.log("reload: the stream is not open yet; the config is read when it opens")
+            return
         try:
             new = load_config(self.config_path)
             changed = _same_streams(self.loaded, new)
             if changed:
                 raise ConfigError("; ".join(changed) + " (restart the service for that)")
             taps = new.compact_taps()
-            pipeline, left = self.runner.pipeline.successor(
+            pipeline, left = runner.pipeline.successor(
                 taps,
                 new.templates,
                 new.periodicity,
@@ -366,7 +376,7 @@ class Service(Observer):
                     "reload", {"ok": False, "generation": self.generation, "errors": errors}
                 )
             return
-        self.runner.replace_pipeline(pipeline, left)
+        runner.replace_pipeline(pipeline, left)
         self.loaded = new
         self.generation += 1
         self.last_reload_error = None

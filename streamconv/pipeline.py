@@ -240,13 +240,17 @@ class Pipeline:
         """Detector samples -> the service's input timeline (see the class notes)."""
         s0, delay = self.detector_start, self.chain_delay
         if delay is None:
-            where = {"timeline": "filtered", "chain_delay": None}
+            timeline = "filtered"
         else:
             s0 -= math.floor(delay + 0.5)
-            where = {"timeline": "input", "chain_delay": delay}
+            timeline = "input"
         return [
             dataclasses.replace(
-                d, sample=d.sample + s0, time=(d.sample + s0) / self.sample_rate, **where
+                d,
+                sample=d.sample + s0,
+                time=(d.sample + s0) / self.sample_rate,
+                timeline=timeline,
+                chain_delay=delay,
             )
             for d in found
         ]

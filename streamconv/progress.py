@@ -11,6 +11,12 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from typing import TYPE_CHECKING
+
+from streamconv.runner import Observer
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 
 def wanted(quiet: bool, stream=None) -> bool:
@@ -48,7 +54,7 @@ class Progress:
     def __init__(
         self, label: str, total: int | None, sample_rate: float | None = None, quiet=False
     ):
-        self._bar = None
+        self._bar: tqdm | None = None
         self._label = label
         self._rate = float(sample_rate) if sample_rate else 1.0
         self._seconds = bool(sample_rate)
@@ -57,7 +63,7 @@ class Progress:
         if self._on and total:
             self._start(total)
 
-    def _start(self, total: int | None) -> None:
+    def _start(self, total: int | None) -> tqdm:
         """Draw the bar (at the first update when the total comes with it)."""
         from tqdm import tqdm
 
@@ -82,6 +88,7 @@ class Progress:
             nrows=None if rows > 0 else 24,
             mininterval=0.2,
         )
+        return self._bar
 
     @property
     def shown(self) -> bool:
@@ -92,12 +99,11 @@ class Progress:
         """The job has done `frames` frames in all (not: since the last call)."""
         if not self._on:
             return
-        if self._bar is None:
-            self._start(total)
+        bar = self._bar if self._bar is not None else self._start(total)
         step = frames - self._done
         if step > 0:
             self._done = frames
-            self._bar.update(step / self._rate)
+            bar.update(step / self._rate)
 
     @contextlib.contextmanager
     def write_above(self):
@@ -123,7 +129,7 @@ class Progress:
         self.close()
 
 
-class RunProgress:
+class RunProgress(Observer):
     """A `streamconv.runner.Runner` observer that draws a `Progress` for its input.
 
     For a file or a pipe (a device runs until stopped: no bar). The total is the file's frame

@@ -154,7 +154,7 @@ def summary(loaded: LoadedConfig) -> str:
             f"  template   {t.name}: {t.samples.shape[0]} frames "
             f"({1000 * t.samples.shape[0] / rate:.4g} ms), {_channels(t.samples.shape[1])}, "
             f"{rule}, min_distance {t.min_distance}, {t.combine}"
-            + (_spectrogram(t.spectrogram) if t.domain == "spectrogram" else "")
+            + (_spectrogram(t.spectrogram) if t.spectrogram is not None else "")
         )
     for p in loaded.periodicity:
         lines.append(

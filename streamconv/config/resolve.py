@@ -189,7 +189,7 @@ def _resolve_source(cfg: Config, base: str, out: _Collector) -> StreamInfo | Non
 
 
 def _describe(loc: Locator) -> str:
-    if loc.kind == "file":
+    if loc.kind == "file" and loc.file_kind is not None:
         return {"raw": "raw PCM file", "csv": "csv file", "audio": "audio file"}[loc.file_kind]
     return {"pipe": "stdin/stdout", "udp": "udp", "device": "device", "pyaudio": "pyaudio"}.get(
         loc.kind, loc.kind
@@ -344,6 +344,11 @@ def _spectrogram(tpl) -> dict | None:
     """The spectrogram parameters of a spectrogram-domain template (defaults filled in)."""
     if tpl.domain != "spectrogram":
         return None
+    return _spectrogram_params(tpl)
+
+
+def _spectrogram_params(tpl) -> dict:
+    """A template's ``spectrogram`` table with the defaults filled in."""
     return (tpl.spectrogram or Spectrogram()).model_dump()
 
 
@@ -383,7 +388,8 @@ def _resolve_templates(
             continue
         if tpl.domain == "spectrogram":
             try:  # the checks the matcher makes: a whole frame, a band with bins, not flat
-                template_patch(tpl.name, data, rate, SpectrogramParams(**_spectrogram(tpl)))
+                params = SpectrogramParams(**_spectrogram_params(tpl))
+                template_patch(tpl.name, data, rate, params)
             except ValueError as exc:
                 out.add((*where, "spectrogram"), f"{path}: {exc}")
                 continue
@@ -456,11 +462,12 @@ def _check_output_dir(path: str, where: Path, out: _Collector, what: str = "") -
 
 
 def _check_socket_group(cfg: Config, out: _Collector) -> str | None:
-    group = cfg.control.socket_group if cfg.control else None
-    if group is None:
+    control = cfg.control
+    if control is None or control.socket_group is None:
         return None
+    group = control.socket_group
     where = ("control", "socket_group")
-    if not cfg.control.listen.startswith("unix:"):
+    if not control.listen.startswith("unix:"):
         out.add(where, "needs a unix:PATH listen address")
     try:
         grp.getgrnam(group)
@@ -506,10 +513,12 @@ def resolve(cfg: Config, path: str) -> tuple[LoadedConfig | None, list[Problem]]
     out = _Collector()
     _check_names(cfg, out)
     source = _resolve_source(cfg, base, out)
-    taps, filters, templates = None, [], []
+    taps: np.ndarray | None = None
+    filters: list[FilterInfo] = []
+    templates: list[TemplateInfo] = []
     rate = source.rate if source else None
-    channels_out = None
-    if source is not None:
+    channels_out: int | None = None
+    if source is not None and source.rate is not None and source.channels is not None:
         taps, filters = _build_filters(cfg, base, source.rate, source.channels, out)
         if taps is not None:
             channels_out = taps.shape[2]
@@ -522,6 +531,9 @@ def resolve(cfg: Config, path: str) -> tuple[LoadedConfig | None, list[Problem]]
     control = _resolve_control(cfg, base, out)
     socket_group = _check_socket_group(cfg, out)
     if out.problems or source is None or taps is None or sink is None:
+        return None, out.problems
+    # A resolved source has its rate and channels (else it is a problem, above).
+    if source.rate is None or source.channels is None or channels_out is None:
         return None, out.problems
     loaded = LoadedConfig(
         path=os.path.abspath(path),
