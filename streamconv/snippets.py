@@ -118,7 +118,8 @@ class SnippetRecorder:
         self._rings = [_Ring(capacity, channels_in)]
         if filtered:
             self._rings.append(_Ring(capacity, channels_out))
-        self._pending: list[tuple[int, int, list[str]]] = []  # start, stop, names
+        # start, stop, [name], ring index (0 input, 1 filtered)
+        self._pending: list[tuple[int, int, list[str], int]] = []
         self._queue: queue.Queue = queue.Queue(WRITE_QUEUE)
         self._files: OrderedDict[str, int] = OrderedDict()  # name -> bytes, oldest first
         self._stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
@@ -153,7 +154,7 @@ class SnippetRecorder:
             if y is None:
                 raise ValueError("filtered snippets need the filtered block too")
             self._rings[1].add(y)
-        if self._pending and self._pending[0][1] <= self._rings[0].end:
+        if self._pending and self._pending[0][1] <= self._rings[-1].end:
             self._cut(final=False)
 
     def detection(self, record: dict) -> dict:
@@ -163,8 +164,17 @@ class SnippetRecorder:
         if record.get("channel") is not None:
             parts.append(f"c{record['channel']}")
         base = "-".join(parts)
-        names = [base + ".wav"] + ([base + "-filtered.wav"] if self.filtered else [])
-        self._pending.append((sample - self.pre, sample + self.post, names))
+        names = [base + ".wav"]
+        self._pending.append((sample - self.pre, sample + self.post, [base + ".wav"], 0))
+        if self.filtered:
+            # A record on the input's timeline (a linear-phase chain: the filtered stream is the
+            # input delayed by chain_delay) has its filtered window that much later.
+            shift = 0
+            if record.get("timeline") == "input" and record.get("chain_delay") is not None:
+                shift = round(record["chain_delay"])
+            names.append(base + "-filtered.wav")
+            self._pending.append((sample + shift - self.pre, sample + shift + self.post,
+                                  [base + "-filtered.wav"], 1))  # fmt: skip
         self._pending.sort(key=lambda p: p[1])
         self._cut(final=False)
         fields = {"snippet": names[0]}
@@ -184,10 +194,10 @@ class SnippetRecorder:
             self._thread.join()
 
     def _cut(self, final: bool) -> None:
-        end = self._rings[0].end
+        end = self._rings[-1].end
         while self._pending and (final or self._pending[0][1] <= end):
-            start, stop, names = self._pending.pop(0)
-            clips = [ring.get(start, stop) for ring in self._rings]
+            start, stop, names, ring = self._pending.pop(0)
+            clips = [self._rings[ring].get(start, stop)]
             try:
                 self._queue.put_nowait((names, clips))
             except queue.Full:

@@ -119,7 +119,7 @@ def test_dashboard_in_a_real_browser(tmp_path, rng):
     browser = _browser(tmp_path / "profile")
     svc = Service(cfg, stdin=subprocess.PIPE)
     bells = (3 * RATE + 1000, 6 * RATE + 4321, 9 * RATE + 77)
-    feeder = _Feeder(svc.proc, rng, 12, bells)
+    feeder = _Feeder(svc.proc, rng, 20, bells)  # still streaming when the levels are checked
     try:
         url = svc.base_url()
         browser.get(url + "/")

@@ -38,15 +38,21 @@ def test_snippets_are_the_stream_around_each_detection_for_any_chunking(tmp_path
     ).start()  # fmt: skip
     # (sample, decided at frame): at once, late (after sample + post), near the start and end
     plan = [(100, 200), (3000, 3100), (5000, 7900), (8000, 8000), (11900, n)]
+    delay = 3  # the records are on the input's timeline; the filtered stream is 3 frames late
     names = {}
     todo = list(plan)
+
+    def record(s):
+        return {"template": "t/../x", "sample": s, "channel": 1, "timeline": "input",
+                "chain_delay": float(delay)}  # fmt: skip
+
     for a, b in _chunks(n, sizes, rng):
         rec.add(x[a:b], y[a:b])
         while todo and todo[0][1] <= b:
             s, _ = todo.pop(0)
-            names[s] = rec.detection({"template": "t/../x", "sample": s, "channel": 1})
+            names[s] = rec.detection(record(s))
     for s, _ in todo:
-        names[s] = rec.detection({"template": "t/../x", "sample": s, "channel": 1})
+        names[s] = rec.detection(record(s))
     rec.close()
     assert rec.written == 2 * len(plan) and rec.skipped == 0
     for s, _ in plan:
@@ -57,7 +63,8 @@ def test_snippets_are_the_stream_around_each_detection_for_any_chunking(tmp_path
         assert rate == RATE and sf.info(tmp_path / "snips" / fields["snippet"]).subtype == "FLOAT"
         np.testing.assert_array_equal(got, x[max(0, s - 500) : min(n, s + 250)])
         got, _ = sf.read(tmp_path / "snips" / fields["snippet_filtered"], dtype="float32")
-        np.testing.assert_array_equal(got.reshape(-1, 1), y[max(0, s - 500) : min(n, s + 250)])
+        f = s + delay
+        np.testing.assert_array_equal(got.reshape(-1, 1), y[max(0, f - 500) : min(n, f + 250)])
     assert not [f for f in os.listdir(tmp_path / "snips") if f.endswith(".part")]
 
 
