@@ -171,7 +171,7 @@ def _taps(tmp_path, taps):
         (b"fLaC" + bytes(60), ["--type", "wav"], "-: cannot read a wav stream"),
         (b"", ["--type", "wav"], "-: cannot read a wav stream: the stream is empty"),
         (None, ["--type", "mp9"], "--type: unknown type 'mp9'"),
-        (None, ["--out-type", "aiff"], "-: a aiff file cannot be written to a pipe"),
+        (None, ["--out-type", "aiff"], "-: an aiff file cannot be written to a pipe"),
     ],
 )
 def test_pipe_type_errors_are_one_line(tmp_path, stdin, args, message):
@@ -185,3 +185,17 @@ def test_pipe_type_errors_are_one_line(tmp_path, stdin, args, message):
     err = run.stderr.decode()
     assert run.returncode == 2 and err.startswith("error: ") and message in err, err
     assert err.count("\n") == 1 and run.stdout == b""
+
+
+@needs_sox
+def test_a_type_that_cannot_stream_goes_to_stdout_as_wav(tmp_path, song):
+    """An AIFF input and `-o -` without --out-type: WAV comes out (AIFF needs its length in
+    the header), with the input's 16-bit samples."""
+    run = _shell(
+        "sox in.flac in.aiff && streamconv filter -i in.aiff --fir taps.txt --method direct "
+        "-o - | sox -t wav - out.wav",
+        tmp_path,
+    )
+    assert run.returncode == 0, run.stderr.decode()
+    assert sf.info(tmp_path / "out.wav").subtype == "PCM_16"
+    np.testing.assert_array_equal(sf.read(tmp_path / "out.wav", dtype="int16")[0], _oracle16(song))

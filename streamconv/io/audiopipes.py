@@ -407,8 +407,8 @@ def open_pipe_sink(stream, kind: str, sample_rate, channels, subtype=None, name=
     """``-o -`` as an audio file of type `kind` (see the module docstring)."""
     if kind not in PIPE_WRITABLE:
         raise UsageError(
-            f"{name}: a {kind} file cannot be written to a pipe (its header must hold the "
-            f"length); on a pipe: {', '.join(PIPE_WRITABLE)}"
+            f"{name}: {'an' if kind[0] in 'aeiou' else 'a'} {kind} file cannot be written to a "
+            f"pipe (its header must hold the length); on a pipe: {', '.join(PIPE_WRITABLE)}"
         )
     if kind == "wav":
         return PipeWavSink(stream, sample_rate, channels, subtype=subtype, name=name)
@@ -416,16 +416,16 @@ def open_pipe_sink(stream, kind: str, sample_rate, channels, subtype=None, name=
 
 
 def type_of(src) -> str | None:
-    """The audio type of a source (a pipe's `--type`, a file's extension), or None."""
+    """The type ``-o -`` carries by default for a source: its own audio type (a pipe's
+    `--type`, a file's extension), WAV where that type cannot go through a pipe, or None for a
+    source without a header (raw PCM, csv, devices)."""
     kind = getattr(src, "kind", None)
-    if kind:
-        return kind
-    path = getattr(src, "name", "")
-    if getattr(src, "subtype", None) is None or not isinstance(path, str):
-        return None
-    ext = os.path.splitext(path)[1].lower().lstrip(".")
-    return (
-        {"aif": "aiff", "aifc": "aiff", "oga": "ogg"}.get(ext, ext)
-        if ext in TYPES or ext in ("aif", "aifc", "oga")
-        else None
-    )
+    if not kind:
+        path = getattr(src, "name", "")
+        if getattr(src, "subtype", None) is None or not isinstance(path, str):
+            return None
+        ext = os.path.splitext(path)[1].lower().lstrip(".")
+        kind = {"aif": "aiff", "aifc": "aiff", "oga": "ogg"}.get(ext, ext)
+        if kind not in TYPES:
+            return "wav"  # another libsndfile type (.sd2, .voc, ...)
+    return kind if kind in PIPE_WRITABLE else "wav"
