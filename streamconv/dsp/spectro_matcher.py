@@ -344,21 +344,24 @@ class SpectroMatcher:
         self.reset()
         return out
 
-    def features(self, seg: np.ndarray, final: bool) -> np.ndarray:
+    def _features(self, seg: np.ndarray, final: bool) -> np.ndarray:
         """Max-filtered features of a segment's samples: ``(channels, frames, bins)``; frame 0
         is the segment's first scored frame."""
         power = frame_power(seg, self.frame, self.hop, self._window)
         feat = scaled(power, self.params.scale)
         t = self._time
         if t:
-            pad = [np.full((feat.shape[0], t, feat.shape[2]), -np.inf)]
-            if self._seg_frame == 0:  # frames before the stream
+            # Frames before the stream's start and after its end do not exist: -inf, which
+            # the time max-filter ignores.
+            if self._seg_frame == 0:
                 feat[:, :t] = -np.inf
-            feat = np.concatenate([feat, *pad], axis=1) if final else feat
+            if final:
+                pad = np.full((feat.shape[0], t, feat.shape[2]), -np.inf)
+                feat = np.concatenate([feat, pad], axis=1)
         return dilate(feat, self.params.tolerance, t)
 
     def _run_segment(self, m: int, final: bool) -> None:
-        feat = self.features(self._buf[:m], final)
+        feat = self._features(self._buf[:m], final)
         for i, patch in enumerate(self._patches):
             count = max(feat.shape[1] - patch.frames + 1, 0) if final else self._seg_frames
             scores = self._score(feat, i, count)
