@@ -77,7 +77,8 @@ def file_benchmarks(tmp: str, minutes: float, runs: int) -> None:
     no_wisdom = {"STREAMCONV_FFTW_WISDOM": os.path.join(tmp, "none.json")}
     wisdom = {"STREAMCONV_FFTW_WISDOM": os.path.join(tmp, "wisdom.json")}
     print(f"best of {runs} interleaved runs, whole processes, wall s (CPU s); 48 kHz stereo float")
-    print("| taps | file | sox | streamconv, no wisdom | streamconv | speed-up | RSS MB sox/sc |")
+    print("| taps | file | sox | streamconv, no wisdom | streamconv | speed-up wall (CPU) "
+          "| RSS MB sox/sc |")  # fmt: skip
     print("|---|---|---|---|---|---|---|")
     for n in taps:
         fir = os.path.join(tmp, f"h{n}.txt")
@@ -93,7 +94,7 @@ def file_benchmarks(tmp: str, minutes: float, runs: int) -> None:
             (t_sox, c_sox, rss_sox), (t_sc, c_sc, rss_sc) = best["sox"], best["sc"]
             t_plain, c_plain, _ = best["plain"]
             row = [f"{t_sox:.2f} ({c_sox:.2f})", f"{t_plain:.2f} ({c_plain:.2f})",
-                   f"{t_sc:.2f} ({c_sc:.2f})", f"{t_sox / t_sc:.2f}x",
+                   f"{t_sc:.2f} ({c_sc:.2f})", f"{t_sox / t_sc:.2f}x ({c_sox / c_sc:.2f}x)",
                    f"{rss_sox / 1024:.0f}/{rss_sc / 1024:.0f}"]  # fmt: skip
             print(f"| {n} | {m:g} min | " + " | ".join(row) + " |")
     print()
