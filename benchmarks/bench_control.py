@@ -12,8 +12,12 @@
    behind real time (frames written by the feeder minus frames read by the service), its
    overflows/underflows, whether every reader got every detection, and whether the output
    equals ``scipy.signal.lfilter`` of the input (float64: to 1e-9 of the peak).
-2. **Device**: the same load on a service reading and writing a JACK dummy server's loopback
-   device at 48 kHz (tests/audio_server.py): its overflows and underflows from ``/status``.
+2. **Device**: a service reading and writing a JACK dummy server's loopback device at 48 kHz
+   (tests/audio_server.py), first with only the /health probe (the overflows and underflows the
+   machine causes by itself), then under the same load: its overflows and underflows.
+
+/health is probed from a process of its own (a new connection every 20 ms), so its latency is
+the server's and the machine's, not the load generator's.
 """
 
 from __future__ import annotations
@@ -36,6 +40,21 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 STREAMCONV = [sys.executable, "-m", "streamconv.cli"]
 RATE = 48000
+PROBE = """
+import http.client, json, sys, time
+host, port = sys.argv[1].removeprefix("http://").rsplit(":", 1)
+end = time.monotonic() + float(sys.argv[2])
+took = []
+while time.monotonic() < end:
+    t0 = time.perf_counter()
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    conn.request("GET", "/health")
+    assert conn.getresponse().read() == b"ok\\n"
+    conn.close()
+    took.append(time.perf_counter() - t0)
+    time.sleep(0.02)
+print(json.dumps(took))
+"""
 FEEDER = """
 import os, sys, time
 import numpy as np
@@ -91,7 +110,7 @@ def _start(config: str, **kwargs) -> tuple[subprocess.Popen, str]:
 class Load:
     """The clients; `run` returns what they measured."""
 
-    def __init__(self, url: str, seconds: float, lag=None):
+    def __init__(self, url: str, seconds: float, lag=None, clients: bool = True):
         import aiohttp
 
         self.aiohttp = aiohttp
@@ -99,6 +118,7 @@ class Load:
         self.host, port = url.removeprefix("http://").rsplit(":", 1)
         self.port = int(port)
         self.seconds = seconds
+        self.clients = clients  # False: only the /health probe (a baseline)
         self.lag = lag  # callable: frames_in -> frames behind the feeder, or None
         self.health: list[float] = []
         self.bursts: list[float] = []
@@ -112,25 +132,29 @@ class Load:
         connector = self.aiohttp.TCPConnector(limit=0, force_close=True)
         async with self.aiohttp.ClientSession(connector=connector) as session:
             self.session = session
-            readers = [asyncio.create_task(self.reader(i)) for i in range(20)]
-            stalled = [asyncio.create_task(self.loris()) for _ in range(5)]
-            stalled += [asyncio.create_task(self.unread_stream()) for _ in range(5)]
-            await asyncio.gather(self.health_probe(), self.status_bursts(), self.status_probe())
+            n = 20 if self.clients else 0
+            readers = [asyncio.create_task(self.reader(i)) for i in range(n)]
+            stalled = [asyncio.create_task(self.loris()) for _ in range(n // 4)]
+            stalled += [asyncio.create_task(self.unread_stream()) for _ in range(n // 4)]
+            # /health is probed from a process of its own, one new connection per request,
+            # as a monitoring system would: its latency is the server's, not this process's.
+            probe = await asyncio.create_subprocess_exec(
+                sys.executable, "-c", PROBE, self.url, str(self.seconds),
+                stdout=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            if self.clients:
+                await asyncio.gather(self.status_bursts(), self.status_probe())
+            else:
+                await self.status_probe()
+            self.health = json.loads((await probe.communicate())[0])
             for t in stalled:
                 t.cancel()
             self.end_readers = readers
         return self
 
     async def finish_readers(self, timeout: float) -> None:
-        await asyncio.wait(self.end_readers, timeout=timeout)
-
-    async def health_probe(self) -> None:
-        while time.monotonic() < self.end:
-            t0 = time.perf_counter()
-            async with self.session.get(self.url + "/health") as r:
-                assert r.status == 200 and await r.text() == "ok\n"
-            self.health.append(time.perf_counter() - t0)
-            await asyncio.sleep(0.02)
+        if self.end_readers:
+            await asyncio.wait(self.end_readers, timeout=timeout)
 
     async def status_bursts(self) -> None:
         async def one():
@@ -159,14 +183,17 @@ class Load:
         self.readers.append(got)
         timeout = self.aiohttp.ClientTimeout(total=None, sock_read=None)
         async with self.aiohttp.ClientSession(timeout=timeout) as session:
-            async with session.get(self.url + "/events") as r:
-                kind = None
-                async for raw in r.content:
-                    line = raw.decode().rstrip("\n")
-                    if line.startswith("event: "):
-                        kind = line[7:]
-                    elif line.startswith("data: ") and kind == "detection":
-                        got.append(json.loads(line[6:]))
+            try:
+                async with session.get(self.url + "/events") as r:
+                    kind = None
+                    async for raw in r.content:
+                        line = raw.decode().rstrip("\n")
+                        if line.startswith("event: "):
+                            kind = line[7:]
+                        elif line.startswith("data: ") and kind == "detection":
+                            got.append(json.loads(line[6:]))
+            except self.aiohttp.ClientPayloadError:
+                pass  # the decoy server is killed, not stopped
 
     async def loris(self) -> None:
         """Half a request, then nothing; when the server closes it, again."""
@@ -201,6 +228,10 @@ def _ms(values) -> str:
 
 def _report(load: Load, detections: list[dict]) -> None:
     print(f"  GET /health ({len(load.health)} requests): {_ms(load.health)}")
+    if not load.clients:
+        s = load.status
+        print(f"  status: overflows {s.get('overflows')}, underflows {s.get('underflows')}")
+        return
     print(f"  100 concurrent GET /status, slowest answer per burst: {_ms(load.bursts)} "
           f"({len(load.bursts)} bursts)")  # fmt: skip
     print(
@@ -270,13 +301,28 @@ def pipe_benchmark(seconds: float) -> bool:
     return exact and proc.returncode == 0
 
 
-def device_benchmark(seconds: float) -> None:
+DECOY = """
+import sys, time
+from streamconv.control import ControlServer, EventHub
+status = {"state": "running", "frames_in": 0, "overflows": 0, "underflows": 0,
+          "dropped_frames": 0, "load": 0.0}
+server = ControlServer("127.0.0.1:0", lambda: status, list, hub=EventHub()).start()
+print(server.address, flush=True)
+sys.stdin.read()
+"""
+
+
+def device_benchmark(seconds: float, mode: str) -> None:
+    """`mode`: "baseline" (only the /health probe), "service" (the clients on the service) or
+    "decoy" (the clients on a control server in another process: the CPU they take, without
+    the service serving them)."""
     from audio_server import JackServer
 
     if not JackServer.available():
         print("device: jackd not installed, skipped")
         return
     server = JackServer(sample_rate=RATE, period=1024, make_default=False).start()
+    decoy = None
     try:
         tmp = tempfile.mkdtemp(prefix="streamconv-bench-control-")
         taps = np.zeros(255)
@@ -288,13 +334,30 @@ def device_benchmark(seconds: float) -> None:
             taps,
         )
         proc, url = _start(config, env={**os.environ, **server.env()})
+        target = url
+        if mode == "decoy":
+            decoy = subprocess.Popen(
+                [sys.executable, "-c", DECOY], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                text=True,
+            )  # fmt: skip
+            target = decoy.stdout.readline().strip()
+        what = {
+            "baseline": "no clients but /health",
+            "service": "with the clients",
+            "decoy": "the same clients on a control server in another process",
+        }[mode]
         print(f"device: {seconds:g} s on a JACK dummy server's loopback at 48 kHz stereo, "
-              "period 1024")  # fmt: skip
+              f"period 1024, {what}")  # fmt: skip
 
         async def go():
-            load = await Load(url, seconds).run()
+            load = await Load(target, seconds, clients=mode != "baseline").run()
+            async with load.aiohttp.ClientSession() as session:
+                async with session.get(url + "/status") as r:
+                    load.status = await r.json()  # the service's, also in decoy mode
             proc.terminate()
             await asyncio.get_running_loop().run_in_executor(None, proc.wait)
+            if decoy is not None:
+                decoy.stdin.close()
             await load.finish_readers(10)
             return load
 
@@ -302,6 +365,9 @@ def device_benchmark(seconds: float) -> None:
         _report(load, [json.loads(line) for line in open(os.path.join(tmp, "det.jsonl"))])
         print(f"  exit code {proc.returncode}")
     finally:
+        if decoy is not None:
+            decoy.kill()
+            decoy.wait()
         server.stop()
 
 
@@ -312,7 +378,8 @@ def main() -> None:
     args = parser.parse_args()
     ok = pipe_benchmark(args.seconds)
     if not args.skip_device:
-        device_benchmark(args.seconds)
+        for mode in ("baseline", "service", "decoy"):
+            device_benchmark(args.seconds, mode)
     sys.exit(0 if ok else 1)
 
 
