@@ -106,7 +106,7 @@ def _add_common_options(parser: argparse.ArgumentParser) -> None:
             "-v",
             "--verbose",
             action="store_true",
-            help="also show what the sound libraries print (ALSA, JACK) and more detail",
+            help="show what the sound libraries print as they start (ALSA, JACK)",
         )
     if "-q" not in taken:
         group.add_argument(
