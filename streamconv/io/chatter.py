@@ -5,7 +5,9 @@ every host API, and ALSA and JACK print what they do not find straight to file d
 about 60 lines on a machine without a sound card or a JACK server, none of them about the job.
 Python's ``sys.stderr`` cannot catch them, so `quiet_stderr` points descriptor 2 at a temporary
 file for the duration and shows what was caught only when asked (``-v``, which sets
-``STREAMCONV_VERBOSE=1``, inherited by worker processes) or when the call fails.
+``STREAMCONV_VERBOSE=1``, inherited by worker processes) or when the call fails. The
+descriptor is the process's: what another thread writes to stderr during those milliseconds
+(PortAudio's start, once per process) is caught with it.
 """
 
 from __future__ import annotations
