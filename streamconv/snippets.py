@@ -92,6 +92,8 @@ class SnippetRecorder:
         Extra seconds the ring keeps, for detections decided late (long templates, MAD).
     log : callable, optional
         One line of text per problem (a snippet skipped or not written).
+    prefix : str, optional
+        Starts every file name; default the start time (UTC, ``YYYYmmddTHHMMSS``).
     """
 
     def __init__(
@@ -106,6 +108,7 @@ class SnippetRecorder:
         filtered: bool = False,
         history_s: float = HISTORY_S,
         log: Callable[[str], None] | None = None,
+        prefix: str | None = None,
     ):
         self.directory = os.path.abspath(directory)
         self.sample_rate = float(sample_rate)
@@ -122,7 +125,7 @@ class SnippetRecorder:
         self._pending: list[tuple[int, int, list[str], int]] = []
         self._queue: queue.Queue = queue.Queue(WRITE_QUEUE)
         self._files: OrderedDict[str, int] = OrderedDict()  # name -> bytes, oldest first
-        self._stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        self._stamp = safe_name(prefix) if prefix else time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         self._thread = threading.Thread(target=self._write_all, name="streamconv-snippets")
         self.written = 0
         self.removed = 0
@@ -242,3 +245,36 @@ class SnippetRecorder:
                 os.unlink(os.path.join(self.directory, name))
             total -= size
             self.removed += 1
+
+
+def save_file_snippets(
+    source, records: list[dict], directory: str, pre_s: float, post_s: float, prefix: str,
+    block: int = 65536,
+) -> list[dict]:  # fmt: skip
+    """The snippets of `records` (detections in one recording), read from `source` (that
+    recording, open at its start, a `streamconv.io` Source); returns the records with their
+    ``snippet`` names. What ``streamconv match --snippets DIR`` does after matching a file.
+    """
+    piece = 4096  # frames added to the ring at a time: it must hold pre + post + a piece
+    rec = SnippetRecorder(
+        directory, source.sample_rate, source.channels, source.channels, pre_s, post_s,
+        max_mb=float(1 << 40), history_s=2 * piece / source.sample_rate, prefix=prefix,
+    ).start()  # fmt: skip
+    order = sorted(range(len(records)), key=lambda i: records[i]["sample"])
+    named: dict[int, dict] = {}
+    k = 0
+    try:
+        for x in source.blocks(block):
+            for i in range(0, len(x), piece):
+                # A detection is scheduled before the piece holding its sample is added, so the
+                # ring still has the `pre` frames before it.
+                end = rec._rings[0].end + len(x[i : i + piece])
+                while k < len(order) and records[order[k]]["sample"] < end:
+                    named[order[k]] = rec.detection(records[order[k]])
+                    k += 1
+                rec.add(x[i : i + piece])
+        for i in order[k:]:
+            named[i] = rec.detection(records[i])
+    finally:
+        rec.close()
+    return [{**record, **named.get(i, {})} for i, record in enumerate(records)]

@@ -10,7 +10,7 @@ import subprocess
 import numpy as np
 import pytest
 import soundfile as sf
-from service_proc import Service, get, poll, request
+from service_proc import CLI, Service, get, poll, request
 
 from streamconv.snippets import SnippetRecorder
 
@@ -168,3 +168,35 @@ def test_the_service_saves_serves_and_names_snippets(tmp_path, rng):
         np.testing.assert_array_equal(got, x[s - 2000 : s + 4000, 0])
         got, _ = sf.read(tmp_path / "snips" / d["snippet_filtered"], dtype="float32")
         np.testing.assert_array_equal(got, y[s - 2000 : s + 4000])
+
+
+@pytest.mark.parametrize("block", [1000, 65536])
+def test_match_snippets_are_the_file_around_each_detection(tmp_path, rng, block):
+    rate = 8000
+    bell = np.sin(2 * np.pi * 500 * np.arange(300) / rate) * np.hanning(300)
+    x = (0.05 * rng.normal(size=(30000, 2))).astype(np.float32)
+    starts = (100, 9000, 17777, 29800)  # the first and last are cut by the file's ends
+    for start in starts:
+        x[start : start + 300, 1] += bell[: len(x) - start].astype(np.float32)
+    sf.write(tmp_path / "rec.wav", x, rate, subtype="FLOAT")
+    np.save(tmp_path / "bell.npy", bell[:200])
+    out = subprocess.run(
+        [*CLI, "match", str(tmp_path / "rec.wav"), "-t", f"bell={tmp_path / 'bell.npy'}",
+         "--threshold", "0.9", "-q", "--snippets", str(tmp_path / "snips"),
+         "--snippet-pre", "0.5", "--snippet-post", "0.25", "--block", str(block)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    records = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [r["sample"] for r in records] == list(starts)
+    for r in records:
+        s = r["sample"]
+        assert r["snippet"] == f"rec-bell-{s}-c1.wav"
+        got, got_rate = sf.read(tmp_path / "snips" / r["snippet"], dtype="float32")
+        assert got_rate == rate
+        np.testing.assert_array_equal(got, x[max(0, s - 4000) : s + 2000])
+    bad = subprocess.run(
+        [*CLI, "match", str(tmp_path / "rec.wav"), "-t", f"bell={tmp_path / 'bell.npy'}",
+         "--snippets", str(tmp_path / "s2"), "--jobs", "2"], capture_output=True, text=True,
+    )  # fmt: skip
+    assert bad.returncode == 2 and bad.stderr.startswith("error: --snippets works on one")

@@ -127,6 +127,13 @@ def register(subparsers) -> None:
                         help="score a periodicity detection needs (default 0.5)")  # fmt: skip
     parser.add_argument("-o", "--output", metavar="OUT", help="write to OUT (.csv: CSV)")
     parser.add_argument("--plot", metavar="DIR", help="write DIR/<file>.png: scores and detections")
+    parser.add_argument("--snippets", metavar="DIR",
+                        help="save the audio around each detection as DIR/<file>-<template>-"
+                        "<sample>.wav, named in its record (docs/snippets.md)")  # fmt: skip
+    parser.add_argument("--snippet-pre", type=finite_float, default=1.0, metavar="S",
+                        help="seconds of a snippet before the detection (default 1)")  # fmt: skip
+    parser.add_argument("--snippet-post", type=finite_float, default=2.0, metavar="S",
+                        help="seconds of a snippet from the detection on (default 2)")  # fmt: skip
     parser.add_argument("--block", type=positive_int, default=65536, metavar="N",
                         help="frames read at a time (default 65536)")  # fmt: skip
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress or notes")
@@ -187,7 +194,13 @@ def run(args) -> int:
     templates = load_templates(args.template)
     opts = options(args)
     if args.jobs or args.scheduler or args.resume:
+        if args.snippets:
+            raise UsageError(
+                "--snippets works on one process only: drop --jobs/--scheduler/--resume"
+            )
         return _run_archive(args, paths, templates, opts)
+    if args.snippets and not (0 <= args.snippet_pre <= 60 and 0 <= args.snippet_post <= 60):
+        raise UsageError("--snippet-pre and --snippet-post are seconds from 0 to 60")
     from streamconv.archive import Report
 
     names = [t.name for t in templates] + ([PERIODICITY] if opts.periodicity else [])
@@ -205,6 +218,8 @@ def run(args) -> int:
                 report.failed(str(exc))
                 report.file_done(None, [])
                 continue
+            if args.snippets and records:
+                records = _snippets(path, records, opts, args)
             report.clear()
             for record in records:
                 writer.write(record)
@@ -276,6 +291,18 @@ def _match_one(path: str, templates, opts: MatchOptions, args, write, report):
     if plot is not None:
         plot.save(os.path.join(args.plot, os.path.splitext(os.path.basename(path))[0] + ".png"))
     return frames, rate[0]
+
+
+def _snippets(path: str, records: list[dict], opts: MatchOptions, args) -> list[dict]:
+    """The file read once more for the audio around its detections (`streamconv.snippets`)."""
+    from streamconv.io import open_source
+    from streamconv.snippets import save_file_snippets
+
+    with open_source(path, sample_rate=opts.rate, channels=opts.channels, fmt=opts.fmt) as src:
+        stem = os.path.splitext(os.path.basename(path))[0]
+        return save_file_snippets(
+            src, records, args.snippets, args.snippet_pre, args.snippet_post, stem, opts.block
+        )
 
 
 def _check_plot_dir(directory: str) -> None:
