@@ -174,6 +174,10 @@ MISTAKES = [
     ("remote control", '[control]\nlisten = "0.0.0.0:8080"\n', "control.listen", 6),
     ("missing source file", None, "source.uri", 2),
     ("unknown table", "[sorce]\nuri = 1\n", "sorce", 5),
+    ("unknown subtype", 'subtype = "PCM_17"\n', "sink.subtype", 5),
+    ("subtype the type cannot hold", 'subtype = "FLOAT"\n', "sink.subtype", 5),
+    ("subtype on a raw sink", 'subtype = "PCM_16"\n', "sink.subtype", 6),
+    ("subtype on the source", None, "source.subtype", 3),
 ]
 
 
@@ -182,10 +186,16 @@ def test_each_kind_of_mistake_is_reported_with_its_path_and_line(workdir, kind, 
     (workdir / "bad.txt").write_text("0.5\nabc\n")
     sf.write(workdir / "tpl48k.wav", np.sin(np.arange(300) * 0.2), 48000)
     base = BASE
-    if extra is None:
+    if extra is None and kind == "missing source file":
         base, extra = base.replace("in.wav", "gone.wav"), ""
     if kind == "sink channel mismatch":
         base = base + "channels = 1\n"
+    if kind == "subtype the type cannot hold":
+        base = base.replace("out.wav", "out.flac")
+    if kind == "subtype on a raw sink":
+        base = base.replace('"out.wav"', '"out.raw"\nformat = "s16le"')
+    if kind == "subtype on the source":
+        base, extra = base.replace('"in.wav"\n', '"in.wav"\nsubtype = "PCM_16"\n', 1), ""
     path = write(workdir, base + extra)
     errors = errors_of(path)
     assert len(errors) == 1, errors
