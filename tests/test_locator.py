@@ -1,12 +1,15 @@
 """`streamconv.locator`: every locator syntax of SPEC section 4, bad ones, and the same parser
 (and error text) behind the config, `open_source`/`open_sink`, the commands and udp."""
 
+import ast
 import os
+import pathlib
 
 import numpy as np
 import pytest
 import soundfile as sf
 
+import streamconv
 from streamconv.cli import main
 from streamconv.errors import UsageError
 from streamconv.io import open_sink, open_source
@@ -166,3 +169,18 @@ def test_udp_streams_use_the_same_parser():
     assert parse_udp("udp://[::1]:5000") == ("::1", 5000)
     with pytest.raises(UsageError, match=r"^device:1: expected udp://HOST:PORT"):
         parse_udp("device:1")
+
+
+def test_no_other_module_parses_locator_prefixes():
+    """The prefixes live in `streamconv.locator` only: a module holding ``"udp://"``,
+    ``"device:"`` or ``"pyaudio:"`` as a string (not a docstring or a message) is a copy of the
+    parser (as `runner.endpoint_kind` and `commands._applies.locator_kind` were)."""
+    root = pathlib.Path(streamconv.__file__).parent
+    copies = []
+    for path in sorted(root.rglob("*.py")):
+        if path.name == "locator.py" and path.parent == root:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and node.value in ("udp://", "device:", "pyaudio:"):
+                copies.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert copies == []

@@ -11,24 +11,19 @@ that has no sample format (``.csv``, ``null``, a device).
 from __future__ import annotations
 
 from streamconv.errors import UsageError
+from streamconv.locator import parse_locator
 
 #: libsndfile sample types and the raw format that says the same.
 _SUBTYPE_FORMAT = {"PCM_16": "s16le", "PCM_32": "s32le", "FLOAT": "f32le", "DOUBLE": "f64le"}
 
 
 def locator_kind(locator: str) -> str:
-    """``pipe``, ``device``, ``udp``, ``null``, or the file kind (``audio``, ``csv``, ``raw``)."""
-    from streamconv.io import files
-
-    if locator == "-":
-        return "pipe"
-    if locator == "null":
-        return "null"
-    if locator.split(":", 1)[0] in ("device", "pyaudio"):
-        return "device"
-    if locator.startswith("udp://"):
-        return "udp"
-    return files.file_kind(locator)
+    """``pipe``, ``device``, ``udp``, ``null``, or the file kind (``audio``, ``csv``, ``raw``):
+    `streamconv.locator.parse_locator`'s answer."""
+    loc = parse_locator(locator)
+    if loc.kind == "file" and loc.file_kind is not None:
+        return loc.file_kind
+    return "device" if loc.is_device else loc.kind
 
 
 def refuse_unused(args, source) -> None:
