@@ -13,10 +13,16 @@ import sseclient
 
 
 class EventReader:
-    """``GET /events`` from ``http://HOST:PORT``; events land in `events` as they arrive."""
+    """``GET /events`` from ``http://HOST:PORT`` or ``unix:PATH``; events land in `events` as
+    they arrive."""
 
     def __init__(self, base: str, path: str = "/events", timeout: float = 30):
-        self.conn = http.client.HTTPConnection(base.removeprefix("http://"), timeout=timeout)
+        if base.startswith("unix:"):
+            from service_proc import _UnixConnection
+
+            self.conn = _UnixConnection(base[len("unix:") :], timeout)
+        else:
+            self.conn = http.client.HTTPConnection(base.removeprefix("http://"), timeout=timeout)
         self.conn.request("GET", path, headers={"Accept": "text/event-stream"})
         self.response = self.conn.getresponse()
         assert self.response.status == 200, self.response.status

@@ -16,6 +16,7 @@ import pytest
 import soundfile as sf
 from prometheus_client.parser import text_string_to_metric_families
 from service_proc import CLI, Service, get, poll
+from sse_client import EventReader
 
 from streamconv.io.reopen import BACKOFF_FIRST_S, BACKOFF_MAX_S, Backoff
 
@@ -44,8 +45,10 @@ def test_service_stays_up_while_its_device_is_away_and_reopens_it(private_jack, 
         f'[control]\nlisten = "unix:{sock}"\n'
     )
     svc = Service(tmp_path / "run.toml", env={**os.environ, **private_jack.env()})
+    events = None
     try:
         url = svc.base_url()
+        events = EventReader(url)  # /events over the unix socket: device loss and reopen
         svc.wait_line("running: ")
         before = poll(url, lambda s: s["frames_in"] >= RATE // 2, service=svc)
         assert before["source"]["state"] == "running" and before["source"]["reopens"] == 0
@@ -73,6 +76,11 @@ def test_service_stays_up_while_its_device_is_away_and_reopens_it(private_jack, 
         # The gap was at least the two failed attempts' backoff: 0.1 + 0.2 s.
         assert back["dropped_frames"] >= 0.3 * RATE
         svc.wait_line(f"device:{private_jack.device} input: audio again after ")
+        device = f"device:{private_jack.device} input: "
+        for what in ("lost: ", "reopen attempt 2 failed: ", "audio again after "):
+            events.wait("device", lambda d, w=device + what: d["message"].startswith(w))
+        levels = events.wait("levels", lambda d: d["sample"] > frames_away)[1]
+        assert len(levels["input"]["peak_dbfs"]) == len(levels["output"]["rms_dbfs"]) == 1
         metrics = get(url, "/metrics")
         assert _metric(metrics, "streamconv_device_reopens", "source") == 1
         assert _metric(metrics, "streamconv_device_up", "source") == 1
@@ -84,6 +92,8 @@ def test_service_stays_up_while_its_device_is_away_and_reopens_it(private_jack, 
         svc.proc.send_signal(signal.SIGTERM)
         assert svc.finish() == 0, svc.log
     finally:
+        if events is not None:
+            events.close()
         svc.kill()
     assert not any("Traceback" in line for line in svc.log), svc.log
 
