@@ -32,6 +32,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "systemd" / "README.md"
+CHECKOUT = Path("/usr/local/src/streamconv")  # where the container's checkout lies
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # The default ALSA device inside: playback into ALSA's null plugin, capture from the null
 # plugin too, through the file plugin reading /dev/zero (the null plugin alone hands capture
@@ -123,6 +124,15 @@ class Container:
             for link in wants.iterdir():
                 link.unlink()
         (etc / "machine-id").write_text("")
+        # The operator's checkout, copied in: nspawn mounts a fresh /tmp, and CI may clone
+        # the repository anywhere, so the host's path may not be there inside.
+        shutil.copytree(
+            REPO,
+            self.root / CHECKOUT.relative_to("/"),
+            ignore=shutil.ignore_patterns(
+                ".git", ".venv", "__pycache__", "*.egg-info", "build", "*.so", ".*_cache"
+            ),
+        )
         (etc / "asound.conf").write_text(ASOUND_CONF)
         # A container left over from a crashed run must not keep the name's cgroup.
         for h in CGROUP_HIERARCHIES:
@@ -143,7 +153,7 @@ class Container:
     def install(self, commands: list[str]) -> None:
         """Run `commands` (a shell script's lines) in the not yet booted container, with the
         host's network (pip), from the checkout's directory."""
-        script = "set -ex\ncd " + shlex.quote(str(REPO)) + "\n" + "\n".join(commands)
+        script = "set -ex\ncd " + shlex.quote(str(CHECKOUT)) + "\n" + "\n".join(commands)
         t0 = time.monotonic()
         run = subprocess.run(
             ["sh", "-c", self._nspawn("--pipe /bin/sh -c " + shlex.quote(script))],
