@@ -5,7 +5,7 @@ import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
 from streamconv import Detection, Matcher
-from streamconv.dsp.matcher import FLAT_RTOL, MadThreshold
+from streamconv.dsp.matcher import FLAT_RTOL, MIN_MAD_THRESHOLD, MadThreshold
 from streamconv.dsp.window_sums import BlockSums, window_sums
 
 
@@ -249,8 +249,20 @@ def naive_mad_thresholds(s, k, window, hop):
     for j in range(0, len(s), hop):
         end = min(j + hop, len(s))
         w = s[max(0, end - window) : end]
-        out[j:end] = k * np.median(np.abs(w - np.median(w)))
+        out[j:end] = max(k * np.median(np.abs(w - np.median(w))), MIN_MAD_THRESHOLD)
     return out
+
+
+def test_mad_finds_a_lone_event_in_digital_silence_and_nothing_else():
+    """Silence scores 0 everywhere (MAD 0): the floor keeps those flat windows from
+    'reaching' a zero threshold, while the one real event still passes."""
+    t = np.random.default_rng(3).normal(size=50)
+    x = np.zeros(4000)
+    m = Matcher({"t": t}, 1000, mad=8.0, mad_window_s=1.0, mad_hop_s=0.25)
+    assert m.process(x) + m.flush() == []
+    x[2100:2150] = t
+    m = Matcher({"t": t}, 1000, mad=8.0, mad_window_s=1.0, mad_hop_s=0.25)
+    assert [(d.sample, round(d.score, 6)) for d in m.process(x) + m.flush()] == [(2100, 1.0)]
 
 
 @pytest.mark.parametrize(("window", "hop"), [(50, 10), (7, 7), (100, 1)])

@@ -41,6 +41,10 @@ DEFAULT_THRESHOLD = 0.7
 #: A window whose sum of squared deviations is below this fraction of its sum of squares
 #: (std below 1e-5 of its RMS, e.g. a DC level, a clipped stretch, silence) scores 0.
 FLAT_RTOL = 1e-10
+#: The lowest threshold a MAD rule gives. Where the scores have no spread (digital silence, a
+#: constant signal: every score 0, MAD 0), ``k * MAD`` is 0 and every flat window would "reach"
+#: it; with this floor nothing is detected there, while a lone event in silence still is.
+MIN_MAD_THRESHOLD = 1e-3
 
 
 class Rule(NamedTuple):
@@ -70,9 +74,9 @@ class MadThreshold:
     """A threshold of ``k`` times the median absolute deviation of a score trace.
 
     The trace is cut into hops of ``hop`` scores counted from score 0. Every score of hop ``j``
-    gets the threshold ``k * MAD(scores[e - window : e])`` with ``e = (j + 1) * hop`` (``e`` is
-    the end of the trace when it ends inside the hop; the window is clipped at score 0), so
-    the threshold does not depend on how the trace arrives.
+    gets the threshold ``max(k * MAD(scores[e - window : e]), MIN_MAD_THRESHOLD)`` with
+    ``e = (j + 1) * hop`` (``e`` is the end of the trace when it ends inside the hop; the window
+    is clipped at score 0), so the threshold does not depend on how the trace arrives.
 
     Parameters
     ----------
@@ -103,7 +107,10 @@ class MadThreshold:
         while self._next + self.hop <= end or (final and self._next < end):
             hop_end = min(self._next + self.hop, end)
             lo = max(hop_end - self.window, 0)
-            thr = self.k * _mad(self._buf[lo - self._base : hop_end - self._base])
+            thr = max(
+                self.k * _mad(self._buf[lo - self._base : hop_end - self._base]),
+                MIN_MAD_THRESHOLD,
+            )
             seg = self._buf[self._next - self._base : hop_end - self._base]
             out_s.append(seg)
             out_t.append(np.full(len(seg), thr))
