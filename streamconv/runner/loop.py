@@ -1,82 +1,10 @@
-"""One way through: open a source and a sink by one set of rules, pump blocks through a Pipeline.
-
-``streamconv filter``, ``streamconv run`` (the service, `streamconv.daemon`) and the Python API
-run every stream through a `Runner`::
-
-    result = Runner("in.wav", "out.wav", taps=h).run()
-    result = Runner.from_config(load_config("service.toml"), observers=[my_observer]).run()
-
-They differ only where they must, in one parameter, ``give_up_s``: how long a lost sound device
-is reopened with backoff before the run fails with `RuntimeFailure` (exit 1). ``filter`` gives
-up after ``--reopen S`` seconds (30 by default); the service passes None and waits for the
-device for ever. A stop request (`Runner.stop`, from a signal handler or another thread) is the
-same for everyone: stop reading, process what was read, flush, commit the sink; ``filter``
-reports it as exit 130 (it was interrupted), the service as exit 0 (SIGTERM is how it ends).
-
-The rules
----------
-block size
-    ``block_size`` when given (``filter --block``, ``[processing] block_size``); else by the
-    kinds of the two ends (`block_size_for`): from a file to a file or ``null``, `FILE_BLOCK`
-    frames, or the filter's length rounded up to a power of two when longer (one FFT block per
-    call), at most `MAX_FILE_BLOCK`; with a live end (a pipe, a device, udp), `LIVE_BLOCK`.
-sample type
-    Sources deliver float32 where that holds their samples exactly (16-bit integers, float32
-    data, sound devices), else float64. The filter runs in float32 only when the source is
-    float32 and the sink keeps no more than float32 precision (8/16-bit or float32 samples, a
-    lossy codec, a sound device, ``null``, csv text of float32 samples); otherwise in float64
-    (`work_dtype`).
-sink sample format
-    An audio-file sink keeps the source's sample format when its file type can hold it (float
-    stays float, 24-bit stays 24-bit); a raw PCM, udp or sound-device source counts as its
-    format (``f32le`` is ``FLOAT``, a device is ``FLOAT``), a csv source as ``DOUBLE``. An
-    explicit ``subtype`` (libsndfile's names: ``PCM_16``, ``PCM_24``, ``FLOAT``, ...) or the
-    sink's raw ``format`` overrides it; a type that cannot hold the source's format gets
-    libsndfile's default for the type (`sink_subtype`).
-threads
-    A file source is read ahead in a thread (`READ_AHEAD_FRAMES` per read) and a file sink is
-    written behind in one, so file I/O overlaps the filtering; a live source is read in a
-    thread too, so the loop waits on a queue with a timeout, never inside the source
-    (`streamconv.io.background`): a raw PCM pipe or udp in reads of whatever arrived (up to
-    `READ_AHEAD_FRAMES`, one hand-over between the threads per read, not per block), a device
-    one block at a time; the loop joins them into whole blocks, so the bits computed do not
-    depend on how the reads arrived. From a file to a file (or ``null``) nobody waits for a
-    block, so each pass of the loop takes up to `READ_AHEAD_FRAMES` frames whatever the block
-    size: the filter still runs blocks of the block size over them (in one call of the
-    compiled engine), and the per-pass work of reading, writing, counting and observing is paid
-    once per chunk, not once per block (at 64-frame blocks it cost three times the filtering).
-FFTW wisdom
-    Loaded before the filter is planned; with ``fft_measure`` the plans are measured and the
-    wisdom saved (`streamconv.wisdom`).
-clipping
-    Every quantizing sink (integer samples in files, pipes, udp) counts the samples it clipped;
-    `RunResult.clipped` has the count and `clip_warning` the one line both commands print.
-
-Hooks for what builds on the loop
----------------------------------
-Observers (`Observer`) are called from the loop's thread and must return quickly:
-
-- ``on_tick(runner)`` before every block and, while the source is silent (an idle pipe, udp
-  socket or device), at least every ``tick_s`` seconds (0.25 s): a service applies a SIGHUP
-  reload there at a block boundary and pings systemd's watchdog from the processing loop, so
-  a hung loop stops the pings;
-- ``on_block(event)`` after each block went to the sink: a `BlockEvent` with the block's first
-  frame, its input and output, the detections it made final, and per-channel peak and RMS of
-  input and output, computed with numpy only when asked for (an event stream subscribes here
-  without touching the loop);
-- ``on_detection(detection)`` for each detection (after the ``on_block`` of the block that
-  decided it), in stream order across all detectors (templates, then periodicity detectors,
-  as ``streamconv match`` prints them);
-- ``on_state(runner, state)`` when `Runner.state` changes: ``starting`` -> ``running`` (the
-  first block went through) <-> ``reopening`` (a sound device is being reopened) ->
-  ``stopping`` -> ``stopped``.
-"""
+"""The loop of `streamconv.runner`: `Runner` opens the two ends and pumps the blocks to them
+and to its `Observer` objects."""
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import signal
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -85,234 +13,22 @@ from pathlib import Path
 import numpy as np
 
 from streamconv.errors import UsageError
-from streamconv.io import files, open_sink, open_source
+from streamconv.io import open_sink, open_source
 from streamconv.io.background import ReadAhead, WriteBehind
 from streamconv.io.base import Sink, Source
 from streamconv.io.taps import taps_channels
-from streamconv.locator import parse_locator
 from streamconv.pipeline import Pipeline
-
-__all__ = [
-    "FILE_BLOCK",
-    "LIVE_BLOCK",
-    "BlockEvent",
-    "Endpoint",
-    "Observer",
-    "RunResult",
-    "Runner",
-    "block_size_for",
-    "clip_warning",
-    "endpoint_kind",
-    "sink_subtype",
-    "stop_on_signals",
-    "work_dtype",
-]
-
-#: Frames per block from file to file: nobody waits for a block, and large blocks make the FFT
-#: engines cheaper ...
-FILE_BLOCK = 16384
-#: ... up to this, for filters longer than `FILE_BLOCK`.
-MAX_FILE_BLOCK = 1 << 18
-#: Frames per block when an end is live (a pipe, a device, udp).
-LIVE_BLOCK = 1024
-#: Frames per read of a file source's read-ahead thread: fewer thread hand-overs.
-READ_AHEAD_FRAMES = 65536
-#: The loop has control back at least this often, in seconds, even from a silent source.
-TICK_S = 0.25
-
-# Sample formats float32 cannot carry to the sink exactly enough: the filter runs in float64.
-_WIDE_SUBTYPES = {"PCM_24", "PCM_32", "DOUBLE", "ALAC_20", "ALAC_24", "ALAC_32"}
-_WIDE_PCM = {"s32le", "f64le"}
-
-
-def endpoint_kind(uri: str) -> str:
-    """``"pipe"`` (``-``), ``"null"``, ``"udp"``, ``"device"`` (``device...``, ``pyaudio:``)
-    or ``"file"``: what decides the block size and the threads of a run
-    (`streamconv.locator.parse_locator`; `LocatorError` for a malformed one)."""
-    loc = parse_locator(uri)
-    return "device" if loc.is_device else loc.kind
-
-
-def block_size_for(source_uri: str, sink_uri: str, taps: int) -> int:
-    """The block size when none is given (see the module docstring).
-
-    Parameters
-    ----------
-    source_uri, sink_uri : str
-        The locators of the two ends.
-    taps : int
-        Length of the filter.
-    """
-    return _block_for_kinds(endpoint_kind(source_uri), endpoint_kind(sink_uri), taps)
-
-
-def _block_for_kinds(source_kind: str, sink_kind: str, taps: int) -> int:
-    if source_kind == "file" and sink_kind in ("file", "null"):
-        # 65536 taps: one FFT block per call, 1.4x as fast as 16384.
-        return min(max(FILE_BLOCK, 1 << max(taps - 1, 0).bit_length()), MAX_FILE_BLOCK)
-    return LIVE_BLOCK
-
-
-@dataclasses.dataclass(frozen=True)
-class Endpoint:
-    """One end of a run: a stream locator and what raw streams need.
-
-    Attributes
-    ----------
-    uri : str
-        ``-``, a path, ``device[:NAME|:N]``, ``pyaudio:N``, ``udp://HOST:PORT``, ``null``.
-    format : str, optional
-        Raw PCM format (``s16le``, ``s32le``, ``f32le``, ``f64le``); of a sink audio file, the
-        sample type to store (``s16le`` -> ``PCM_16``, ...).
-    rate : float, optional
-        Sample rate where the stream does not carry it (raw, csv, udp, devices).
-    channels : int, optional
-        Channels where the stream does not carry them.
-    subtype : str, optional
-        A sink audio file's libsndfile subtype (``PCM_16``, ``PCM_24``, ``FLOAT``, ...).
-    columns : str, optional
-        A source ``.csv`` file's data columns (``filter --columns``).
-    float_format : str, optional
-        A sink ``.csv`` file's printf format for numbers (``filter --float-format``).
-    file_type : str, optional
-        What ``-`` carries: ``raw`` PCM or an audio file type (``wav``, ``flac``, ...;
-        `streamconv.io.audiopipes`). None: raw PCM when a raw ``format`` is given, else a
-        source looks at the stream's header and a sink carries the source's audio type.
-    """
-
-    uri: str
-    format: str | None = None
-    rate: float | None = None
-    channels: int | None = None
-    subtype: str | None = None
-    columns: str | None = None
-    float_format: str | None = None
-    file_type: str | None = None
-
-    @property
-    def audio_pipe(self) -> bool:
-        """An audio file on ``-`` (not raw PCM)."""
-        return self.kind == "pipe" and self.file_type not in (None, "raw")
-
-    @property
-    def kind(self) -> str:
-        return endpoint_kind(self.uri)
-
-
-def _endpoint(value: Endpoint | str) -> Endpoint:
-    return value if isinstance(value, Endpoint) else Endpoint(str(value))
-
-
-def source_subtype(source: Source, endpoint: Endpoint) -> str | None:
-    """The source's sample format as a libsndfile subtype, or None if it has none to keep."""
-    kind = endpoint.kind
-    if kind == "device":
-        return "FLOAT"
-    subtype = getattr(source, "subtype", None)
-    if subtype is not None:  # audio files, also on a pipe
-        return subtype
-    if kind in ("pipe", "udp") or (kind == "file" and files.file_kind(endpoint.uri) == "raw"):
-        return files.pcm_subtype(endpoint.format)
-    if kind == "file" and files.file_kind(endpoint.uri) == "csv":
-        return "DOUBLE"
-    return getattr(source, "subtype", None)
-
-
-def sink_subtype(sink: Endpoint, source_subtype: str | None) -> str | None:
-    """The libsndfile subtype an audio-file sink gets (None for other sinks, or the type's
-    default): ``sink.subtype``, else the one of ``sink.format``, else the source's when the
-    file type can hold it."""
-    if sink.audio_pipe:  # the pipe's writer takes the type's default where it must
-        return sink.subtype or source_subtype
-    if sink.kind != "file" or files.file_kind(sink.uri) != "audio":
-        return None
-    if sink.subtype is not None:
-        return sink.subtype
-    if sink.format is not None:
-        return files.pcm_subtype(sink.format)
-    if source_subtype is None:
-        return None
-    import soundfile as sf
-
-    return source_subtype if sf.check_format(files.audio_format(sink.uri), source_subtype) else None
-
-
-def work_dtype(source_dtype, sink: Endpoint, subtype: str | None) -> np.dtype:
-    """float32 when the source is float32 and the sink keeps at most float32 precision."""
-    if np.dtype(source_dtype) != np.float32:
-        return np.dtype(np.float64)
-    kind = sink.kind
-    if kind in ("device", "null"):
-        return np.dtype(np.float32)
-    if sink.audio_pipe:
-        return np.dtype(np.float64 if subtype in _WIDE_SUBTYPES else np.float32)
-    if kind == "file" and files.file_kind(sink.uri) == "csv":
-        return np.dtype(np.float32)  # text with as many digits as the samples carry
-    if kind == "file" and files.file_kind(sink.uri) == "audio":
-        if subtype is None:
-            import soundfile as sf
-
-            subtype = sf.default_subtype(files.audio_format(sink.uri))
-        wide = subtype in _WIDE_SUBTYPES
-    else:
-        wide = sink.format in _WIDE_PCM
-    return np.dtype(np.float64 if wide else np.float32)
-
-
-@dataclasses.dataclass
-class BlockEvent:
-    """What one block did; the levels are computed (numpy, per channel) on first access.
-
-    Attributes
-    ----------
-    start : int
-        Stream index of the block's first frame.
-    input, output : numpy.ndarray
-        ``(frames, channels)`` in and out (output: what the sink got). Do not modify them.
-    detections : list of Detection
-        The detections this block made final, in stream order.
-    busy_s : float
-        Seconds spent filtering, detecting and writing the block.
-    """
-
-    start: int
-    input: np.ndarray
-    output: np.ndarray
-    detections: list
-    busy_s: float
-
-    @functools.cached_property
-    def input_peak(self) -> np.ndarray:
-        """Largest absolute sample per input channel."""
-        return _peak(self.input)
-
-    @functools.cached_property
-    def input_rms(self) -> np.ndarray:
-        """Root mean square per input channel."""
-        return _rms(self.input)
-
-    @functools.cached_property
-    def output_peak(self) -> np.ndarray:
-        """Largest absolute sample per output channel."""
-        return _peak(self.output)
-
-    @functools.cached_property
-    def output_rms(self) -> np.ndarray:
-        """Root mean square per output channel."""
-        return _rms(self.output)
-
-
-def _peak(x: np.ndarray) -> np.ndarray:
-    if not len(x):
-        return np.zeros(x.shape[1])
-    return np.maximum(x.max(axis=0), -x.min(axis=0)).astype(np.float64)
-
-
-def _rms(x: np.ndarray) -> np.ndarray:
-    if not len(x):
-        return np.zeros(x.shape[1])
-    x64 = x.astype(np.float64, copy=False)
-    return np.sqrt(np.einsum("ij,ij->j", x64, x64) / len(x))
+from streamconv.runner.events import BlockEvent, RunResult
+from streamconv.runner.rules import (
+    READ_AHEAD_FRAMES,
+    TICK_S,
+    Endpoint,
+    _block_for_kinds,
+    _endpoint,
+    sink_subtype,
+    source_subtype,
+    work_dtype,
+)
 
 
 class Observer:
@@ -330,44 +46,6 @@ class Observer:
 
     def on_state(self, runner: Runner, state: str) -> None:
         """`Runner.state` changed to `state`."""
-
-
-@dataclasses.dataclass(frozen=True)
-class RunResult:
-    """What a run did.
-
-    Attributes
-    ----------
-    frames_in, frames_out : int
-        Frames read from the source and written to the sink (with ``tail``, out > in).
-    clipped : int
-        Samples the sink clipped on the way to an integer format.
-    stopped : bool
-        True if `Runner.stop` ended it before the source did.
-    detections : int
-        Detections reported.
-    source, sink : str
-        The locators, for messages.
-    source_stats, sink_stats : dict
-        The source's and sink's counters (overflows, lost datagrams, underflows, ...).
-    """
-
-    frames_in: int
-    frames_out: int
-    clipped: int
-    stopped: bool
-    detections: int
-    source: str
-    sink: str
-    source_stats: dict
-    sink_stats: dict
-
-
-def clip_warning(sink: str, clipped: int) -> str | None:
-    """The warning line both commands print at the end when samples were clipped."""
-    if not clipped:
-        return None
-    return f"warning: {sink}: {clipped} samples clipped"
 
 
 class Runner:
