@@ -1,6 +1,6 @@
 """`streamconv match` on dask: a 20-file archive and one long chunked file, 1 vs 2 workers.
 
-Goal (issue 7): 2 workers at least 1.7x faster than 1 on a 2-core machine, for both. Each run
+Goal: 2 workers at least 1.7x faster than 1 on a 2-core machine, for both. Each run
 gets a fresh cluster as ``--jobs`` starts it (`archive.make_client`: worker processes of one
 thread each), whose every worker is warmed up first (imports, FFT set-up), so times exclude
 starting the cluster; the detections must equal the 1-worker run's. Runs of 1 and 2 workers

@@ -15,8 +15,9 @@ than all of one. The CPU time other programs took during the run is printed with
 The offline bound is timed in the same interleaved rounds as every point, so each ratio
 compares runs made under the same load. Then an 8x8 MIMO matrix of 4096-tap filters at B=256
 (wall clock, and per CPU second of this process, which load elsewhere does not inflate), and
-``streamconv filter --block 64`` on a 10-minute WAV against the engine alone, and the issue's
-goals, each with PASS/FAIL (judged on the wall clock; the command's also in CPU time).
+``streamconv filter --block 64`` on a 10-minute WAV against the engine alone, and the
+goals (the GOAL_* constants below), each with PASS/FAIL (judged on the wall clock; the
+command's also in CPU time).
 
 Usage: ``python benchmarks/bench_convolve.py [--seconds S] [--repeats N] [--lengths
 255,4096,65536] [--blocks 32,64,256,1024] [--numpy] [--command-minutes M]``. Linux

@@ -1,4 +1,4 @@
-"""I/O benchmarks for ``streamconv filter`` (issue 3). Run: ``python benchmarks/bench_io.py``.
+"""I/O benchmarks for ``streamconv filter``. Run: ``python benchmarks/bench_io.py``.
 
 1. File to file, 48 kHz stereo float WAV, taps 255 and 65536: ``streamconv filter`` against
    ``sox in.wav out.wav fir taps.txt``, both timed as whole processes.

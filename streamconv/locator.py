@@ -1,4 +1,5 @@
-"""Stream locators (SPEC section 4), parsed once: the value every part of streamconv reads.
+"""Stream locators (docs/contract.md, "Stream locators"), parsed once: the value every part of
+streamconv reads.
 
 ==========================  ==============================================================
 ``-``                       ``pipe``: raw PCM on stdin (a source) or stdout (a sink)

@@ -43,7 +43,8 @@ class Pipeline:
     Parameters
     ----------
     taps : array_like
-        The whole chain as one FIR: ``(L,)``, ``(L, C)`` or ``(L, Cin, Cout)`` (SPEC section 2).
+        The whole chain as one FIR: ``(L,)``, ``(L, C)`` or ``(L, Cin, Cout)``
+        (docs/contract.md, "Python API").
     sample_rate : float
         Of the stream, in Hz.
     channels : int

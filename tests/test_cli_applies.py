@@ -27,7 +27,7 @@ def _filter(tmp_path, inp, out, *args):
 @pytest.mark.parametrize(
     ("inp", "out", "args", "message"),
     [
-        # The example: all three used to be ignored silently.
+        # A --rate, --channels or --format contradicting a file header was ignored silently.
         ("s16.wav", "o.wav", ["--rate", "16000"],
          "--rate 16000 contradicts the input ({d}/s16.wav: the file's header says 8000 Hz"),
         ("s16.wav", "o.wav", ["--channels", "1"],

@@ -19,7 +19,10 @@ import streamconv as sc
 from streamconv.dsp import compiled, engines
 from streamconv.dsp.engines import Kernel, PartitionedEngine, Segment, uniform_plan
 
-TOLERANCE = {np.float32: 1e-5, np.float64: 1e-10}  # of the output's peak (SPEC section 2)
+TOLERANCE = {
+    np.float32: 1e-5,
+    np.float64: 1e-10,
+}  # of the output's peak (docs/contract.md, "Python API")
 SEED_X = [0, 0, 0, 1, 2, 3, 2, 1, 0, 0]
 SEED_TAPS = [1, 2, 3, 2, 1]
 SEED_Y = [0, 0, 0, 1, 4, 10, 16, 19, 16, 10, 4, 1, 0, 0]

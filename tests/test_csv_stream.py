@@ -98,7 +98,7 @@ def test_separators_and_decimal_comma_round_trip(tmp_path, rng, sep, decimal):
 
 
 def test_no_more_binary_noise_in_the_digits(tmp_path):
-    """The issue's example: 0.008 came out as 0.0080000000000000002."""
+    """A reported case: 0.008 came out as 0.0080000000000000002."""
     code, out = _run(tmp_path, "v\n0.008\n0.016\n0.024\n")
     assert code == 0 and out == ["v", "0.002", "0.008", "0.016"]
 

@@ -1,5 +1,6 @@
-"""`streamconv.locator`: every locator syntax of SPEC section 4, bad ones, and the same parser
-(and error text) behind the config, `open_source`/`open_sink`, the commands and udp."""
+"""`streamconv.locator`: every locator syntax of docs/contract.md ("Stream locators"), bad ones,
+and the same parser (and error text) behind the config, `open_source`/`open_sink`, the commands
+and udp."""
 
 import ast
 import os

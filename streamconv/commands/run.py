@@ -1,4 +1,4 @@
-"""``streamconv run -c CONFIG``: the service (SPEC section 5)."""
+"""``streamconv run -c CONFIG``: the service (docs/contract.md, "The service")."""
 
 from __future__ import annotations
 

@@ -29,7 +29,8 @@ class _Model(BaseModel):
 
 
 class Stream(_Model):
-    """A ``[source]`` or ``[sink]``: a locator (SPEC section 4) and what raw streams need."""
+    """A ``[source]`` or ``[sink]``: a locator (docs/contract.md, "Stream locators") and what
+    raw streams need."""
 
     uri: Annotated[str, Field(min_length=1)] = Field(
         description="`-` (stdin/stdout), a file path (relative to the config), `device`, "
@@ -474,7 +475,7 @@ OUTPUT_TYPES = ("mqtt", "webhook")
 
 
 class Config(_Model):
-    """A whole service config (SPEC section 5)."""
+    """A whole service config (docs/contract.md, "The service")."""
 
     source: Stream
     sink: Stream

@@ -1,4 +1,5 @@
-"""The detection record: what every detector of streamconv reports (SPEC section 2).
+"""The detection record: what every detector of streamconv reports (docs/contract.md, "Scores
+and detections").
 
 A module of its own, without scipy, so that code which only passes detections along (the
 pipeline of a filter-only run) does not pay for the detectors' imports when it starts.
@@ -13,7 +14,7 @@ __all__ = ["Detection"]
 
 @dataclass(frozen=True)
 class Detection:
-    """One final detection of a template (SPEC section 2).
+    """One final detection of a template (docs/contract.md, "Scores and detections").
 
     Attributes
     ----------

@@ -46,7 +46,8 @@ def linear_phase_delay(h) -> float | None:
 
 
 def chain_delay(taps) -> float | None:
-    """The delay of a whole chain ``(L,)``, ``(L, C)`` or ``(L, Cin, Cout)`` (SPEC section 2).
+    """The delay of a whole chain ``(L,)``, ``(L, C)`` or ``(L, Cin, Cout)`` (docs/contract.md,
+    "Python API").
 
     Every non-zero path must be linear phase with the same delay; otherwise None.
     """

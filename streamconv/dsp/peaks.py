@@ -1,8 +1,8 @@
 """Peak picking on score traces, shared by the batch and the streaming paths.
 
-The rule (SPEC section 3): sample ``i`` is a peak when ``score[i] >= threshold[i]`` and
-``score[i]`` is the largest score within ``min_distance - 1`` samples on either side; of equal
-scores the earliest wins. Written out::
+The rule (docs/contract.md, "Scores and detections"): sample ``i`` is a peak when
+``score[i] >= threshold[i]`` and ``score[i]`` is the largest score within ``min_distance - 1``
+samples on either side; of equal scores the earliest wins. Written out::
 
     score[i] >  max(score[i - w : i])            (w = min_distance - 1, clipped at the start)
     score[i] >= max(score[i + 1 : i + w + 1])    (clipped at the end of the trace)

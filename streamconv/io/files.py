@@ -68,8 +68,9 @@ class _PlainSoundFile(sf.SoundFile):
 
     - soundfile's ``close()`` calls ``flush()``, libsndfile's ``sf_write_sync``, an fsync that
       waits for the disk. Write-back is left to the kernel, as sox, cp and ffmpeg do; what the
-      SPEC asks, that a failure never leaves a half file that looks whole, comes from writing
-      under a temporary name and renaming. ``sf_close`` still writes the final header.
+      contract asks (docs/contract.md, "Bad input"), that a failure never leaves a half file
+      that looks whole, comes from writing under a temporary name and renaming. ``sf_close``
+      still writes the final header.
     - libsndfile scans every float sample for the optional PEAK chunk of WAV/AIFF files.
       soundfile has no public ``sf_command``, so its library handle is used when present.
     """

@@ -1,4 +1,4 @@
-"""Stream locators (SPEC section 4) -> sources and sinks.
+"""Stream locators (docs/contract.md, "Stream locators") -> sources and sinks.
 
 ======================  ====================================================================
 ``-``                   raw PCM on stdin / stdout (needs format, rate, channels)
