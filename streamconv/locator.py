@@ -109,11 +109,6 @@ class Locator:
         """``"sounddevice"`` or ``"pyaudio"`` for a device, else None."""
         return {"device": "sounddevice", "pyaudio": "pyaudio"}.get(self.kind)
 
-    @property
-    def needs_raw_format(self) -> bool:
-        """Raw PCM: the stream does not say its format, rate or channels."""
-        return self.kind in ("pipe", "udp") or self.file_kind == "raw"
-
 
 def file_kind(path: str) -> str:
     """``"raw"``, ``"csv"`` or ``"audio"`` for a path, by its extension."""

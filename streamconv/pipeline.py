@@ -28,15 +28,6 @@ from streamconv.dsp.group_delay import chain_delay
 __all__ = ["Pipeline"]
 
 
-def __getattr__(name: str):
-    # PEP 562: PeriodDetection lives in streamconv.detect, which imports scipy.
-    if name == "PeriodDetection":
-        from streamconv.detect import PeriodDetection
-
-        return PeriodDetection
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 class Pipeline:
     """A filter chain and its detectors, run block by block.
 

@@ -25,7 +25,7 @@ import pytest
 
 import streamconv.io
 from streamconv.errors import UsageError
-from streamconv.io import files
+from streamconv.io import csvstream, files
 from streamconv.io.audiopipes import AudioPipeSource, PipeSoundFileSink, PipeWavSink
 from streamconv.io.background import ReadAhead, WriteBehind
 from streamconv.io.base import Sink, Source
@@ -263,7 +263,7 @@ KINDS = [
              holds=_grid(16), holds_nan=False),
     FileKind("flac-pcm24", ".flac", (files.SoundFileSource, files.SoundFileSink),
              subtype="PCM_24", holds=_grid(24), holds_nan=False),
-    FileKind("csv", ".csv", (files.CsvSource, files.CsvSink)),
+    FileKind("csv", ".csv", (csvstream.CsvSource, csvstream.CsvSink)),
     FileKind("raw-s16le", ".raw", (RawSource, files.RawFileSink), fmt="s16le",
              holds=_grid(16), holds_nan=False),
     FileKind("raw-f64le", ".raw", (RawSource, files.RawFileSink), fmt="f64le"),

@@ -49,9 +49,6 @@ def test_every_syntax(text, fields):
     assert loc == expected
     assert loc.is_device == (fields["kind"] in ("device", "pyaudio"))
     assert loc.backend == {"device": "sounddevice", "pyaudio": "pyaudio"}.get(fields["kind"])
-    assert loc.needs_raw_format == (
-        fields["kind"] in ("pipe", "udp") or fields.get("file_kind") == "raw"
-    )
     assert loc.uri == fields.get("path", text)
 
 

@@ -16,7 +16,6 @@ import numpy as np
 import soundfile as sf
 
 from streamconv.config.arrays import read_array
-from streamconv.config.locators import Locator, is_loopback, parse_host_port, parse_locator
 from streamconv.config.models import Config, MixFilter, Periodicity, Spectrogram
 from streamconv.config.parse import Path, Problem, format_path
 from streamconv.detect import DEFAULT_THRESHOLD, resample
@@ -25,6 +24,7 @@ from streamconv.dsp.spectrogram import SpectrogramParams, template_patch
 from streamconv.errors import UsageError
 from streamconv.io.csvstream import CsvSource
 from streamconv.io.taps import load_taps
+from streamconv.locator import Locator, is_loopback, parse_host_port, parse_locator
 
 MAX_TAPS = 1 << 24
 _ALIASES = {"aif": "AIFF", "aifc": "AIFF", "oga": "OGG", "opus": "OGG"}

@@ -25,10 +25,10 @@ from importlib import resources
 
 from aiohttp import web
 
-from streamconv.config.locators import parse_host_port
 from streamconv.control.events import EventHub
 from streamconv.control.metrics import PROMETHEUS_TYPE, registry_for, render
 from streamconv.errors import RuntimeFailure
+from streamconv.locator import parse_host_port
 
 BACKLOG = 1024
 SSE_SNDBUF = 32768

@@ -22,7 +22,6 @@ import soundfile as sf
 from streamconv.errors import RuntimeFailure, UsageError
 from streamconv.io import pcm
 from streamconv.io.base import Sink, Source, float_type
-from streamconv.io.csvstream import CsvSink, CsvSource  # noqa: F401 (their old home)
 from streamconv.io.pipes import RawSink, RawSource
 from streamconv.locator import CSV_EXTENSIONS, RAW_EXTENSIONS, file_kind  # noqa: F401 (re-exported)
 

@@ -19,7 +19,7 @@ import sys
 import numpy as np
 
 from streamconv.errors import UsageError
-from streamconv.io import files
+from streamconv.io import csvstream, files
 from streamconv.io.base import Sink, Source
 from streamconv.io.memory import NullSink
 from streamconv.io.pipes import RawSink, RawSource
@@ -111,7 +111,7 @@ def open_source(
     if loc.file_kind == "raw":
         return files.open_raw_file_source(path, fmt, sample_rate, channels, dtype=dtype)
     if loc.file_kind == "csv":
-        return files.CsvSource(path, sample_rate, dtype=dtype, columns=columns)
+        return csvstream.CsvSource(path, sample_rate, dtype=dtype, columns=columns)
     files.audio_format(path)
     return files.SoundFileSource(path, dtype=dtype)
 
@@ -195,7 +195,7 @@ def open_sink(
         fmt, sample_rate, channels = files.raw_params(path, fmt, sample_rate, channels)
         return files.RawFileSink(path, fmt, sample_rate, channels)
     if loc.file_kind == "csv":
-        return files.CsvSink(path, sample_rate, channels, like=like, float_format=float_format)
+        return csvstream.CsvSink(path, sample_rate, channels, like=like, float_format=float_format)
     return files.SoundFileSink(
         path, sample_rate, channels, subtype=subtype or files.pcm_subtype(fmt)
     )
