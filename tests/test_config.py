@@ -263,6 +263,16 @@ def test_unparsable_files_name_the_file(workdir, text, name, fragment):
     assert str(info.value).startswith(path)
 
 
+def test_a_sink_that_is_the_source_file_is_refused(workdir):
+    # The same file by another spelling too: the input would be truncated before it is read.
+    for uri in ("in.wav", "./in.wav", str(workdir / "in.wav")):
+        path = write(workdir, f'[source]\nuri = "in.wav"\n[sink]\nuri = "{uri}"\n')
+        assert [e.split(": ", 1)[1] for e in errors_of(path)] == [
+            "sink.uri: is the source file; the output would overwrite the input"
+        ]
+    assert os.path.getsize(workdir / "in.wav") > 0
+
+
 def test_a_missing_config_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="no such config file"):
         load_config(str(tmp_path / "none.toml"))

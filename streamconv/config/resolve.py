@@ -209,6 +209,8 @@ def _resolve_sink(
         out.add(("sink", "format"), f"required for a {_describe(loc)} sink")
     if loc.kind == "file":
         _check_output_dir(loc.uri, ("sink", "uri"), out, " for the output file")
+        if os.path.normpath(os.path.join(base, cfg.source.uri)) == loc.uri:
+            out.add(("sink", "uri"), "is the source file; the output would overwrite the input")
         if loc.file_kind == "audio":
             ext = os.path.splitext(loc.uri)[1].lower().lstrip(".")
             known = {f.lower() for f in sf.available_formats()} | {"aif", "aifc", "oga", "opus"}
@@ -222,9 +224,6 @@ def _resolve_sink(
                     )
     if snk.subtype is not None and loc.file_kind != "audio":
         out.add(("sink", "subtype"), f"only an audio file has a subtype; {snk.uri} is not one")
-        src_uri = cfg.source.uri
-        if os.path.normpath(os.path.join(base, src_uri)) == loc.uri:
-            out.add(("sink", "uri"), "is the source file; the output would overwrite the input")
     if rate is not None and snk.rate is not None and snk.rate != rate:
         out.add(("sink", "rate"), f"is {snk.rate:g} Hz but the stream is {rate:g} Hz")
     if channels is not None and snk.channels is not None and snk.channels != channels:
