@@ -41,7 +41,7 @@ threads
     `READ_AHEAD_FRAMES`, one hand-over between the threads per read, not per block), a device
     one block at a time; the loop joins them into whole blocks, so the bits computed do not
     depend on how the reads arrived. From a file to a file (or ``null``) nobody waits for a
-    block, so each pass of the loop takes up to `READ_AHEAD_FRAMES` frames whatever the block
+    block, so each pass of the loop takes at least `FILE_BLOCK` frames whatever the block
     size: the filter still runs blocks of the block size over them (in one call of the
     compiled engine), and the per-pass work of reading, writing, counting and observing is paid
     once per chunk, not once per block (at 64-frame blocks it cost three times the filtering).

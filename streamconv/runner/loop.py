@@ -20,6 +20,7 @@ from streamconv.io.taps import taps_channels
 from streamconv.pipeline import Pipeline
 from streamconv.runner.events import BlockEvent, RunResult
 from streamconv.runner.rules import (
+    FILE_BLOCK,
     READ_AHEAD_FRAMES,
     TICK_S,
     Endpoint,
@@ -414,7 +415,10 @@ class Runner:
         while not self._stop:
             block = self._opened()[2].block_size  # a reload may change it
             if batch:  # see "threads" in the module docstring
-                block = max(block, READ_AHEAD_FRAMES)
+                # 16384-frame passes, not 65536: the same few passes per second, and the
+                # engines' temporaries stay in cache (10 min of 16-bit stereo, 255 taps, numpy
+                # engine: 1.07 s of CPU instead of 1.3 s, a third of it page faults).
+                block = max(block, FILE_BLOCK)
             want = block if limit is None else min(block, limit - self.frames_in)
             if want <= 0:
                 break
