@@ -19,7 +19,8 @@ from pydantic_core import ErrorDetails
 from streamconv.config import models
 from streamconv.config.models import FILTER_TYPES, OUTPUT_TYPES, Config
 from streamconv.config.parse import LineMap, Problem, config_error, read_document
-from streamconv.config.resolve import FilterInfo, LoadedConfig, StreamInfo, TemplateInfo, resolve
+from streamconv.config.resolve import FilterInfo, LoadedConfig, TemplateInfo, resolve
+from streamconv.config.streams import StreamInfo
 
 __all__ = [
     "Config",

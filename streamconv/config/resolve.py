@@ -3,7 +3,9 @@
 :func:`resolve` walks a validated `Config` in pipeline order (source -> filters -> sink,
 templates, detectors, control), collects every problem it finds as a `Problem` with its key
 path, reads every file once, and returns a `LoadedConfig` holding the arrays the service runs
-on: the combined ``(L, Cin, Cout)`` taps and the template samples.
+on: the combined ``(L, Cin, Cout)`` taps and the template samples. The source and the sink are
+checked by `streamconv.config.streams`; the filter chain, templates, detectors, names and
+control here.
 """
 
 from __future__ import annotations
@@ -13,36 +15,25 @@ import os
 from dataclasses import dataclass, field
 
 import numpy as np
-import soundfile as sf
 
 from streamconv.config.arrays import read_array
 from streamconv.config.models import Config, MixFilter, Periodicity, Spectrogram
-from streamconv.config.parse import Path, Problem, format_path
+from streamconv.config.parse import Path, Problem
+from streamconv.config.streams import (
+    Collector,
+    StreamInfo,
+    check_output_dir,
+    resolve_sink,
+    resolve_source,
+)
 from streamconv.detect import DEFAULT_THRESHOLD, resample
 from streamconv.dsp import design
 from streamconv.dsp.spectrogram import SpectrogramParams, template_patch
 from streamconv.errors import UsageError
-from streamconv.io.csvstream import CsvSource
 from streamconv.io.taps import load_taps
-from streamconv.locator import Locator, is_loopback, parse_host_port, parse_locator
+from streamconv.locator import is_loopback, parse_host_port
 
 MAX_TAPS = 1 << 24
-_ALIASES = {"aif": "AIFF", "aifc": "AIFF", "oga": "OGG", "opus": "OGG"}
-PCM_BYTES = {"s16le": 2, "s32le": 4, "f32le": 4, "f64le": 8}
-
-
-@dataclass(frozen=True)
-class StreamInfo:
-    """A resolved ``[source]`` or ``[sink]``: locator plus the format, rate and channels used."""
-
-    locator: Locator
-    format: str | None
-    rate: float | None
-    channels: int | None
-
-    @property
-    def uri(self) -> str:
-        return self.locator.uri
 
 
 @dataclass(frozen=True)
@@ -101,139 +92,6 @@ class LoadedConfig:
         return design.compact_taps(self.taps)
 
 
-class _Collector:
-    def __init__(self) -> None:
-        self.problems: list[Problem] = []
-        self.notes: list[str] = []
-
-    def add(self, path: Path, message: str) -> None:
-        self.problems.append(Problem(tuple(path), message))
-
-
-def _check_input_file(path: str) -> str | None:
-    if not os.path.exists(path):
-        return f"{path}: no such file"
-    if os.path.isdir(path):
-        return f"{path}: is a directory, not a file"
-    if not os.access(path, os.R_OK):
-        return f"{path}: permission denied"
-    return None
-
-
-def _resolve_source(cfg: Config, base: str, out: _Collector) -> StreamInfo | None:
-    src = cfg.source
-    try:
-        loc = parse_locator(src.uri, base)
-    except ValueError as exc:
-        out.add(("source", "uri"), str(exc))
-        return None
-    rate, channels, needs = src.rate, src.channels, []
-    if loc.kind == "null":
-        out.add(("source", "uri"), "null is a sink only; a source must deliver samples")
-        return None
-    if loc.kind in ("pipe", "udp") or loc.file_kind == "raw":
-        needs = ["format", "rate", "channels"]
-    elif loc.kind in ("device", "pyaudio"):
-        needs = ["rate", "channels"]
-    elif loc.file_kind == "csv":
-        needs = ["rate"]
-    for key in needs:
-        if getattr(src, key) is None:
-            out.add(("source", key), f"required for a {_describe(loc)} source")
-    if src.subtype is not None:
-        out.add(
-            ("source", "subtype"), "only a sink audio file has a subtype (the source's is read)"
-        )
-    if loc.kind == "file":
-        if (err := _check_input_file(loc.uri)) is not None:
-            out.add(("source", "uri"), err)
-            return None
-        if loc.file_kind != "raw" and src.format is not None:
-            out.add(("source", "format"), f"only raw PCM has a format; {loc.uri} is not raw")
-        if loc.file_kind == "audio":
-            try:
-                info = sf.info(loc.uri)
-            except (sf.LibsndfileError, RuntimeError) as exc:
-                out.add(("source", "uri"), f"{loc.uri}: not a readable audio file ({exc})")
-                return None
-            for key, value in (("rate", float(info.samplerate)), ("channels", info.channels)):
-                given = getattr(src, key)
-                if given is not None and given != value:
-                    out.add(("source", key), f"is {given:g} but {loc.uri} has {value:g}; remove it")
-            rate, channels = float(info.samplerate), info.channels
-        elif loc.file_kind == "csv":
-            try:
-                # The channels are the data columns the stream reads (a time column is not one).
-                with CsvSource(loc.uri, rate or 1.0) as csv_source:
-                    found = csv_source.channels
-            except UsageError as exc:
-                out.add(("source", "uri"), str(exc))
-                return None
-            if channels is not None and channels != found:
-                out.add(
-                    ("source", "channels"), f"is {channels} but {loc.uri} has {found} data columns"
-                )
-            channels = found
-        elif loc.file_kind == "raw" and src.format and src.channels:
-            frame = PCM_BYTES[src.format] * src.channels
-            size = os.path.getsize(loc.uri)
-            if size % frame:
-                out.add(
-                    ("source", "uri"),
-                    f"{loc.uri}: {size} bytes is not a whole number of {frame}-byte frames "
-                    f"({src.channels} x {src.format})",
-                )
-    if rate is None or channels is None:
-        return None
-    return StreamInfo(loc, src.format, float(rate), int(channels))
-
-
-def _describe(loc: Locator) -> str:
-    if loc.kind == "file" and loc.file_kind is not None:
-        return {"raw": "raw PCM file", "csv": "csv file", "audio": "audio file"}[loc.file_kind]
-    return {"pipe": "stdin/stdout", "udp": "udp", "device": "device", "pyaudio": "pyaudio"}.get(
-        loc.kind, loc.kind
-    )
-
-
-def _resolve_sink(
-    cfg: Config, base: str, rate: float | None, channels: int | None, out: _Collector
-) -> StreamInfo | None:
-    snk = cfg.sink
-    try:
-        loc = parse_locator(snk.uri, base)
-    except ValueError as exc:
-        out.add(("sink", "uri"), str(exc))
-        return None
-    if (loc.kind in ("pipe", "udp") or loc.file_kind == "raw") and snk.format is None:
-        out.add(("sink", "format"), f"required for a {_describe(loc)} sink")
-    if loc.kind == "file":
-        _check_output_dir(loc.uri, ("sink", "uri"), out, " for the output file")
-        if os.path.normpath(os.path.join(base, cfg.source.uri)) == loc.uri:
-            out.add(("sink", "uri"), "is the source file; the output would overwrite the input")
-        if loc.file_kind == "audio":
-            ext = os.path.splitext(loc.uri)[1].lower().lstrip(".")
-            known = {f.lower() for f in sf.available_formats()} | {"aif", "aifc", "oga", "opus"}
-            if ext not in known:
-                out.add(("sink", "uri"), f"{loc.uri}: unknown audio file type '.{ext}'")
-            elif snk.subtype is not None:
-                major = _ALIASES.get(ext, ext.upper())
-                if not sf.check_format(major, snk.subtype):
-                    out.add(
-                        ("sink", "subtype"), f"a {major} file cannot hold {snk.subtype} samples"
-                    )
-    if snk.subtype is not None and loc.file_kind != "audio":
-        out.add(("sink", "subtype"), f"only an audio file has a subtype; {snk.uri} is not one")
-    if rate is not None and snk.rate is not None and snk.rate != rate:
-        out.add(("sink", "rate"), f"is {snk.rate:g} Hz but the stream is {rate:g} Hz")
-    if channels is not None and snk.channels is not None and snk.channels != channels:
-        out.add(
-            ("sink", "channels"),
-            f"is {snk.channels} but the filter chain gives {channels} channels",
-        )
-    return StreamInfo(loc, snk.format, rate, channels)
-
-
 def _field_of(message: str, model) -> str | None:
     """The model field a design ValueError names first (``"cutoff_hz must be ..."``)."""
     word = message.split(" ", 1)[0]
@@ -241,7 +99,7 @@ def _field_of(message: str, model) -> str | None:
 
 
 def _build_filters(
-    cfg: Config, base: str, rate: float, channels: int, out: _Collector
+    cfg: Config, base: str, rate: float, channels: int, out: Collector
 ) -> tuple[np.ndarray | None, list[FilterInfo]]:
     mimo = design.identity(channels)
     infos: list[FilterInfo] = []
@@ -310,7 +168,7 @@ def _build_filters(
     return (mimo if ok else None), infos
 
 
-def _file_taps(flt, base: str, rate: float, out: _Collector, where: Path) -> np.ndarray | None:
+def _file_taps(flt, base: str, rate: float, out: Collector, where: Path) -> np.ndarray | None:
     """Taps of a ``type = "file"`` filter, read as ``streamconv filter --fir`` reads them."""
     path = os.path.normpath(os.path.join(base, os.path.expanduser(flt.path)))
     try:
@@ -352,7 +210,7 @@ def _spectrogram_params(tpl) -> dict:
 
 
 def _resolve_templates(
-    cfg: Config, base: str, rate: float, channels: int, out: _Collector
+    cfg: Config, base: str, rate: float, channels: int, out: Collector
 ) -> list[TemplateInfo]:
     infos = []
     for i, tpl in enumerate(cfg.templates):
@@ -419,7 +277,7 @@ def _resolve_templates(
     return infos
 
 
-def _check_names(cfg: Config, out: _Collector) -> None:
+def _check_names(cfg: Config, out: Collector) -> None:
     seen: dict[str, str] = {}
     for i, flt in enumerate(cfg.filters):
         if flt.name is None:
@@ -439,28 +297,7 @@ def _check_names(cfg: Config, out: _Collector) -> None:
                 seen[item.name] = f"{section}[{i}]"
 
 
-#: Where a systemd unit's StateDirectory=, LogsDirectory=, RuntimeDirectory= and
-#: CacheDirectory= are made, when the service starts: an output in such a directory that is not
-#: there yet is a note, not an error, so the installed config passes `streamconv check` before
-#: the service's first start.
-SERVICE_DIRECTORY_BASES = ("/var/lib", "/var/log", "/run", "/var/cache")
-
-
-def _check_output_dir(path: str, where: Path, out: _Collector, what: str = "") -> None:
-    parent = os.path.dirname(path) or "."
-    if not os.path.isdir(parent):
-        if os.path.isabs(parent) and os.path.dirname(parent) in SERVICE_DIRECTORY_BASES:
-            out.notes.append(
-                f"{format_path(where)}: {parent} does not exist yet; the service's "
-                "StateDirectory=/LogsDirectory=/RuntimeDirectory= creates it when it starts"
-            )
-        else:
-            out.add(where, f"{parent}: no such directory{what}")
-    elif not os.access(parent, os.W_OK):
-        out.add(where, f"{parent}: directory is not writable")
-
-
-def _check_socket_group(cfg: Config, out: _Collector) -> str | None:
+def _check_socket_group(cfg: Config, out: Collector) -> str | None:
     control = cfg.control
     if control is None or control.socket_group is None:
         return None
@@ -475,7 +312,7 @@ def _check_socket_group(cfg: Config, out: _Collector) -> str | None:
     return group
 
 
-def _resolve_control(cfg: Config, base: str, out: _Collector) -> str | None:
+def _resolve_control(cfg: Config, base: str, out: Collector) -> str | None:
     if cfg.control is None:
         return None
     listen = cfg.control.listen
@@ -485,7 +322,7 @@ def _resolve_control(cfg: Config, base: str, out: _Collector) -> str | None:
         if path == os.path.normpath(base):
             out.add(where, "unix: needs a socket path")
             return None
-        _check_output_dir(path, where, out)
+        check_output_dir(path, where, out)
         return f"unix:{path}"
     try:
         host, _ = parse_host_port(listen)
@@ -509,9 +346,9 @@ def resolve(cfg: Config, path: str) -> tuple[LoadedConfig | None, list[Problem]]
         The loaded config when there is no problem, else None and every problem found.
     """
     base = os.path.dirname(os.path.abspath(path))
-    out = _Collector()
+    out = Collector()
     _check_names(cfg, out)
-    source = _resolve_source(cfg, base, out)
+    source = resolve_source(cfg, base, out)
     taps: np.ndarray | None = None
     filters: list[FilterInfo] = []
     templates: list[TemplateInfo] = []
@@ -522,11 +359,11 @@ def resolve(cfg: Config, path: str) -> tuple[LoadedConfig | None, list[Problem]]
         if taps is not None:
             channels_out = taps.shape[2]
             templates = _resolve_templates(cfg, base, source.rate, channels_out, out)
-    sink = _resolve_sink(cfg, base, rate, channels_out, out)
+    sink = resolve_sink(cfg, base, rate, channels_out, out)
     detections = None
     if cfg.detections is not None and cfg.detections.path is not None:
         detections = os.path.normpath(os.path.join(base, os.path.expanduser(cfg.detections.path)))
-        _check_output_dir(detections, ("detections", "path"), out)
+        check_output_dir(detections, ("detections", "path"), out)
     control = _resolve_control(cfg, base, out)
     socket_group = _check_socket_group(cfg, out)
     if out.problems or source is None or taps is None or sink is None:
