@@ -25,11 +25,11 @@ if sys.version_info >= (3, 11):
 else:  # Python 3.10: the same parser from PyPI
     import tomli as tomllib
 
-from streamconv.config.arrays import read_array
 from streamconv.config.models import FILTER_TYPES, Filter
 from streamconv.config.parse import format_path, read_document
 from streamconv.dsp.design import analyze, design, design_bands, frequency_response
 from streamconv.errors import UsageError
+from streamconv.io.arrays import read_array
 
 _ADAPTER = TypeAdapter(Filter)
 

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from streamconv.config.arrays import read_array
 from streamconv.config.models import Config, MixFilter, Periodicity, Spectrogram
 from streamconv.config.parse import Path, Problem
 from streamconv.config.streams import (
@@ -30,6 +29,7 @@ from streamconv.detect import DEFAULT_THRESHOLD, resample
 from streamconv.dsp import design
 from streamconv.dsp.spectrogram import SpectrogramParams, template_patch
 from streamconv.errors import UsageError
+from streamconv.io.arrays import read_array
 from streamconv.io.taps import load_taps
 from streamconv.locator import is_loopback, parse_host_port
 
