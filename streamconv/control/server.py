@@ -213,7 +213,7 @@ class ControlServer:
             await asyncio.sleep(self.status_interval_s)
             if hub.has_clients:
                 try:
-                    hub._fanout("status", self._cached_status())
+                    hub.publish("status", self._cached_status())
                 except Exception as exc:  # a status() bug must not end the ticker
                     self.log(f"control: status failed: {type(exc).__name__}: {exc}")
 
