@@ -114,10 +114,12 @@ class ControlServer:
 
     def start(self) -> ControlServer:
         """Bind and serve; raise `RuntimeFailure` when the address cannot be listened on."""
+        self._propagate = {}
         for name in _LOGGERS:
             logger = logging.getLogger(name)
+            self._propagate[name] = logger.propagate
             logger.addHandler(self._handler)
-            logger.propagate = False
+            logger.propagate = False  # Python's last-resort handler would print tracebacks
         self._thread.start()
         try:
             asyncio.run_coroutine_threadsafe(self._serve(), self._loop).result(30)
@@ -142,8 +144,9 @@ class ControlServer:
             self._thread.join(10)
         if not self._loop.is_running():
             self._loop.close()
-        for name in _LOGGERS:
+        for name, propagate in getattr(self, "_propagate", {}).items():
             logging.getLogger(name).removeHandler(self._handler)
+            logging.getLogger(name).propagate = propagate
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
