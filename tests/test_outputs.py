@@ -16,6 +16,7 @@ import pytest
 from service_proc import Service
 
 from streamconv.outputs import WebhookOutput
+from streamconv.outputs.base import QueuedOutput
 
 RATE = 8000
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
@@ -238,3 +239,23 @@ def test_webhook_queue_is_bounded_retries_and_rejects(tmp_path):
     assert got.count(17) == 1 and out.rejected == 1
     assert any("HTTP 400 for detection at sample 17: not sent again" in line for line in lines)
     assert any("delivering again" in line for line in lines)
+
+
+def test_close_during_a_long_backoff_ends_by_its_timeout():
+    """A close() while the output sleeps in a 30 s backoff stops the thread by the deadline,
+    before close() returns (it then releases the connection the thread was using)."""
+
+    class Away(QueuedOutput):
+        def _deliver(self, record):
+            while self._wait(30.0):
+                pass
+            return None  # stopping, past the deadline
+
+    out = Away("away", log=lambda line: None).start()
+    out.send({"n": 1})
+    time.sleep(0.2)  # the thread is in its backoff now
+    t0 = time.monotonic()
+    out.close(timeout_s=0.3)
+    assert time.monotonic() - t0 < 1.0
+    assert not out._thread.is_alive()
+    assert out.pending == 1 and out.sent == 0

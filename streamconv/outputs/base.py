@@ -104,10 +104,12 @@ class QueuedOutput:
 
     def _wait(self, seconds: float) -> bool:
         """Sleep up to `seconds`; False once closing and past the deadline (stop retrying)."""
-        end = min(time.monotonic() + seconds, self._deadline)
+        end = time.monotonic() + seconds
         with self._cond:
-            while time.monotonic() < end:
-                self._cond.wait(end - time.monotonic())
+            # The deadline is read again on every wake-up: a close() during a long backoff
+            # sets it (and notifies), and the wait must end by it, not by the old backoff.
+            while (now := time.monotonic()) < min(end, self._deadline):
+                self._cond.wait(min(end, self._deadline) - now)
         return time.monotonic() < self._deadline
 
     def _deliver(self, record: dict) -> bool | None:
