@@ -16,6 +16,7 @@ from streamconv.detect import MatchOptions, Template, to_record
 from streamconv.errors import UsageError
 from streamconv.io import files, open_source, pcm
 from streamconv.io.pipes import RawSource
+from streamconv.locator import file_kind
 
 __all__ = ["expand", "file_frames", "match_file", "match_range"]
 
@@ -23,7 +24,7 @@ GLOB_CHARS = "*?["
 
 
 def _is_recording(path: str) -> bool:
-    kind = files.file_kind(path)
+    kind = file_kind(path)
     if kind != "audio":
         return True
     try:
@@ -134,7 +135,7 @@ def file_frames(src, path: str, options: MatchOptions) -> int | None:
     """The frames of an open file that can be read from any frame on, else None."""
     if isinstance(src, files.SoundFileSource):
         return src.frames if src.seekable else None
-    if files.file_kind(path) == "raw":
+    if file_kind(path) == "raw":
         size, frame_bytes = os.path.getsize(path), _frame_bytes(options)
         # A stray partial frame at the end is the whole-file run's error: run it whole.
         return size // frame_bytes if size % frame_bytes == 0 else None
