@@ -263,9 +263,11 @@ def test_unparsable_files_name_the_file(workdir, text, name, fragment):
     assert str(info.value).startswith(path)
 
 
-def test_a_sink_that_is_the_source_file_is_refused(workdir):
-    # The same file by another spelling too: the input would be truncated before it is read.
-    for uri in ("in.wav", "./in.wav", str(workdir / "in.wav")):
+def test_a_sink_that_is_the_source_file_is_refused(workdir, monkeypatch):
+    # The same file by any spelling: the service would replace its own input.
+    monkeypatch.setenv("HOME", str(workdir))
+    os.symlink(workdir / "in.wav", workdir / "link.wav")
+    for uri in ("in.wav", "./in.wav", str(workdir / "in.wav"), "~/in.wav", "link.wav"):
         path = write(workdir, f'[source]\nuri = "in.wav"\n[sink]\nuri = "{uri}"\n')
         assert [e.split(": ", 1)[1] for e in errors_of(path)] == [
             "sink.uri: is the source file; the output would overwrite the input"

@@ -135,6 +135,20 @@ def _describe(loc: Locator) -> str:
     )
 
 
+def _same_file(source_uri: str, base: str, path: str) -> bool:
+    """Whether the source locator names the file at `path` (any spelling, ``~``, a link)."""
+    try:
+        source = parse_locator(source_uri, base)
+    except ValueError:
+        return False  # said for the source
+    if source.kind != "file":
+        return False
+    try:
+        return source.uri == path or os.path.samefile(source.uri, path)
+    except OSError:  # the sink does not exist yet
+        return False
+
+
 def resolve_sink(
     cfg: Config, base: str, rate: float | None, channels: int | None, out: Collector
 ) -> StreamInfo | None:
@@ -148,7 +162,7 @@ def resolve_sink(
         out.add(("sink", "format"), f"required for a {_describe(loc)} sink")
     if loc.kind == "file":
         check_output_dir(loc.uri, ("sink", "uri"), out, " for the output file")
-        if os.path.normpath(os.path.join(base, cfg.source.uri)) == loc.uri:
+        if _same_file(cfg.source.uri, base, loc.uri):
             out.add(("sink", "uri"), "is the source file; the output would overwrite the input")
         if loc.file_kind == "audio":
             ext = os.path.splitext(loc.uri)[1].lower().lstrip(".")
