@@ -192,3 +192,39 @@ def test_bad_input_one_line_exit_2_no_output(workdir, args, message, capsys, mon
         assert err.count("\n") == 1 and err.startswith("error: ")
     assert not (workdir / "out.wav").exists()
     assert not [p for p in os.listdir(workdir) if p.startswith(".out.wav")]
+
+
+def test_ctrl_c_on_a_silent_pipe_keeps_the_output_and_exits_130(tmp_path, rng):
+    """Ctrl-C (SIGINT) while the input pipe is silent: what was read is filtered and the output
+    file is complete under its name; exit 130 (the runner stops at a block boundary)."""
+    import signal
+    import time
+
+    x = rng.uniform(-0.5, 0.5, (3000, 1)).astype("<f4")
+    h = np.array([0.5, 0.25])
+    fir = _write_taps(tmp_path / "h.txt", h)
+    out = tmp_path / "out.wav"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamconv.cli", "filter", "-i", "-", "-o", str(out), "--fir",
+         fir, "--format", "f32le", "--rate", "8000", "--channels", "1", "--block", "100"],
+        stdin=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        proc.stdin.write(x.tobytes())
+        proc.stdin.flush()
+        deadline = time.monotonic() + 30  # started: its output's temporary file is there
+        while not [p for p in os.listdir(tmp_path) if p.startswith(".out.wav")]:
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.05)
+        time.sleep(0.5)  # filtered by now; the pipe stays open and silent
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(10) == 130, proc.stderr.read()
+        assert time.monotonic() - t0 < 2
+    finally:
+        proc.kill()
+        proc.stdin.close()
+    y = sf.read(out, dtype="float32")[0]
+    assert sf.info(out).subtype == "FLOAT"  # a raw f32 source gives a float file
+    np.testing.assert_allclose(y, scipy.signal.lfilter(h, [1], x[:, 0]), atol=1e-6)
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".out.wav")]
