@@ -5,7 +5,8 @@ import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
 from streamconv import Detection, Matcher
-from streamconv.dsp.matcher import FLAT_RTOL, MIN_MAD_THRESHOLD, MadThreshold
+from streamconv.dsp.matcher import FLAT_RTOL
+from streamconv.dsp.thresholds import MIN_MAD_THRESHOLD, MadThreshold
 from streamconv.dsp.window_sums import BlockSums, window_sums
 
 

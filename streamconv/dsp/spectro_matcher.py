@@ -33,15 +33,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 from scipy import signal
 
-from streamconv.dsp.matcher import (
-    DEFAULT_THRESHOLD,
-    FLAT_RTOL,
-    Detection,
-    MadThreshold,
-    Rule,
-    _per_template,
-    _Track,
-)
+from streamconv.dsp.matcher import DEFAULT_THRESHOLD, FLAT_RTOL, Detection, _per_template
 from streamconv.dsp.spectrogram import (
     SpectrogramParams,
     dilate,
@@ -49,6 +41,7 @@ from streamconv.dsp.spectrogram import (
     scaled,
     template_patch,
 )
+from streamconv.dsp.thresholds import MadThreshold, Rule, _Track
 
 __all__ = ["SpectroMatcher"]
 
