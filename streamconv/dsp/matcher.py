@@ -31,6 +31,7 @@ import numpy as np
 from scipy import fft as sp_fft
 
 from streamconv.dsp.detection import Detection
+from streamconv.dsp.segmented import SegmentedDetector
 from streamconv.dsp.thresholds import MadThreshold, Rule, _Track
 from streamconv.dsp.window_sums import MAX_BLOCKS_PER_WINDOW, BlockSums, block_size_for
 
@@ -64,7 +65,7 @@ def _per_template(value, names: list[str], what: str) -> dict:
     return dict.fromkeys(names, value)
 
 
-class Matcher:
+class Matcher(SegmentedDetector):
     """Find templates in a stream by zero-normalized cross-correlation.
 
     Parameters
@@ -348,48 +349,10 @@ class Matcher:
             )
         self._begin(frame)
 
-    # -- streaming ---------------------------------------------------------------------------
+    # -- streaming (process, flush: SegmentedDetector) ----------------------------------------
 
-    def _check_block(self, x) -> np.ndarray:
-        x = np.asarray(x)
-        if x.ndim == 1:
-            x = x[:, None]
-        if x.ndim != 2:
-            raise ValueError(f"a block must be (frames,) or (frames, channels), got {x.shape}")
-        if self.channels is None:
-            self._setup(x.shape[1])
-        elif x.shape[1] != self.channels:
-            raise ValueError(f"block has {x.shape[1]} channels, the stream has {self.channels}")
-        if not np.all(np.isfinite(x)):
-            raise ValueError("block contains NaN or Inf samples")
-        return x
-
-    def process(self, x) -> list[Detection]:
-        """Feed a block ``(frames, channels)`` (or ``(frames,)`` for mono); return detections
-        that became final."""
-        x = self._check_block(x)
-        pos, n = 0, len(x)
-        while pos < n:
-            take = min(n - pos, self._seg_len - self._fill)
-            self._buf[self._fill : self._fill + take] = x[pos : pos + take]
-            self._fill += take
-            pos += take
-            if self._fill == self._seg_len:
-                self._run_segment(self._seg_len, final=False)
-                keep = self._lmax - 1
-                self._buf[:keep] = self._buf[self.block_size : self.block_size + keep].copy()
-                self._fill = keep
-                self._seg_start += self.block_size
-        return self._release(final=False)
-
-    def flush(self) -> list[Detection]:
-        """End of stream: decide everything left, return it, and reset."""
-        if self.channels is None:
-            return []
-        self._run_segment(self._fill, final=True)
-        out = self._release(final=True)
-        self.reset()
-        return out
+    def _advance_segment(self) -> None:
+        self._seg_start += self.block_size
 
     def _run_segment(self, m: int, final: bool) -> None:
         seg = self._buf[:m]
@@ -439,17 +402,3 @@ class Matcher:
     def _report_scores(self, template: int, channel, start: int, scores, thresholds) -> None:
         if self._on_scores is not None:
             self._on_scores(self.names[template], channel, self._origin + start, scores, thresholds)
-
-    def _release(self, final: bool) -> list[Detection]:
-        if final:
-            ready, self._pending = self._pending, []
-        else:
-            # Hold a detection back until every trace has decided up to it: stream order.
-            upto = self.decided
-            ready = [d for d in self._pending if d.sample < upto]
-            self._pending = [d for d in self._pending if d.sample >= upto]
-        order = {n: i for i, n in enumerate(self.names)}
-        ready.sort(
-            key=lambda d: (d.sample, order[d.template], -1 if d.channel is None else d.channel)
-        )
-        return ready

@@ -34,6 +34,7 @@ from numpy.lib.stride_tricks import as_strided
 from scipy import signal
 
 from streamconv.dsp.matcher import DEFAULT_THRESHOLD, FLAT_RTOL, Detection, _per_template
+from streamconv.dsp.segmented import SegmentedDetector
 from streamconv.dsp.spectrogram import (
     SpectrogramParams,
     dilate,
@@ -46,7 +47,7 @@ from streamconv.dsp.thresholds import MadThreshold, Rule, _Track
 __all__ = ["SpectroMatcher"]
 
 
-class SpectroMatcher:
+class SpectroMatcher(SegmentedDetector):
     """Find templates in a stream by correlating spectrograms.
 
     Takes the arguments of `streamconv.Matcher` (which returns one of these for
@@ -293,49 +294,10 @@ class SpectroMatcher:
             raise ValueError(f"start_at needs a first sample that chunk_bounds gave, got {frame}")
         self._begin(seg * self._seg_frames)
 
-    # -- streaming ---------------------------------------------------------------------------
+    # -- streaming (process, flush: SegmentedDetector) ----------------------------------------
 
-    def _check_block(self, x) -> np.ndarray:
-        x = np.asarray(x)
-        if x.ndim == 1:
-            x = x[:, None]
-        if x.ndim != 2:
-            raise ValueError(f"a block must be (frames,) or (frames, channels), got {x.shape}")
-        if self.channels is None:
-            self._setup(x.shape[1])
-        elif x.shape[1] != self.channels:
-            raise ValueError(f"block has {x.shape[1]} channels, the stream has {self.channels}")
-        if not np.all(np.isfinite(x)):
-            raise ValueError("block contains NaN or Inf samples")
-        return x
-
-    def process(self, x) -> list[Detection]:
-        """Feed a block ``(frames, channels)`` (or ``(frames,)``); return the detections that
-        became final."""
-        x = self._check_block(x)
-        pos, n = 0, len(x)
-        while pos < n:
-            take = min(n - pos, self._seg_len - self._fill)
-            self._buf[self._fill : self._fill + take] = x[pos : pos + take]
-            self._fill += take
-            pos += take
-            if self._fill == self._seg_len:
-                self._run_segment(self._seg_len, final=False)
-                step = self._seg_frames * self.hop
-                keep = self._seg_len - step
-                self._buf[:keep] = self._buf[step:].copy()
-                self._fill = keep
-                self._seg_frame += self._seg_frames
-        return self._release(final=False)
-
-    def flush(self) -> list[Detection]:
-        """End of stream: decide everything left, return it, and reset."""
-        if self.channels is None:
-            return []
-        self._run_segment(self._fill, final=True)
-        out = self._release(final=True)
-        self.reset()
-        return out
+    def _advance_segment(self) -> None:
+        self._seg_frame += self._seg_frames
 
     def _features(self, seg: np.ndarray, final: bool) -> np.ndarray:
         """Max-filtered features of a segment's samples: ``(channels, frames, bins)``; frame 0
@@ -432,16 +394,3 @@ class SpectroMatcher:
         if self._on_scores is not None:
             first = (self._origin + start) * self.hop
             self._on_scores(self.names[template], channel, first, scores, thresholds)
-
-    def _release(self, final: bool) -> list[Detection]:
-        if final:
-            ready, self._pending = self._pending, []
-        else:
-            upto = self.decided
-            ready = [d for d in self._pending if d.sample < upto]
-            self._pending = [d for d in self._pending if d.sample >= upto]
-        order = {n: i for i, n in enumerate(self.names)}
-        ready.sort(
-            key=lambda d: (d.sample, order[d.template], -1 if d.channel is None else d.channel)
-        )
-        return ready
