@@ -129,7 +129,7 @@ def test_library_round_trip_through_memory_keeps_plain_files_plain(tmp_path, rng
         (["--columns", "az"], "ax,ay\n1,2\n", "--columns: no column 'az' (names: ax, ay;"),
         (["--columns", "ax,ax"], "ax,ay\n1,2\n", "column 'ax' given twice"),
         (["--float-format", "%d%d"], "ax\n1\n", "--float-format: '%d%d' is not a format"),
-        ([], "time,label\n00:01,on\n", "line 1: no column of numbers to filter"),
+        ([], "time,label\n00:01,on\n", "line 2: no column of numbers to filter"),
         ([], "ax,ay\n1,2\n3,x\n", "line 3: 'x' is not a number (column 2 (ay))"),
         ([], "ax,ay\n1,2\n3\n", "line 3: 1 columns, expected 2"),
     ],

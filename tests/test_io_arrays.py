@@ -11,6 +11,7 @@ import soundfile as sf
 
 from streamconv.cli import main
 from streamconv.errors import UsageError
+from streamconv.io import open_source
 from streamconv.io.arrays import read_array
 from streamconv.io.rows import RowParser
 
@@ -40,9 +41,9 @@ def test_text_rules(tmp_path, text, expected, ext):
 
 BAD = [
     # (content, line, message after "NAME: ")
-    ("time\n1\n2\nx\n", "line 4: 'x' is not a number"),
-    ("# c\n\n1,2\n3,4\n5;y\n", "line 5: 'y' is not a number"),
-    ("a,b\nc,d\n", "line 2: 'c' is not a number"),  # only the first line may be a header
+    ("time\n1\n2\nx\n", "line 4: 'x' is not a number (column 1 (time))"),
+    ("# c\n\n1,2\n3,4\n5;y\n", "line 5: 'y' is not a number (column 2)"),
+    ("a,b\nc,d\n", "line 2: 'c' is not a number (column 1 (a))"),  # one header line at most
     ("1,2\n3,4\n5\n", "line 3: 1 columns, expected 2"),
     ("h\n# nothing\n", "holds no samples"),
     ("1\nnan\n", "NaN or Inf sample at frame 1"),
@@ -62,7 +63,9 @@ def test_row_parser_counts_lines_across_pieces():
     p = RowParser("s.csv")
     assert p.parse(["x,y\n", "1,2\n"]).tolist() == [[1, 2]]
     p.skip(3)
-    with pytest.raises(UsageError, match=r"^s\.csv: line 7: '\?' is not a number$"):
+    with pytest.raises(
+        UsageError, match=r"^s\.csv: line 7: '\?' is not a number \(column 1 \(x\)\)$"
+    ):
         p.parse(["3,4\n", "?,1\n"])
 
 
@@ -161,3 +164,64 @@ def test_config_counts_the_csv_streams_data_columns(tmp_path, capsys):
     )
     assert main(["check", str(tmp_path / "c.toml")]) == 2
     assert "source.channels: is 2 but" in capsys.readouterr().err
+
+
+# -- the array reader and the .csv stream: one header rule, one error text ---------------------
+
+SAME_HEADER = [
+    "1\n2\n3\n",  # all numbers: no header
+    "knock\n0.1\n0.2\n",  # a name: a header
+    "# made by hand\n\nx,y\n1,2\n3,4\n",  # a header under a comment
+    "ch1,2\n0.5,0.25\n1,2\n",  # fewer numbers than the next line: a header
+    "100,200\n0.5,0.25\n",  # all numbers: data, though it may have been meant as names
+    "v\n",  # alone and not a number: a header, so no samples
+]
+
+
+@pytest.mark.parametrize("text", SAME_HEADER)
+@pytest.mark.parametrize("block", [1, 2, 7])
+def test_array_reader_and_csv_stream_decide_the_header_alike(tmp_path, text, block):
+    path = tmp_path / "x.csv"
+    path.write_text(text)
+    try:
+        array = read_array(str(path))[0]
+    except UsageError as exc:
+        array = str(exc)
+    try:
+        with open_source(str(path), sample_rate=1000) as src:
+            stream = np.concatenate(list(src.blocks(block)))
+    except UsageError as exc:
+        stream = str(exc)
+    if isinstance(array, str) or isinstance(stream, str):
+        assert array == stream == f"{path}: holds no samples"
+    else:
+        np.testing.assert_array_equal(stream, array)
+
+
+SAME_ERROR = [
+    ("v\n1\n2\nx\n", "line 4: 'x' is not a number (column 1 (v))"),
+    ("# c\n\n1,2\n3,4\n5,y\n", "line 5: 'y' is not a number (column 2)"),
+    ("ax,ay\n1,2\n3,4\n5\n", "line 4: 1 columns, expected 2"),
+]
+# Where they differ on purpose: a stream may carry text columns (a time stamp, a label), so a
+# file with no column of numbers is "no column of numbers to filter" there.
+
+
+def _via_stream(tmp_path, path, capsys):
+    code = main(["filter", "-i", str(path), "--rate", "1000", "-o", str(tmp_path / "o.csv"),
+                 "--fir", str(tmp_path / "h.txt")])  # fmt: skip
+    return code, capsys.readouterr()
+
+
+@pytest.mark.parametrize(("content", "message"), SAME_ERROR)
+def test_array_reader_and_csv_stream_give_the_same_error(tmp_path, capsys, content, message):
+    (tmp_path / "h.txt").write_text("1\n0.5\n")
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    errors = []
+    for entry in (_via_match, _via_fir, _via_stream):
+        code, out = entry(tmp_path, path, capsys)
+        assert code == 2 and "Traceback" not in out.err
+        errors.append(out.err)
+    assert errors[0] == errors[1] == errors[2] == f"error: {path}: {message}\n"
+    assert not (tmp_path / "o.csv").exists() and not (tmp_path / "o.wav").exists()

@@ -8,9 +8,10 @@ anything else          an audio file through libsndfile; it carries its sample r
 
 Text rules (`streamconv.io.rows`), the same for ``--fir``, ``match -t`` and a config's files:
 columns are split by commas, semicolons or blanks; blank lines and ``#`` comments are
-skipped; the first line holding anything may be a header (it is skipped when it is not all
-numbers); every row has the columns of the first. Errors are one line naming the file, the
-line and the value: ``knock.csv: line 7: 'x' is not a number``.
+skipped; the first line holding anything may be a header (`streamconv.io.rows.is_header`: it
+holds no number, or fewer numbers than the line after it; the ``.csv`` stream uses the same
+rule); every row has the columns of the first. Errors are one line naming the file, the line,
+the value and its column: ``knock.csv: line 7: 'x' is not a number (column 1 (knock))``.
 """
 
 from __future__ import annotations

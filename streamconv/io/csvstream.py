@@ -8,9 +8,10 @@ keeps what a person wrote, so that the output reads like the input (`CsvLayout`)
 - **Separator**: ``,``, ``;`` or tab, whichever the first line holds most of (blanks when it
   holds none). With ``;``, numbers written with a decimal comma (``0,25``) are read as such and
   written back the same way.
-- **Header**: the first line is a header when it holds fewer numbers than the line after it
-  (or, alone in the file, anything that is not a number). It is written again on output, with
-  the ``#`` comment lines above it.
+- **Header**: the rule of every text array (`streamconv.io.rows.is_header`): the first line
+  is a header when it holds no number, or fewer numbers than the line after it (alone in the
+  file: when anything in it is not a number). It is written again on output, with the ``#``
+  comment lines above it.
 - **Data columns** are the channels: those ``--columns`` names (header names or 1-based
   numbers, comma-separated), or by default every column whose first value is a number and
   whose name is not a time (``t``, ``time``, ``timestamp``, ``date``, ``datetime``, ``ts``,
@@ -36,6 +37,7 @@ import numpy as np
 
 from streamconv.errors import UsageError
 from streamconv.io.base import Sink, Source, float_type
+from streamconv.io.rows import is_header, is_number, not_a_number
 
 _TIME_NAME = re.compile(
     r"^\s*(t|time|timestamp|date|datetime|ts|epoch|utc)(\s*[\[(_ -].*)?\s*$", re.IGNORECASE
@@ -46,16 +48,6 @@ _SEPARATORS = (",", ";", "\t")
 
 def _content(line: str) -> str:
     return line.split("#", 1)[0].strip()
-
-
-def _is_number(text: str, decimal_comma: bool = False) -> bool:
-    if decimal_comma:
-        text = text.replace(",", ".")
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def check_float_format(fmt: str) -> str:
@@ -203,14 +195,9 @@ class CsvSource(Source):
             raise UsageError(f"{self.name}: holds no samples")
         sep = _separator(content[0][1])
         fields = [self._split(sep, text) for _, text in content]
-        comma = sep == ";" and any("," in f and _is_number(f, True) for f in fields[-1])
-        numbers = [sum(_is_number(f, comma) for f in row) for row in fields]
-        if len(fields) == 2:
-            header = numbers[0] < numbers[1]
-        else:
-            header = numbers[0] < len(fields[0])
+        comma = sep == ";" and any("," in f and is_number(f, True) for f in fields[-1])
         names = None
-        if header:
+        if is_header(fields[0], fields[1] if len(fields) == 2 else None, comma):
             names = fields[0]
             preamble.append(first_raw)
             content, fields = content[1:], fields[1:]
@@ -227,7 +214,7 @@ class CsvSource(Source):
             data = [
                 i
                 for i, value in enumerate(fields[0])
-                if _is_number(value, comma) and not (names and _TIME_NAME.match(names[i]))
+                if is_number(value, comma) and not (names and _TIME_NAME.match(names[i]))
             ]
             if not data:
                 raise UsageError(
@@ -294,12 +281,8 @@ class CsvSource(Source):
     def _raise_bad_value(self, rows, fields):
         for (number, _), row in zip(rows, fields, strict=True):
             for i in self.layout.data:
-                if not _is_number(row[i], self.layout.decimal_comma):
-                    name = f" ({self.layout.names[i].strip()})" if self.layout.names else ""
-                    raise UsageError(
-                        f"{self.name}: line {number}: {row[i]!r} is not a number "
-                        f"(column {i + 1}{name})"
-                    )
+                if not is_number(row[i], self.layout.decimal_comma):
+                    raise not_a_number(self.name, number, row[i], i + 1, self.layout.names)
         raise UsageError(f"{self.name}: unreadable rows from line {rows[0][0]}")
 
     def passed_rows(self, frames: int):
