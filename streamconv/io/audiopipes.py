@@ -373,7 +373,7 @@ class PipeWavSink(Sink):
         self.channels = int(channels)
         self.subtype = subtype
         self.clipped = 0
-        _, self._bits, raw = _WAV_SUBTYPES[subtype]
+        raw = _WAV_SUBTYPES[subtype][2]  # None: 24-bit, packed by hand in _write
         self._dtype = None if raw is None else pcm.pcm_dtype(raw)
         self._header = wav_header(round(sample_rate), self.channels, subtype)
 
