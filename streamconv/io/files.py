@@ -23,7 +23,6 @@ from streamconv.errors import RuntimeFailure, UsageError
 from streamconv.io import pcm
 from streamconv.io.base import Sink, Source, float_type
 from streamconv.io.pipes import RawSink, RawSource
-from streamconv.locator import CSV_EXTENSIONS, RAW_EXTENSIONS, file_kind  # noqa: F401 (re-exported)
 
 _EXTENSION_ALIASES = {"aif": "AIFF", "aifc": "AIFF", "oga": "OGG", "opus": "OGG"}
 # Integer subtypes, as the integer type they are read and written through (bits of precision).

@@ -12,7 +12,7 @@ import numpy as np
 
 from streamconv.io import files
 from streamconv.io.base import Source
-from streamconv.locator import parse_locator
+from streamconv.locator import file_kind, parse_locator
 
 #: Frames per block from file to file: nobody waits for a block, and large blocks make the FFT
 #: engines cheaper ...
@@ -117,9 +117,9 @@ def source_subtype(source: Source, endpoint: Endpoint) -> str | None:
     subtype = getattr(source, "subtype", None)
     if subtype is not None:  # audio files, also on a pipe
         return subtype
-    if kind in ("pipe", "udp") or (kind == "file" and files.file_kind(endpoint.uri) == "raw"):
+    if kind in ("pipe", "udp") or (kind == "file" and file_kind(endpoint.uri) == "raw"):
         return files.pcm_subtype(endpoint.format)
-    if kind == "file" and files.file_kind(endpoint.uri) == "csv":
+    if kind == "file" and file_kind(endpoint.uri) == "csv":
         return "DOUBLE"
     return getattr(source, "subtype", None)
 
@@ -130,7 +130,7 @@ def sink_subtype(sink: Endpoint, source_subtype: str | None) -> str | None:
     file type can hold it."""
     if sink.audio_pipe:  # the pipe's writer takes the type's default where it must
         return sink.subtype or source_subtype
-    if sink.kind != "file" or files.file_kind(sink.uri) != "audio":
+    if sink.kind != "file" or file_kind(sink.uri) != "audio":
         return None
     if sink.subtype is not None:
         return sink.subtype
@@ -152,9 +152,9 @@ def work_dtype(source_dtype, sink: Endpoint, subtype: str | None) -> np.dtype:
         return np.dtype(np.float32)
     if sink.audio_pipe:
         return np.dtype(np.float64 if subtype in _WIDE_SUBTYPES else np.float32)
-    if kind == "file" and files.file_kind(sink.uri) == "csv":
+    if kind == "file" and file_kind(sink.uri) == "csv":
         return np.dtype(np.float32)  # text with as many digits as the samples carry
-    if kind == "file" and files.file_kind(sink.uri) == "audio":
+    if kind == "file" and file_kind(sink.uri) == "audio":
         if subtype is None:
             import soundfile as sf
 
