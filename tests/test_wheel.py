@@ -117,12 +117,15 @@ def test_wheel_installs_alone_and_filters_a_file(installed, tmp_path):
 def test_wheel_has_the_compiled_engine(installed):
     """The C extension was built into the wheel and runs there (not the numpy fallback)."""
     run = subprocess.run(
-        [installed / "python", "-c", "import numpy as np, streamconv as sc;"
-         "print(sc.Convolver(np.ones(300), block_size=64, channels=2).backend)"],
+        [installed / "python", "-I", "-c", "import numpy as np, streamconv as sc;"
+         "print(sc.Convolver(np.ones(300), block_size=64, channels=2).backend);"
+         "print(sc.__file__)"],
         capture_output=True, text=True, env=CLEAN_ENV,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
-    assert run.stdout.strip() == "compiled"
+    backend, where = run.stdout.split()
+    assert backend == "compiled"
+    assert Path(where).is_relative_to(installed.parent), where  # the wheel's, not the checkout's
 
 
 @pytest.mark.skipif(shutil.which("gcc") is None, reason="no C compiler: the wheel has no engine")
@@ -130,7 +133,7 @@ def test_wheel_carries_the_compiled_engine(installed):
     """Built where a compiler is (make deps installs gcc), the wheel holds the extension and it
     loads in the clean venv (its header comes from the sdist/MANIFEST)."""
     run = subprocess.run(
-        [installed / "python", "-c",
+        [installed / "python", "-I", "-c",
          "from streamconv.dsp import compiled; print(compiled.IMPORT_ERROR)"],
         capture_output=True, text=True, env=CLEAN_ENV,
     )  # fmt: skip
@@ -147,7 +150,7 @@ def test_wheel_gives_sound_devices_without_extras(installed):
     assert run.returncode == 0, run.stderr
     assert isinstance(json.loads(run.stdout), list)
     modules = subprocess.run(
-        [installed / "python", "-c", "import sounddevice, importlib.util as u;"
+        [installed / "python", "-I", "-c", "import sounddevice, importlib.util as u;"
          "print(u.find_spec('pyaudio') is None, u.find_spec('pytest') is None)"],
         capture_output=True, text=True, check=True, env=CLEAN_ENV,
     )  # fmt: skip
