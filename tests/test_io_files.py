@@ -106,6 +106,32 @@ def test_failed_job_leaves_nothing(tmp_path, name):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("name", ["out.wav", "out.csv", "out.raw"])
+def test_existing_output_is_replaced_whole(tmp_path, name):
+    """Over an existing file the new output is swapped in (`files._exchange`) and the old one
+    removed: one file, the new content, the usual permissions."""
+    path = tmp_path / name
+    for frames in (300, 100):
+        with open_sink(str(path), sample_rate=8000, channels=1, fmt="s16le") as sink:
+            sink.write(np.full((frames, 1), 0.25))
+    assert [p.name for p in tmp_path.iterdir()] == [name]
+    back = open_source(str(path), sample_rate=8000, channels=1, fmt="s16le")
+    assert back.read(1000).shape[0] == 100
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_exchange_needs_an_existing_target(tmp_path):
+    from streamconv.io.files import _exchange
+
+    (tmp_path / "a").write_text("a")
+    assert not _exchange(str(tmp_path / "a"), str(tmp_path / "b"))  # caller renames instead
+    (tmp_path / "b").write_text("b")
+    assert _exchange(str(tmp_path / "a"), str(tmp_path / "b"))
+    assert (tmp_path / "b").read_text() == "a" and (tmp_path / "a").read_text() == "b"
+
+
 def test_existing_output_survives_a_failed_job(tmp_path):
     path = tmp_path / "keep.wav"
     sf.write(path, np.ones(10) * 0.5, 8000)

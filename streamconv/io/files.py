@@ -90,6 +90,30 @@ _SFC_SET_ADD_PEAK_CHUNK = 0x1050  # sndfile.h
 _LIVE_TEMPS: set[str] = set()
 
 
+_RENAME_EXCHANGE = 2  # linux/fs.h
+_AT_FDCWD = -100
+
+
+def _exchange(new: str, old: str) -> bool:
+    """Swap the files at ``new`` and ``old`` atomically (Linux ``renameat2``); False where the
+    system cannot (or ``old`` does not exist), for the caller to rename instead.
+
+    Why not ``os.replace``: ext4 flushes a file renamed over another one to disk before the
+    rename returns (its ``auto_da_alloc`` heuristic), 0.05-0.1 s for 100 MB written; a swap
+    leaves the write-back to the kernel, as for a new file (streamconv never fsyncs an
+    output, `_PlainSoundFile`). The caller removes the old file, now at ``new``.
+    """
+    import ctypes
+
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    return (
+        renameat2(_AT_FDCWD, os.fsencode(new), _AT_FDCWD, os.fsencode(old), _RENAME_EXCHANGE) == 0
+    )
+
+
 def write_failure(name: str, exc: Exception, sndfile=None) -> RuntimeFailure:
     """The one-line error of a failed write to ``name``, naming the system's reason.
 
@@ -199,7 +223,12 @@ class AtomicFile:
         os.chmod(self.tmp_path, 0o666 & ~umask)
 
     def commit(self) -> None:
-        os.replace(self.tmp_path, self.path)
+        if _exchange(self.tmp_path, self.path):
+            # The file that was at `path`; one left by a failure here is a stale temporary.
+            with contextlib.suppress(OSError):
+                os.unlink(self.tmp_path)
+        else:
+            os.replace(self.tmp_path, self.path)
         _LIVE_TEMPS.discard(self.tmp_path)
 
     def discard(self) -> None:
@@ -322,15 +351,26 @@ class SoundFileSink(Sink):
         self.clipped = 0
         self._atomic = AtomicFile(path)
         try:
+            # Through a descriptor, not the path: libsndfile opens a path with O_TRUNC, and on
+            # ext4 closing a truncated file flushes it to disk first (auto_da_alloc, 0.09 s for
+            # 10 min of stereo float). mkstemp made the file, empty; nothing to truncate.
+            fd = os.open(self._atomic.tmp_path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as exc:
+            self._atomic.discard()
+            raise RuntimeFailure(f"{path}: cannot open: {exc.strerror}") from None
+        try:
             self._file = _PlainSoundFile(
-                self._atomic.tmp_path,
+                fd,
                 "w",
+                closefd=True,
                 samplerate=round(sample_rate),
                 channels=self.channels,
                 subtype=subtype,
                 format=fmt,
             )
         except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+            with contextlib.suppress(OSError):  # libsndfile closes it when its open fails
+                os.close(fd)
             self._atomic.discard()
             if _no_space_left(path):  # the header did not fit: not the user's mistake
                 raise RuntimeFailure(f"{path}: {os.strerror(errno.ENOSPC)}") from None
