@@ -138,6 +138,9 @@ def build_parser(only: str | None = None) -> _Parser:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     argv = sys.argv[1:] if argv is None else argv
+    if argv == ["--version"]:  # without building every command's parser (scipy: ~1 s)
+        print(f"streamconv {__version__}")
+        return 0
     parser = build_parser(argv[0] if argv and argv[0] in COMMAND_MODULES else None)
     args, extra = parser.parse_known_args(argv)
     if extra:  # named by the subcommand, whose --help lists its options

@@ -148,14 +148,15 @@ def test_version_and_usage_errors_do_not_load_numpy():
     from streamconv.io import chatter
 
     assert cli.VERBOSE_ENV == chatter.VERBOSE_ENV
-    code = (
-        "import sys\n"
-        "from streamconv.cli import main\n"
-        "try:\n"
-        "    main(['run', '--help'])\n"
-        "except SystemExit:\n"
-        "    pass\n"
-        "print('numpy' in sys.modules)\n"
-    )
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert run.stdout.strip().endswith("False"), run.stdout + run.stderr
+    for argv in (["run", "--help"], ["--version"]):
+        code = (
+            "import sys\n"
+            "from streamconv.cli import main\n"
+            "try:\n"
+            f"    main({argv!r})\n"
+            "except SystemExit:\n"
+            "    pass\n"
+            "print('numpy' in sys.modules)\n"
+        )
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert run.stdout.strip().endswith("False"), (argv, run.stdout + run.stderr)
