@@ -32,12 +32,11 @@ from scipy import fft as sp_fft
 
 from streamconv.dsp.detection import Detection
 from streamconv.dsp.segmented import SegmentedDetector
-from streamconv.dsp.thresholds import MadThreshold, Rule, _Track
+from streamconv.dsp.thresholds import DEFAULT_THRESHOLD, MadThreshold, Rule, _Track, template_rules
 from streamconv.dsp.window_sums import MAX_BLOCKS_PER_WINDOW, BlockSums, block_size_for
 
 __all__ = ["DEFAULT_THRESHOLD", "Detection", "Matcher"]
 
-DEFAULT_THRESHOLD = 0.7
 #: A window whose sum of squared deviations is below this fraction of its sum of squares
 #: (std below 1e-5 of its RMS, e.g. a DC level, a clipped stretch, silence) scores 0.
 FLAT_RTOL = 1e-10
@@ -53,16 +52,6 @@ def _group_blocks(lengths: list[int]) -> list[int]:
             group = b
         out[length] = group
     return [out[length] for length in lengths]
-
-
-def _per_template(value, names: list[str], what: str) -> dict:
-    if value is None or isinstance(value, Mapping):
-        value = dict(value or {})
-        unknown = sorted(set(value) - set(names))
-        if unknown:
-            raise ValueError(f"{what} names unknown templates: {', '.join(unknown)}")
-        return value
-    return dict.fromkeys(names, value)
 
 
 class Matcher(SegmentedDetector):
@@ -167,28 +156,14 @@ class Matcher(SegmentedDetector):
         self._on_scores = on_scores
         self.names = [str(n) for n in templates]
         self._templates = [self._check_template(n, t) for n, t in templates.items()]
-        if not (threshold is None or mad is None or isinstance(threshold, Mapping)
-                or isinstance(mad, Mapping)):  # fmt: skip
-            raise ValueError("give threshold or mad, not both")
-        thr = _per_template(threshold, self.names, "threshold")
-        mads = _per_template(mad, self.names, "mad")
-        # A single value is the default for the templates the other mapping does not name.
-        if not isinstance(threshold, Mapping):
-            thr = {n: v for n, v in thr.items() if n not in mads}
-        if not isinstance(mad, Mapping):
-            mads = {n: v for n, v in mads.items() if n not in thr}
-        dist = _per_template(min_distance, self.names, "min_distance")
-        self._rules = []
-        for i, name in enumerate(self.names):
-            if name in thr and name in mads:
-                raise ValueError(f"template {name!r}: give threshold or mad, not both")
-            if name in thr and not np.isfinite(thr[name]):
-                raise ValueError(f"template {name!r}: threshold must be finite")
-            d = int(dist.get(name, len(self._templates[i])))
-            if d < 1:
-                raise ValueError(f"template {name!r}: min_distance must be >= 1, got {d}")
-            fixed = None if name in mads else float(thr.get(name, DEFAULT_THRESHOLD))
-            self._rules.append(Rule(fixed, mads.get(name), d))
+        self._rules = [
+            Rule(fixed, k, len(t) if d is None else d)
+            for (fixed, k, d), t in zip(
+                template_rules(self.names, threshold, mad, min_distance),
+                self._templates,
+                strict=True,
+            )
+        ]
         self._mad_window = max(1, round(mad_window_s * self.sample_rate))
         self._mad_hop = max(1, round(mad_hop_s * self.sample_rate))
         if self._mad_hop > self._mad_window:

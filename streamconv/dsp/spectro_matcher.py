@@ -33,7 +33,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 from scipy import signal
 
-from streamconv.dsp.matcher import DEFAULT_THRESHOLD, FLAT_RTOL, Detection, _per_template
+from streamconv.dsp.matcher import FLAT_RTOL, Detection
 from streamconv.dsp.segmented import SegmentedDetector
 from streamconv.dsp.spectrogram import (
     SpectrogramParams,
@@ -42,7 +42,7 @@ from streamconv.dsp.spectrogram import (
     scaled,
     template_patch,
 )
-from streamconv.dsp.thresholds import MadThreshold, Rule, _Track
+from streamconv.dsp.thresholds import MadThreshold, Rule, _Track, template_rules
 
 __all__ = ["SpectroMatcher"]
 
@@ -148,33 +148,15 @@ class SpectroMatcher(SegmentedDetector):
     # -- setup -------------------------------------------------------------------------------
 
     def _threshold_rules(self, threshold, mad, min_distance) -> list[tuple]:
-        if not (threshold is None or mad is None or isinstance(threshold, Mapping)
-                or isinstance(mad, Mapping)):  # fmt: skip
-            raise ValueError("give threshold or mad, not both")
-        thr = _per_template(threshold, self.names, "threshold")
-        mads = _per_template(mad, self.names, "mad")
-        if not isinstance(threshold, Mapping):
-            thr = {n: v for n, v in thr.items() if n not in mads}
-        if not isinstance(mad, Mapping):
-            mads = {n: v for n, v in mads.items() if n not in thr}
-        dist = _per_template(min_distance, self.names, "min_distance")
-        rules = []
-        for name, patch in zip(self.names, self._patches, strict=True):
-            if name in thr and name in mads:
-                raise ValueError(f"template {name!r}: give threshold or mad, not both")
-            if name in thr and not np.isfinite(thr[name]):
-                raise ValueError(f"template {name!r}: threshold must be finite")
-            if dist.get(name) is None:
-                d = patch.frames
-            else:
-                if int(dist[name]) < 1:
-                    raise ValueError(
-                        f"template {name!r}: min_distance must be >= 1, got {dist[name]}"
-                    )
-                d = max(1, round(int(dist[name]) / self.hop))
-            fixed = None if name in mads else float(thr.get(name, DEFAULT_THRESHOLD))
-            rules.append((fixed, mads.get(name), d))
-        return rules
+        """`template_rules`, with min_distance in whole hops (default: the patch's frames)."""
+        return [
+            (fixed, k, patch.frames if d is None else max(1, round(d / self.hop)))
+            for (fixed, k, d), patch in zip(
+                template_rules(self.names, threshold, mad, min_distance),
+                self._patches,
+                strict=True,
+            )
+        ]
 
     def _setup(self, channels: int) -> None:
         if channels < 1:

@@ -11,13 +11,16 @@ peak tracker.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import numpy as np
 
 from streamconv.dsp.peaks import PeakTracker
 
-__all__ = ["MIN_MAD_THRESHOLD", "MadThreshold", "Rule"]
+__all__ = ["DEFAULT_THRESHOLD", "MIN_MAD_THRESHOLD", "MadThreshold", "Rule", "template_rules"]
+
+DEFAULT_THRESHOLD = 0.7
 
 #: The lowest threshold a MAD rule gives. Where the scores have no spread (digital silence, a
 #: constant signal: every score 0, MAD 0), ``k * MAD`` is 0 and every flat window would "reach"
@@ -41,6 +44,50 @@ class Rule(NamedTuple):
     threshold: float | None
     mad: float | None
     min_distance: int
+
+
+def _per_template(value, names: list[str], what: str) -> dict:
+    if value is None or isinstance(value, Mapping):
+        value = dict(value or {})
+        unknown = sorted(set(value) - set(names))
+        if unknown:
+            raise ValueError(f"{what} names unknown templates: {', '.join(unknown)}")
+        return value
+    return dict.fromkeys(names, value)
+
+
+def template_rules(
+    names: list[str], threshold, mad, min_distance
+) -> list[tuple[float | None, float | None, int | None]]:
+    """Each template's ``(threshold, mad, min_distance)`` from a matcher's arguments.
+
+    Each argument is one value for every template or a mapping of name to value. A single
+    value is the default for the templates the other mapping does not name; a template gets
+    ``DEFAULT_THRESHOLD`` when neither names it. ``min_distance`` is None where not given (the
+    matcher's own default applies), in the caller's units.
+    """
+    if not (threshold is None or mad is None or isinstance(threshold, Mapping)
+            or isinstance(mad, Mapping)):  # fmt: skip
+        raise ValueError("give threshold or mad, not both")
+    thr = _per_template(threshold, names, "threshold")
+    mads = _per_template(mad, names, "mad")
+    if not isinstance(threshold, Mapping):
+        thr = {n: v for n, v in thr.items() if n not in mads}
+    if not isinstance(mad, Mapping):
+        mads = {n: v for n, v in mads.items() if n not in thr}
+    dist = _per_template(min_distance, names, "min_distance")
+    rules: list[tuple[float | None, float | None, int | None]] = []
+    for name in names:
+        if name in thr and name in mads:
+            raise ValueError(f"template {name!r}: give threshold or mad, not both")
+        if name in thr and not np.isfinite(thr[name]):
+            raise ValueError(f"template {name!r}: threshold must be finite")
+        d = dist.get(name)
+        if d is not None and int(d) < 1:
+            raise ValueError(f"template {name!r}: min_distance must be >= 1, got {int(d)}")
+        fixed = None if name in mads else float(thr.get(name, DEFAULT_THRESHOLD))
+        rules.append((fixed, mads.get(name), None if d is None else int(d)))
+    return rules
 
 
 def _mad(x: np.ndarray) -> float:
