@@ -233,13 +233,6 @@ class Matcher(SegmentedDetector):
         reach, window, hop = self._context()
         return self.block_size + self._lmax - 1 + reach + (hop if window else 0)
 
-    def _context(self) -> tuple[int, int, int]:
-        """(peak reach, MAD window, MAD hop) in scores; ``(reach, 0, 1)`` without MAD."""
-        reach = max(d for _, _, d in self._rules) - 1
-        if any(k is not None for _, k, _ in self._rules):
-            return reach, self._mad_window, self._mad_hop
-        return reach, 0, 1
-
     @property
     def decided(self) -> int:
         """Stream sample before which every detection has been returned by `process`."""

@@ -35,6 +35,9 @@ class SegmentedDetector:
     _buf: np.ndarray
     _fill: int
     _pending: list[Detection]
+    _rules: list
+    _mad_window: int
+    _mad_hop: int
 
     # -- hooks of the matcher ------------------------------------------------------------------
 
@@ -53,6 +56,13 @@ class SegmentedDetector:
 
     def reset(self) -> None:
         raise NotImplementedError
+
+    def _context(self) -> tuple[int, int, int]:
+        """(peak reach, MAD window, MAD hop) in score steps; ``(reach, 0, 1)`` without MAD."""
+        reach = max(d for _, _, d in self._rules) - 1
+        if any(k is not None for _, k, _ in self._rules):
+            return reach, self._mad_window, self._mad_hop
+        return reach, 0, 1
 
     # -- streaming ---------------------------------------------------------------------------
 

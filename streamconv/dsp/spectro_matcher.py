@@ -181,13 +181,6 @@ class SpectroMatcher(SegmentedDetector):
         fixed, mad, frames = self._rules[self.names.index(name)]
         return Rule(fixed, mad, frames * self.hop)
 
-    def _context(self) -> tuple[int, int, int]:
-        """(peak reach, MAD window, MAD hop) in frames; ``(reach, 0, 1)`` without MAD."""
-        reach = max(d for _, _, d in self._rules) - 1
-        if any(k is not None for _, k, _ in self._rules):
-            return reach, self._mad_window, self._mad_hop
-        return reach, 0, 1
-
     @property
     def latency(self) -> int:
         """Upper bound, in frames (samples), on how late a detection is reported."""
