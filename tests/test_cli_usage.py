@@ -160,3 +160,21 @@ def test_version_and_usage_errors_do_not_load_numpy():
         )
         run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         assert run.stdout.strip().endswith("False"), (argv, run.stdout + run.stderr)
+
+
+def test_python_dash_m_runs_the_same_command_line(tmp_path):
+    """``python -m streamconv`` is the ``streamconv`` script: same output, same exit codes."""
+    run = subprocess.run(
+        [sys.executable, "-m", "streamconv", "--version"], capture_output=True, text=True
+    )
+    assert run.returncode == 0 and run.stdout.startswith("streamconv "), run.stderr
+    taps = tmp_path / "taps.txt"
+    taps.write_text("1\n2\n")
+    missing = tmp_path / "none.wav"
+    argv = ["filter", "-i", str(missing), "-o", str(tmp_path / "o.wav"), "--fir", str(taps)]
+    bad = subprocess.run(
+        [sys.executable, "-m", "streamconv", *argv], capture_output=True, text=True
+    )
+    assert bad.returncode == 2, bad.stderr
+    assert bad.stderr.startswith("error: ") and "none.wav" in bad.stderr
+    assert sorted(tmp_path.iterdir()) == [taps]  # no output file
