@@ -15,9 +15,12 @@ first bytes                 type         first bytes                 type
 
 Anything else is raw PCM, as before (``--format/--rate/--channels``); ``--type raw`` skips the
 look. libsndfile decodes the stream. It is given the pipe through a reader that keeps the first
-MiB, because libsndfile reads a header, then seeks back to its start; Ogg, whose reader seeks
-to the end of a file it believes seekable, is given a real pipe instead (libsndfile's own pipe
-mode, which cannot decode FLAC).
+MiB, because libsndfile reads a header, then seeks back to its start; a seek past what was read
+is only noted while the header is parsed (libsndfile's WAV reader skips the data chunk to look
+for chunks after it, then seeks back to the data), so a long or live stream is not read to its
+end first. A FLAC stream of unknown length (``flac -``, sox, ffmpeg and streamconv write one to
+a pipe) is read to its end. Ogg, whose reader seeks to the end of a file it believes seekable,
+is given a real pipe instead (libsndfile's own pipe mode, which cannot decode FLAC).
 
 ``-o -`` writes an audio file when ``--out-type`` (or ``--type``) names one, or when it is not
 given and the input is an audio file or stream (the same type). A pipe cannot be rewound to fill
@@ -126,6 +129,12 @@ class _RewindableReader:
     The length it reports is "huge" (a pipe has none); libsndfile then reads until the stream
     ends, and a header's length field of a stream written as sox writes it is not taken as a
     promise.
+
+    A seek forward past what was read is only noted: the bytes are skipped when a read comes
+    there. While libsndfile parses the header (`opening`), such a read answers "end of file"
+    instead: its WAV reader, believing the file seekable, skips the data chunk to look for
+    chunks after it, and then seeks back to the data. Skipping for real would read the whole
+    stream (and wait forever on a live one) and leave nothing to seek back to.
     """
 
     _HUGE = 1 << 62
@@ -133,8 +142,10 @@ class _RewindableReader:
     def __init__(self, head: bytes, stream):
         self._stream = stream
         self._kept = bytearray(head)
+        self._taken = len(head)  # bytes taken from the stream, the kept ones included
         self._pos = 0
         self._at_end = False
+        self.opening = True
 
     def _fill(self, upto: int) -> None:
         while len(self._kept) < upto:
@@ -142,6 +153,16 @@ class _RewindableReader:
             if not chunk:
                 break
             self._kept += chunk
+        self._taken = max(self._taken, len(self._kept))
+
+    def _skip_to_pos(self) -> bool:
+        """Take the bytes up to `_pos` from the stream; False at its end."""
+        while self._taken < self._pos:
+            chunk = self._stream.read(min(1 << 16, self._pos - self._taken))
+            if not chunk:
+                return False
+            self._taken += len(chunk)
+        return True
 
     def read(self, n: int) -> bytes:
         out = b""
@@ -152,8 +173,11 @@ class _RewindableReader:
             n -= len(out)
             if not n or len(self._kept) < _KEEP:
                 return out
+        if self._pos > self._taken and (self.opening or not self._skip_to_pos()):
+            return out  # a noted seek past the end of what was read (see the class)
         data = self._stream.read(n) if n else b""
         self._pos += len(data)
+        self._taken += len(data)
         return out + data
 
     def tell(self) -> int:
@@ -165,14 +189,12 @@ class _RewindableReader:
             return self._HUGE
         self._at_end = False
         target = offset if whence == 0 else self._pos + offset
-        if target < self._pos and self._pos > _KEEP:
-            raise OSError("a pipe cannot be read again")
+        if target < self._taken and self._taken > _KEEP and target != self._pos:
+            raise OSError("a pipe cannot be read again")  # only the first _KEEP bytes are kept
         if target <= _KEEP:
             self._fill(target)
-            self._pos = min(target, len(self._kept))
-        else:
-            while self._pos < target and self.read(min(1 << 16, target - self._pos)):
-                pass
+            target = min(target, len(self._kept))
+        self._pos = target
         return self._pos
 
 
@@ -216,7 +238,13 @@ class AudioPipeSource(SoundFileSource):
                 self._feeder.start()
                 self._file = sf.SoundFile(read_fd, closefd=True)
             else:
-                self._file = sf.SoundFile(_RewindableReader(head, stream))
+                reader = _RewindableReader(head, stream)
+                self._file = sf.SoundFile(reader)
+                reader.opening = False
+                # soundfile asks libsndfile where it is and seeks there again around each read
+                # of a file it believes seekable (a virtual one is); at the end of a FLAC stream
+                # of unknown length that seek fails (the decoder is at its end). A pipe is not.
+                self._file._info.seekable = 0
         except (sf.LibsndfileError, RuntimeError) as exc:
             reason = getattr(exc, "error_string", None) or str(exc)
             if not head:
