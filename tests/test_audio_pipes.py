@@ -3,32 +3,18 @@ stdout, by ``--type`` or by the stream's header, exact to the sample."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 import soundfile as sf
+from pipe_tools import STREAMCONV, TAPS_8THS, oracle16, shell
 
 from streamconv.io.audiopipes import sniff, wav_header
 
 SOX = shutil.which("sox")
 needs_sox = pytest.mark.skipif(SOX is None, reason="sox is not installed (make deps installs it)")
-# Dyadic taps: with 16-bit input every product and sum is exact in float32, so the direct
-# engine's output is exact and its rounding to 16 bits is known exactly (np.rint of eighths).
-TAPS_8THS = np.array([4, 2, 1])
-STREAMCONV = [sys.executable, "-m", "streamconv.cli"]
-
-
-def _shell(cmd: str, cwd) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    sc = " ".join(STREAMCONV)
-    return subprocess.run(
-        ["bash", "-o", "pipefail", "-c", cmd.replace("streamconv ", sc + " ")],
-        cwd=cwd, capture_output=True, env=env, timeout=120,
-    )  # fmt: skip
 
 
 @pytest.fixture
@@ -40,17 +26,11 @@ def song(tmp_path, rng):
     return x
 
 
-def _oracle16(x: np.ndarray) -> np.ndarray:
-    """The filter's output rounded to 16 bits, in integers (exact: eighths of an LSB)."""
-    y8 = np.stack([np.convolve(x[:, c].astype(np.int64), TAPS_8THS)[: len(x)] for c in (0, 1)], 1)
-    return np.clip(np.rint(y8 / 8), -32768, 32767).astype(np.int16)
-
-
 @needs_sox
 @pytest.mark.parametrize("block", ["1024", "7", "4099"])
 def test_readme_pipe_sox_wav_in_wav_out_exact(tmp_path, song, block):
     """The README's line: sox in.flac -t wav - | streamconv ... -o - | sox -t wav - out.flac."""
-    run = _shell(
+    run = shell(
         "sox in.flac -t wav - | streamconv filter -i - --type wav --fir taps.txt --method direct"
         f" --block {block} -o - | sox -t wav - out.flac",
         tmp_path,
@@ -59,7 +39,7 @@ def test_readme_pipe_sox_wav_in_wav_out_exact(tmp_path, song, block):
     assert b"sox WARN" not in run.stderr and b"sox FAIL" not in run.stderr
     y, rate = sf.read(tmp_path / "out.flac", dtype="int16")
     assert rate == 48000 and sf.info(tmp_path / "out.flac").subtype == "PCM_16"
-    np.testing.assert_array_equal(y, _oracle16(song))
+    np.testing.assert_array_equal(y, oracle16(song))
 
 
 @needs_sox
@@ -76,20 +56,20 @@ def test_types_found_by_header_exact(tmp_path, song, producer, out_type, reader)
     """No --type: the header says what comes; sox's unknown-length WAV (from a raw input)
     is read to its real end."""
     (tmp_path / "in.raw").write_bytes(song.astype("<i2").tobytes())
-    run = _shell(
+    run = shell(
         f"{producer} | streamconv filter -i - --fir taps.txt --method direct {out_type} -o - "
         f"| sox {reader} -b 16 out.wav",
         tmp_path,
     )
     assert run.returncode == 0, run.stderr.decode()
     y = sf.read(tmp_path / "out.wav", dtype="int16")[0]
-    np.testing.assert_array_equal(y, _oracle16(song))
+    np.testing.assert_array_equal(y, oracle16(song))
 
 
 @needs_sox
 def test_ogg_through_pipes(tmp_path, song):
     """Ogg Vorbis is lossy: the frame count and the level come through."""
-    run = _shell(
+    run = shell(
         "sox in.flac -t ogg - | streamconv filter -i - --fir taps.txt -o - | sox -t ogg - o.wav",
         tmp_path,
     )
@@ -105,7 +85,7 @@ def test_float_wav_on_a_pipe_matches_the_file_job_exactly(tmp_path, rng):
     sf.write(tmp_path / "in.wav", x, 44100, subtype="FLOAT")
     np.savetxt(tmp_path / "taps.txt", rng.normal(size=300) / 200)  # no sample reaches 1.0
     common = "--fir taps.txt --block 1024"
-    run = _shell(
+    run = shell(
         f"streamconv filter -i in.wav -o file.wav {common} && "
         f"cat in.wav | streamconv filter -i - {common} -o - | cat > pipe.wav",
         tmp_path,
@@ -191,14 +171,14 @@ def test_pipe_type_errors_are_one_line(tmp_path, stdin, args, message):
 def test_a_type_that_cannot_stream_goes_to_stdout_as_wav(tmp_path, song):
     """An AIFF input and `-o -` without --out-type: WAV comes out (AIFF needs its length in
     the header), with the input's 16-bit samples."""
-    run = _shell(
+    run = shell(
         "sox in.flac in.aiff && streamconv filter -i in.aiff --fir taps.txt --method direct "
         "-o - | sox -t wav - out.wav",
         tmp_path,
     )
     assert run.returncode == 0, run.stderr.decode()
     assert sf.info(tmp_path / "out.wav").subtype == "PCM_16"
-    np.testing.assert_array_equal(sf.read(tmp_path / "out.wav", dtype="int16")[0], _oracle16(song))
+    np.testing.assert_array_equal(sf.read(tmp_path / "out.wav", dtype="int16")[0], oracle16(song))
 
 
 @pytest.fixture
@@ -230,14 +210,14 @@ def test_long_streams_on_pipes_exact(tmp_path, long_song, producer):
     """Longer than the reader keeps of a stream's start: libsndfile's WAV reader skips the data
     chunk to look past it (the skip is only noted while it parses the header), and a FLAC stream
     of unknown length is read to its end (once the xfail of test_io_contract)."""
-    run = _shell(
+    run = shell(
         f"{producer} | streamconv filter -i - --fir taps.txt --method direct --out-type wav "
         "-o - | sox -t wav - out.flac",
         tmp_path,
     )
     assert run.returncode == 0, run.stderr.decode()
     y = sf.read(tmp_path / "out.flac", dtype="int16")[0]
-    np.testing.assert_array_equal(y, _oracle16(long_song))
+    np.testing.assert_array_equal(y, oracle16(long_song))
 
 
 def test_a_live_wav_stream_is_not_read_to_its_end_before_the_first_block(tmp_path, long_song):
@@ -263,3 +243,36 @@ def test_a_live_wav_stream_is_not_read_to_its_end_before_the_first_block(tmp_pat
         proc.stderr.close()
     y = sf.read(tmp_path / "out.wav", dtype="int16")[0]
     np.testing.assert_array_equal(y, long_song[:48000])
+
+
+class _Dribble:
+    """An unbuffered pipe as the runner reads stdin: each read returns at most what a writer
+    put in at a time (here 1 to 1000 bytes, often cutting a sample in two)."""
+
+    def __init__(self, data: bytes, seed: int):
+        self._data, self._pos = data, 0
+        self._sizes = np.random.default_rng(seed).integers(1, 1000, 1 << 16)
+
+    def read(self, n: int) -> bytes:
+        size = min(n, int(self._sizes[self._pos % len(self._sizes)]))
+        out = self._data[self._pos : self._pos + size]
+        self._pos += len(out)
+        return out
+
+
+@pytest.mark.parametrize(("kind", "subtype"), [("WAV", "PCM_24"), ("WAV", "PCM_16"),
+                                               ("FLAC", "PCM_24"), ("WAV", "DOUBLE")])  # fmt: skip
+def test_short_reads_from_the_pipe_lose_nothing(tmp_path, rng, kind, subtype):
+    """libsndfile takes a short read as whole samples: the reader gives it whole reads."""
+    from streamconv.io.locators import open_source
+
+    x = rng.integers(-(2**23), 2**23, (300000, 2)) / 2**23  # past the first MiB, kept
+    path = tmp_path / f"in.{kind.lower()}"
+    sf.write(path, x, 48000, format=kind, subtype=subtype)
+    expected = sf.read(path)[0]
+    src = open_source("-", stdin=_Dribble(path.read_bytes(), 5), file_type=None)
+    blocks = []
+    while len(block := src.read(4096)):
+        blocks.append(block)
+    src.close()
+    np.testing.assert_array_equal(np.concatenate(blocks), expected)

@@ -97,6 +97,7 @@ def check_type(name: str | None, option: str = "--type") -> str | None:
 
 
 def _read_head(stream, n: int) -> bytes:
+    """`n` bytes of `stream`, fewer only at its end."""
     parts, have = [], 0
     while have < n:
         chunk = stream.read(n - have)
@@ -175,7 +176,10 @@ class _RewindableReader:
                 return out
         if self._pos > self._taken and (self.opening or not self._skip_to_pos()):
             return out  # a noted seek past the end of what was read (see the class)
-        data = self._stream.read(n) if n else b""
+        # Whole reads: libsndfile takes a short one as whole samples and drops the bytes of a
+        # sample cut in two (the rest of the stream then misaligned), and the runner gives us
+        # stdin unbuffered, where a read returns what the pipe holds at the moment.
+        data = _read_head(self._stream, n) if n else b""
         self._pos += len(data)
         self._taken += len(data)
         return out + data
