@@ -11,10 +11,11 @@ STAMP := $(VENV)/.installed-test
 # soundfile's wheel), gcc and the Python headers for the compiled engine (streamconv/dsp/
 # _fastconv.c; without them the install still works, on the slower numpy engine). Testing adds:
 # PyAudio's build (portaudio19-dev), JACK for the device tests, sox for the pipe tests and
-# benchmarks, systemd-container for the unit tests, chromium and chromium-driver for the
-# dashboard's browser test, mosquitto for the MQTT output's tests.
+# benchmarks, ffmpeg and flac for the pipe tests (the other ends users put there; ffmpeg is
+# ~275 MB with its libraries), systemd-container for the unit tests, chromium and
+# chromium-driver for the dashboard's browser test, mosquitto for the MQTT output's tests.
 RUN_DEB_PACKAGES := python3-venv libportaudio2 gcc python3-dev
-DEB_PACKAGES := $(RUN_DEB_PACKAGES) portaudio19-dev jackd2 sox systemd-container \
+DEB_PACKAGES := $(RUN_DEB_PACKAGES) portaudio19-dev jackd2 sox ffmpeg flac systemd-container \
 	chromium chromium-driver mosquitto
 EXAMPLE := examples/data/example.wav
 
