@@ -169,6 +169,21 @@ def parse_locator(text: str, base_dir: str | None = None) -> Locator:
     return Locator(text, "file", path=path, file_kind=file_kind(path))
 
 
+def same_file(a: Locator, b: Locator) -> bool:
+    """Whether two locators name one file, by any spelling (``./``, ``~``, a link, a hard link).
+
+    A job whose output is its input file is refused (``streamconv filter`` and a config alike):
+    the output, written as the input is read, would replace it. A file that does not exist yet
+    is no other one.
+    """
+    if a.kind != "file" or b.kind != "file" or a.path is None or b.path is None:
+        return False
+    try:
+        return a.path == b.path or os.path.samefile(a.path, b.path)
+    except OSError:  # one of them does not exist
+        return False
+
+
 def parse_host_port(text: str) -> tuple[str, int]:
     """``HOST:PORT`` or ``[V6ADDR]:PORT`` -> ``(host, port)``, the host without brackets.
 

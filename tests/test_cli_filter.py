@@ -228,3 +228,24 @@ def test_ctrl_c_on_a_silent_pipe_keeps_the_output_and_exits_130(tmp_path, rng):
     assert sf.info(out).subtype == "FLOAT"  # a raw f32 source gives a float file
     np.testing.assert_allclose(y, scipy.signal.lfilter(h, [1], x[:, 0]), atol=1e-6)
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".out.wav")]
+
+
+@pytest.mark.parametrize(
+    "spelling", ["in.wav", "./in.wav", "ABS", "~/in.wav", "link.wav", "hard.wav"]
+)
+def test_output_that_is_the_input_file_is_refused(workdir, spelling, capsys, monkeypatch):
+    """As a config whose sink is its source (and as ffmpeg): one line naming the file, exit 2,
+    the input untouched; by any spelling of the same file."""
+    monkeypatch.chdir(workdir)
+    monkeypatch.setenv("HOME", str(workdir))
+    os.symlink("in.wav", workdir / "link.wav")
+    os.link(workdir / "in.wav", workdir / "hard.wav")
+    before = (workdir / "in.wav").read_bytes()
+    out = str(workdir / "in.wav") if spelling == "ABS" else spelling
+    code, err = _cli(["-i", "in.wav", "--fir", "h.txt", "-o", out], capsys)
+    assert code == 2 and err == (
+        f"error: {out}: is the input file; the output would overwrite the input "
+        "(write another file, then rename it)\n"
+    )
+    assert (workdir / "in.wav").read_bytes() == before
+    assert not [p for p in os.listdir(workdir) if p.startswith(".")]

@@ -137,6 +137,7 @@ def run(args) -> int:
     from streamconv.progress import RunProgress
     from streamconv.runner import Endpoint, Runner, clip_warning, stop_on_signals
 
+    _refuse_overwriting_the_input(args.input, args.output)
     asked = argparse.Namespace(**vars(args))  # as given, before a config fills options in
     if args.config is not None:
         taps, taps_rate, origin = _from_config(args)
@@ -188,6 +189,23 @@ def run(args) -> int:
     _report(result, args.stats or runner.source_endpoint.kind == "device"
             or runner.sink_endpoint.kind == "device", clip_warning)  # fmt: skip
     return 130 if result.stopped else 0
+
+
+def _refuse_overwriting_the_input(source: str, sink: str) -> None:
+    """``-o`` naming the ``-i`` file (by any spelling) is refused, as a config whose sink is its
+    source is, and as ffmpeg refuses it: filtering a file into itself is more often a slip
+    than meant, and a sox user who meant it writes another file and renames it."""
+    from streamconv.locator import parse_locator, same_file
+
+    try:
+        same = same_file(parse_locator(source), parse_locator(sink))
+    except ValueError:
+        return  # a malformed locator: the runner says what is wrong with it
+    if same:
+        raise UsageError(
+            f"{sink}: is the input file; the output would overwrite the input "
+            "(write another file, then rename it)"
+        )
 
 
 def _report(result, verbose: bool, clip_warning) -> None:

@@ -18,7 +18,7 @@ from streamconv.config.models import Config
 from streamconv.config.parse import Path, Problem, format_path
 from streamconv.errors import UsageError
 from streamconv.io.csvstream import CsvSource
-from streamconv.locator import Locator, parse_locator
+from streamconv.locator import Locator, parse_locator, same_file
 
 _ALIASES = {"aif": "AIFF", "aifc": "AIFF", "oga": "OGG", "opus": "OGG"}
 PCM_BYTES = {"s16le": 2, "s32le": 4, "f32le": 4, "f64le": 8}
@@ -135,18 +135,13 @@ def _describe(loc: Locator) -> str:
     )
 
 
-def _same_file(source_uri: str, base: str, path: str) -> bool:
-    """Whether the source locator names the file at `path` (any spelling, ``~``, a link)."""
+def _same_file(source_uri: str, base: str, sink: Locator) -> bool:
+    """Whether the source locator names the sink's file (`streamconv.locator.same_file`)."""
     try:
         source = parse_locator(source_uri, base)
     except ValueError:
         return False  # said for the source
-    if source.kind != "file":
-        return False
-    try:
-        return source.uri == path or os.path.samefile(source.uri, path)
-    except OSError:  # the sink does not exist yet
-        return False
+    return same_file(source, sink)
 
 
 def resolve_sink(
@@ -162,7 +157,7 @@ def resolve_sink(
         out.add(("sink", "format"), f"required for a {_describe(loc)} sink")
     if loc.kind == "file":
         check_output_dir(loc.uri, ("sink", "uri"), out, " for the output file")
-        if _same_file(cfg.source.uri, base, loc.uri):
+        if _same_file(cfg.source.uri, base, loc):
             out.add(("sink", "uri"), "is the source file; the output would overwrite the input")
         if loc.file_kind == "audio":
             ext = os.path.splitext(loc.uri)[1].lower().lstrip(".")
