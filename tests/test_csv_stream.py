@@ -83,14 +83,19 @@ def test_columns_by_name_and_number_others_pass_through(tmp_path, rng):
         np.testing.assert_allclose(got, want, rtol=1e-15, atol=1e-13)  # %.17g: exact
 
 
-@pytest.mark.parametrize(("sep", "decimal"), [(";", ","), ("\t", "."), (";", "."), (",", ".")])
-def test_separators_and_decimal_comma_round_trip(tmp_path, rng, sep, decimal):
+@pytest.mark.parametrize(
+    ("sep", "decimal"), [(";", ","), ("\t", ","), ("\t", "."), (";", "."), (",", ".")]
+)
+@pytest.mark.parametrize("header", [True, False])
+def test_separators_and_decimal_comma_round_trip(tmp_path, rng, sep, decimal, header):
     x = _sensor(rng, 60, 2)
     fmt = [f"{a:.2f}".replace(".", decimal) + sep + f"{b:.2f}".replace(".", decimal) for a, b in x]
-    text = f"x{sep}y\n" + "".join(line + "\n" for line in fmt)
+    text = (f"x{sep}y\n" if header else "") + "".join(line + "\n" for line in fmt)
     code, out = _run(tmp_path, text)
-    assert code == 0 and out[0] == f"x{sep}y"
-    rows = [line.split(sep) for line in out[1:]]
+    assert code == 0
+    if header:
+        assert out.pop(0) == f"x{sep}y"
+    rows = [line.split(sep) for line in out]
     assert all(len(r) == 2 for r in rows)
     want = _oracle(x)
     _as_written([r[0] for r in rows], want[:, 0], 2, decimal)
@@ -140,3 +145,46 @@ def test_bad_csv_use_is_one_error_line(tmp_path, capsys, args, text, message):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
     assert not (tmp_path / "out.csv").exists()
+
+
+ONE_RULE = [
+    "x,y\n0.5,1.25\n-1,2\n",
+    "x;y\n0,5;1,25\n-1;2\n",
+    "0,5;1,25\n-1;2\n",
+    "x\ty\n0,5\t1,25\n-1\t2\n",
+    "x\ty\n0.5\t1.25\n-1\t2\n",
+    "0.5 1.25\n-1\t 2\n",
+    "# a comment\n\nx;y\n0,5;1.25\n-1;2e0\n",
+]
+
+
+@pytest.mark.parametrize("text", ONE_RULE)
+def test_one_column_rule_for_taps_and_the_csv_stream(tmp_path, text):
+    """The same file reads as the same numbers as taps (`read_array`) and as a `.csv` stream:
+    one rule (`streamconv.io.rows.columns_of`) splits both."""
+    from streamconv.io.arrays import read_array
+
+    (tmp_path / "a.csv").write_text(text)
+    taps, _ = read_array(str(tmp_path / "a.csv"))
+    src = open_source(str(tmp_path / "a.csv"), sample_rate=10)
+    stream = src.read(100)
+    src.close()
+    np.testing.assert_array_equal(taps, [[0.5, 1.25], [-1, 2]])
+    np.testing.assert_array_equal(stream, taps)
+
+
+@pytest.mark.parametrize("text", ["1,2\n3;4\n", "1\t2\n3 4\n"])
+def test_one_column_rule_refuses_the_same_mixed_separators(tmp_path, text):
+    """A line split otherwise than the first is the same error in both places."""
+    from streamconv.errors import UsageError
+    from streamconv.io.arrays import read_array
+
+    path = tmp_path / "a.csv"
+    path.write_text(text)
+    with pytest.raises(UsageError) as taps:
+        read_array(str(path))
+    src = open_source(str(path), sample_rate=10)
+    with pytest.raises(UsageError) as stream:
+        src.read(100)
+    src.close()
+    assert str(taps.value) == str(stream.value) == f"{path}: line 2: 1 columns, expected 2"

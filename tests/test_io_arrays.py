@@ -25,8 +25,14 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
         ("knock\n1\n2\n", [[1], [2]]),  # a header
         ("# made by hand\n\nx,y\n1,2\n3,4\n", [[1, 2], [3, 4]]),  # header after a comment
         ("1;2\n3;4\n", [[1, 2], [3, 4]]),
-        ("1\t2\n3 4  # inline comment\n", [[1, 2], [3, 4]]),
+        ("1\t2\n3\t4  # inline comment\n", [[1, 2], [3, 4]]),
+        ("1 2\n3\t 4  # blanks: spaces and tabs alike\n", [[1, 2], [3, 4]]),
         ("1, 2\n\n3 ,4\n", [[1, 2], [3, 4]]),
+        # decimal commas beside ; or tab, in the header's file too, mixed with points
+        ("0,5;1,25\n-2,5e-1;3\n", [[0.5, 1.25], [-0.25, 3]]),
+        ("a\tb\n0,5\t1,25\n0.75\t2\n", [[0.5, 1.25], [0.75, 2]]),
+        ("x;y\n1;2\n0,5;1\n", [[1, 2], [0.5, 1]]),
+        ("1,5\n2,5\n", [[1, 5], [2, 5]]),  # a lone column: a comma separates (documented)
         ("-1e-3\n+2.5E2\n", [[-0.001], [250.0]]),
     ],
 )
@@ -42,9 +48,11 @@ def test_text_rules(tmp_path, text, expected, ext):
 BAD = [
     # (content, line, message after "NAME: ")
     ("time\n1\n2\nx\n", "line 4: 'x' is not a number (column 1 (time))"),
-    ("# c\n\n1,2\n3,4\n5;y\n", "line 5: 'y' is not a number (column 2)"),
+    ("# c\n\n1,2\n3,4\n5,y\n", "line 5: 'y' is not a number (column 2)"),
     ("a,b\nc,d\n", "line 2: 'c' is not a number (column 1 (a))"),  # one header line at most
     ("1,2\n3,4\n5\n", "line 3: 1 columns, expected 2"),
+    ("1,2\n3;4\n", "line 2: 1 columns, expected 2"),  # the first line's separator holds
+    ("1\t2\n3 4\n", "line 2: 1 columns, expected 2"),
     ("h\n# nothing\n", "holds no samples"),
     ("1\nnan\n", "NaN or Inf sample at frame 1"),
 ]

@@ -6,12 +6,14 @@
 anything else          an audio file through libsndfile; it carries its sample rate
 =====================  ==================================================================
 
-Text rules (`streamconv.io.rows`), the same for ``--fir``, ``match -t`` and a config's files:
-columns are split by commas, semicolons or blanks; blank lines and ``#`` comments are
-skipped; the first line holding anything may be a header (`streamconv.io.rows.is_header`: it
-holds no number, or fewer numbers than the line after it; the ``.csv`` stream uses the same
-rule); every row has the columns of the first. Errors are one line naming the file, the line,
-the value and its column: ``knock.csv: line 7: 'x' is not a number (column 1 (knock))``.
+Text rules (`streamconv.io.rows`), the same for ``--fir``, ``match -t``, a config's files and
+the ``.csv`` stream: the first line holding anything decides the separator (`columns_of`:
+``;`` or tab when it holds one, else ``,``, else blanks; with ``;`` or tab, ``0,25`` is a
+number with a decimal comma); blank lines and ``#`` comments are skipped; the first line
+holding anything may be a header (`streamconv.io.rows.is_header`: it holds no number, or fewer
+numbers than the line after it); every row has the columns of the first. Errors are one line
+naming the file, the line, the value and its column: ``knock.csv: line 7: 'x' is not a number
+(column 1 (knock))``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import numpy as np
 
 from streamconv.errors import UsageError
 from streamconv.io import files
-from streamconv.io.rows import RowParser, header_end
+from streamconv.io.rows import RowParser, layout_of
 
 __all__ = ["TEXT_EXTENSIONS", "read_array"]
 
@@ -41,11 +43,12 @@ def _read_text(path: str) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "input contained no data"
         with contextlib.suppress(ValueError):
-            skip = header_end(lines[:1000])
-            plain = text.replace(",", " ").replace(";", " ")
+            rule, skip = layout_of(lines[:1000])
+            plain = text.replace(",", ".") if rule.commas_are_decimal else text
             data = np.loadtxt(
-                io.StringIO(plain), comments="#", ndmin=2, dtype=np.float64, skiprows=skip
-            )
+                io.StringIO(plain), comments="#", ndmin=2, dtype=np.float64, skiprows=skip,
+                delimiter=None if rule.separator == " " else rule.separator,
+            )  # fmt: skip
             if data.size:
                 return data
     return RowParser(path).parse(lines)

@@ -1,13 +1,14 @@
 """``.csv`` sensor data as a stream: data columns filtered, the rest passed through as written.
 
 Reading (`CsvSource`) follows the rules of every text array of streamconv (``streamconv.io.rows``
-for taps and templates): blank lines and ``#`` comments are skipped, the first line holding
-anything may be a header, every row has the columns of the first. On top of that a stream file
-keeps what a person wrote, so that the output reads like the input (`CsvLayout`):
+for taps and templates): one column rule, blank lines and ``#`` comments skipped, the first
+line holding anything may be a header, every row has the columns of the first. On top of that
+a stream file keeps what a person wrote, so that the output reads like the input (`CsvLayout`):
 
-- **Separator**: ``,``, ``;`` or tab, whichever the first line holds most of (blanks when it
-  holds none). With ``;``, numbers written with a decimal comma (``0,25``) are read as such and
-  written back the same way.
+- **Separator** (`streamconv.io.rows.columns_of`, as for taps and templates): ``;`` or tab
+  when the first line holds one (the one it holds more of), else ``,``, else blanks. With ``;``
+  or tab a comma in a number is its decimal mark (``0,25``); numbers written so in the first
+  lines are written back the same way.
 - **Header**: the rule of every text array (`streamconv.io.rows.is_header`): the first line
   is a header when it holds no number, or fewer numbers than the line after it (alone in the
   file: when anything in it is not a number). It is written again on output, with the ``#``
@@ -37,17 +38,12 @@ import numpy as np
 
 from streamconv.errors import UsageError
 from streamconv.io.base import Sink, Source, float_type
-from streamconv.io.rows import is_header, is_number, not_a_number
+from streamconv.io.rows import Columns, columns_of, content, is_header, not_a_number
 
 _TIME_NAME = re.compile(
     r"^\s*(t|time|timestamp|date|datetime|ts|epoch|utc)(\s*[\[(_ -].*)?\s*$", re.IGNORECASE
 )
 _DECIMALS = re.compile(r"^\s*[-+]?\d*[.,]?(\d*)\s*$")
-_SEPARATORS = (",", ";", "\t")
-
-
-def _content(line: str) -> str:
-    return line.split("#", 1)[0].strip()
 
 
 def check_float_format(fmt: str) -> str:
@@ -66,10 +62,8 @@ class CsvLayout:
 
     Attributes
     ----------
-    separator : str
-        ``","``, ``";"``, ``"\\t"`` or ``" "`` (blanks).
-    decimal_comma : bool
-        Numbers are written ``0,25`` (with ``;`` separators).
+    rule : streamconv.io.rows.Columns
+        The file's separator and whether its numbers are written ``0,25``.
     preamble : list of str
         The comment lines above the header and the header line, as written.
     names : list of str or None
@@ -82,26 +76,27 @@ class CsvLayout:
         A printf format per data column.
     """
 
-    def __init__(self, separator, decimal_comma, preamble, names, columns, data, formats):
-        self.separator = separator
-        self.decimal_comma = decimal_comma
+    def __init__(self, rule: Columns, preamble, names, columns, data, formats):
+        self.rule = rule
         self.preamble = preamble
         self.names = names
         self.columns = columns
         self.data = data
         self.formats = formats
 
+    @property
+    def separator(self) -> str:
+        """``","``, ``";"``, ``"\\t"`` or ``" "`` (blanks)."""
+        return self.rule.separator
+
+    @property
+    def decimal_comma(self) -> bool:
+        """Numbers are written ``0,25`` (with ``;`` or tab separators)."""
+        return self.rule.decimal_comma
+
     def split(self, text: str) -> list[str]:
         """The fields of a content line."""
-        if self.separator == " ":
-            return text.split()
-        return text.split(self.separator)
-
-
-def _separator(text: str) -> str:
-    counts = [(text.count(sep), sep) for sep in _SEPARATORS]
-    best = max(counts)
-    return best[1] if best[0] else " "
+        return self.rule.split(text)
 
 
 def _precision(values: list[str], decimal_comma: bool) -> str:
@@ -178,35 +173,34 @@ class CsvSource(Source):
 
     def _start(self, columns: str | None) -> None:
         preamble: list[str] = []  # comment lines above the header
-        content: list[tuple[int, str]] = []  # (number, text) of rows
+        lines: list[tuple[int, str]] = []  # (number, text) of rows
         first_raw = ""
-        while len(content) < 2:
+        while len(lines) < 2:
             raw = self._file.readline()
             if not raw:
                 break
             self._line += 1
-            text = _content(raw)
+            text = content(raw)
             if text:
-                content.append((self._line, text))
+                lines.append((self._line, text))
                 first_raw = first_raw or raw.rstrip("\r\n")
-            elif not content and raw.strip():
+            elif not lines and raw.strip():
                 preamble.append(raw.rstrip("\r\n"))
-        if not content:
+        if not lines:
             raise UsageError(f"{self.name}: holds no samples")
-        sep = _separator(content[0][1])
-        fields = [self._split(sep, text) for _, text in content]
-        comma = sep == ";" and any("," in f and is_number(f, True) for f in fields[-1])
+        rule = columns_of(*(text for _, text in lines))
+        fields = [rule.split(text) for _, text in lines]
         names = None
-        if is_header(fields[0], fields[1] if len(fields) == 2 else None, comma):
+        if is_header(fields[0], fields[1] if len(fields) == 2 else None, rule.commas_are_decimal):
             names = fields[0]
             preamble.append(first_raw)
-            content, fields = content[1:], fields[1:]
-        if not content:
+            lines, fields = lines[1:], fields[1:]
+        if not lines:
             raise UsageError(f"{self.name}: holds no samples")
         width = len(fields[0])
         if names is not None and len(names) != width:
             raise UsageError(
-                f"{self.name}: line {content[0][0]}: {width} columns, the header has {len(names)}"
+                f"{self.name}: line {lines[0][0]}: {width} columns, the header has {len(names)}"
             )
         if columns:
             data = _select(columns, names, width, self.name)
@@ -214,27 +208,24 @@ class CsvSource(Source):
             data = [
                 i
                 for i, value in enumerate(fields[0])
-                if is_number(value, comma) and not (names and _TIME_NAME.match(names[i]))
+                if rule.is_number(value) and not (names and _TIME_NAME.match(names[i]))
             ]
             if not data:
                 raise UsageError(
-                    f"{self.name}: line {content[0][0]}: no column of numbers to filter "
+                    f"{self.name}: line {lines[0][0]}: no column of numbers to filter "
                     "(--columns chooses them)"
                 )
-        self.layout = CsvLayout(sep, comma, preamble, names, width, data, [])
+        self.layout = CsvLayout(rule, preamble, names, width, data, [])
         self.channels = len(data)
-        self._pending = content  # rows read ahead, (line number, text)
+        self._pending = lines  # rows read ahead, (line number, text)
         # Precision from the first rows of the file.
         head = list(itertools.islice(self._file, 256))
         self._pending_raw = head
-        sample = [self.layout.split(t) for _, t in content]
-        sample += [self.layout.split(_content(r)) for r in head if _content(r)]
+        sample = [rule.split(t) for _, t in lines]
+        sample += [rule.split(content(r)) for r in head if content(r)]
         sample = [row for row in sample if len(row) == width]
-        self.layout.formats = [_precision([row[i] for row in sample], comma) for i in data]
-
-    @staticmethod
-    def _split(sep: str, text: str) -> list[str]:
-        return text.split() if sep == " " else text.split(sep)
+        commas = rule.commas_are_decimal
+        self.layout.formats = [_precision([row[i] for row in sample], commas) for i in data]
 
     def _rows(self, frames: int) -> list[tuple[int, str]]:
         """The next `frames` content lines, with their line numbers."""
@@ -248,7 +239,7 @@ class CsvSource(Source):
                 break
             for raw in lines:
                 self._line += 1
-                text = _content(raw)
+                text = content(raw)
                 if text:
                     rows.append((self._line, text))
         if len(rows) > frames:
@@ -268,7 +259,7 @@ class CsvSource(Source):
                 )
         table = np.array(fields, dtype=object)
         values = table[:, layout.data]
-        if layout.decimal_comma:
+        if layout.rule.commas_are_decimal:
             values = np.char.replace(values.astype(str), ",", ".")
         try:
             block = values.astype(self.dtype)
@@ -281,7 +272,7 @@ class CsvSource(Source):
     def _raise_bad_value(self, rows, fields):
         for (number, _), row in zip(rows, fields, strict=True):
             for i in self.layout.data:
-                if not is_number(row[i], self.layout.decimal_comma):
+                if not self.layout.rule.is_number(row[i]):
                     raise not_a_number(self.name, number, row[i], i + 1, self.layout.names)
         raise UsageError(f"{self.name}: unreadable rows from line {rows[0][0]}")
 

@@ -1,33 +1,44 @@
 """Rows of numbers from lines of text: the rules every text array follows (`streamconv.io.arrays`).
 
-Columns are split by commas, semicolons or blanks; blank lines and ``#`` comments are skipped;
-the first line holding anything may be a header (`is_header`: it holds no number, or fewer
-numbers than the line after it); every row has the columns of the first. An error is one line
-naming the file, the line, the value and its column (`not_a_number`). Used by
-`streamconv.io.arrays.read_array` (taps, templates); the ``.csv`` stream source
-(`streamconv.io.csvstream`) decides its header with `is_header` and reports a bad value with
-`not_a_number`, and adds what a stream file needs (one separator, pass-through text columns,
-decimal commas, rows as wide as the header).
+One column rule (`columns_of`) serves every text file streamconv reads, the arrays (taps,
+templates, a config's files) and the ``.csv`` stream (`streamconv.io.csvstream`): the first
+line holding anything decides the separator, ``;`` or tab when it holds one (the one it holds
+more of), else ``,`` when it holds one, else blanks; with ``;`` or tab a comma in a number is
+its decimal mark (``0,5;1,25``). Blank lines and ``#`` comments are skipped; the first line
+holding anything may be a header (`is_header`: it holds no number, or fewer numbers than the
+line after it); every row has the columns of the first. An error is one line naming the file,
+the line, the value and its column (`not_a_number`). Used by `streamconv.io.arrays.read_array`
+(taps, templates); the ``.csv`` stream source splits its lines with `columns_of`, decides its
+header with `is_header`, reports a bad value with `not_a_number`, and adds what a stream file
+needs (pass-through text columns, numbers written back as they were, rows as wide as the
+header).
 """
 
 from __future__ import annotations
 
 import itertools
-import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 
 from streamconv.errors import UsageError
 
-__all__ = ["RowParser", "header_end", "is_header", "is_number", "not_a_number"]
+__all__ = [
+    "Columns",
+    "RowParser",
+    "columns_of",
+    "content",
+    "is_header",
+    "is_number",
+    "layout_of",
+    "not_a_number",
+]
 
-_SPLIT = re.compile(r"[,;\s]+")
 
-
-def _fields(line: str) -> list[str]:
-    text = line.split("#", 1)[0].strip()
-    return [f for f in _SPLIT.split(text) if f] if text else []
+def content(line: str) -> str:
+    """A line without its ``#`` comment and outer blanks (empty: it holds nothing)."""
+    return line.split("#", 1)[0].strip()
 
 
 def is_number(text: str, decimal_comma: bool = False) -> bool:
@@ -39,6 +50,71 @@ def is_number(text: str, decimal_comma: bool = False) -> bool:
     except ValueError:
         return False
     return True
+
+
+@dataclass(frozen=True)
+class Columns:
+    """How a text file's columns are separated and its numbers written (`columns_of`).
+
+    Attributes
+    ----------
+    separator : str
+        ``";"``, ``"\\t"``, ``","`` or ``" "`` (blanks: any run of spaces and tabs).
+    decimal_comma : bool
+        The first lines write numbers with a decimal comma (``0,25``): written back so.
+    """
+
+    separator: str
+    decimal_comma: bool = False
+
+    @property
+    def commas_are_decimal(self) -> bool:
+        """A comma in a number is its decimal mark (``;`` or tab separators): ``0,25`` reads
+        as 0.25 anywhere in the file."""
+        return self.separator in (";", "\t")
+
+    def split(self, text: str) -> list[str]:
+        """The fields of a line's `content`, as written (blanks around them kept)."""
+        return text.split() if self.separator == " " else text.split(self.separator)
+
+    def is_number(self, text: str) -> bool:
+        """`text` reads as a number under this rule."""
+        return is_number(text, self.commas_are_decimal)
+
+
+def columns_of(first: str, following: str | None = None) -> Columns:
+    """The one column rule of every text array and ``.csv`` stream.
+
+    Parameters
+    ----------
+    first, following : str
+        The `content` of the first two lines holding anything (`following`: None if none).
+
+    The separator is ``;`` or tab when `first` holds one (the one it holds more of), else
+    ``,`` when it holds one, else blanks: ``;`` and tab go first because a comma may be a
+    decimal mark beside them. The numbers have decimal commas when one of the two lines writes
+    one so.
+
+    Examples
+    --------
+    >>> columns_of("0,5;1,25")
+    Columns(separator=';', decimal_comma=True)
+    >>> columns_of("time,ax", "0.01,0.5")
+    Columns(separator=',', decimal_comma=False)
+    >>> columns_of("1 2 3").split("1 2 3")
+    ['1', '2', '3']
+    """
+    tabs, semicolons = first.count("\t"), first.count(";")
+    if tabs or semicolons:
+        separator = "\t" if tabs > semicolons else ";"
+    else:
+        separator = "," if "," in first else " "
+    rule = Columns(separator)
+    if not rule.commas_are_decimal:
+        return rule
+    lines = [first] if following is None else [first, following]
+    comma = any("," in f and is_number(f, True) for line in lines for f in rule.split(line))
+    return Columns(separator, comma)
 
 
 def is_header(first: list[str], following: list[str] | None, decimal_comma: bool = False) -> bool:
@@ -62,25 +138,36 @@ def not_a_number(name: str, line: int, value: str, column: int, names=None) -> U
     return UsageError(f"{name}: line {line}: {value!r} is not a number (column {column}{label})")
 
 
-def _first_two(lines: Iterable[str]) -> list[tuple[int, list[str]]]:
-    """The first two lines holding anything: (1-based number, fields)."""
-    found: list[tuple[int, list[str]]] = []
+def _first_two(lines: Iterable[str]) -> list[tuple[int, str]]:
+    """The first two lines holding anything: (1-based number, `content`)."""
+    found: list[tuple[int, str]] = []
     for number, line in enumerate(lines, start=1):
-        fields = _fields(line)
-        if fields:
-            found.append((number, fields))
+        text = content(line)
+        if text:
+            found.append((number, text))
             if len(found) == 2:
                 break
     return found
 
 
-def header_end(lines: Iterable[str]) -> int:
-    """Lines before the first row: 0, or up to and with the header line (comments above it)."""
+def _rule_and_header(found: list[tuple[int, str]]) -> tuple[Columns, list[str] | None]:
+    """The column rule of the first two lines holding anything, and the first one's fields if
+    it is a header."""
+    following = found[1][1] if len(found) > 1 else None
+    rule = columns_of(found[0][1], following)
+    fields = rule.split(found[0][1])
+    after = rule.split(following) if following is not None else None
+    return rule, fields if is_header(fields, after, rule.commas_are_decimal) else None
+
+
+def layout_of(lines: Iterable[str]) -> tuple[Columns, int]:
+    """The column rule of a file's first lines, and the lines before its first row: 0, or up
+    to and with the header line (comments above it)."""
     found = _first_two(lines)
     if not found:
-        return 0
-    following = found[1][1] if len(found) > 1 else None
-    return found[0][0] if is_header(found[0][1], following) else 0
+        return Columns(" "), 0
+    rule, header = _rule_and_header(found)
+    return rule, found[0][0] if header is not None else 0
 
 
 class RowParser:
@@ -105,28 +192,32 @@ class RowParser:
         self.name, self.dtype = name, dtype
         self.columns: int | None = None
         self.names: list[str] | None = None  # the header's fields, if there is one
+        self.rule: Columns | None = None  # `columns_of` the first lines holding anything
         self.line = 0
         self._header_ok = True  # until the first line holding anything
 
     def parse(self, lines: Iterable[str]) -> np.ndarray:
         """The rows of the next `lines`, ``(rows, columns)``; `UsageError` at a bad line.
 
-        The header decision (`is_header`) looks at the line after the first: a first line
-        that ends a piece is judged alone.
+        The column rule and the header decision (`is_header`) look at the line after the
+        first: a first line that ends a piece is judged alone.
         """
         lines = list(lines)
         rows = []
         for index, raw in enumerate(lines):
             self.line += 1
-            fields = _fields(raw)
-            if not fields:
+            text = content(raw)
+            if not text:
                 continue
-            if self._header_ok:
-                self._header_ok = False
+            if self.rule is None:
                 after = _first_two(itertools.islice(lines, index + 1, None))
-                if is_header(fields, after[0][1] if after else None):
-                    self.names = fields
+                self.rule, header = _rule_and_header([(0, text), *after[:1]])
+                if header is not None and self._header_ok:
+                    self._header_ok = False
+                    self.names = header
                     continue
+            self._header_ok = False
+            fields = self.rule.split(text)
             if self.columns is None:
                 self.columns = len(fields)
                 if self.names is not None and len(self.names) != self.columns:
@@ -136,9 +227,11 @@ class RowParser:
                     f"{self.name}: line {self.line}: {len(fields)} columns, expected {self.columns}"
                 )
             for column, value in enumerate(fields, start=1):
-                if not is_number(value):
+                if not self.rule.is_number(value):
                     raise not_a_number(self.name, self.line, value, column, self.names)
             rows.append(fields)
+        if rows and self.rule is not None and self.rule.commas_are_decimal:
+            rows = [[f.replace(",", ".") for f in row] for row in rows]
         return np.array(rows, dtype=self.dtype).reshape(len(rows), self.columns or 0)
 
     def skip(self, lines: int) -> None:
