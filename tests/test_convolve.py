@@ -215,16 +215,19 @@ def test_invalid_plan_is_refused(backend):
 
 
 @pytest.mark.parametrize("method", ["direct", "partitioned"])
-@pytest.mark.parametrize("order", ["strided", "fortran", "reversed"])
-def test_any_strides_in(method, order, backend):
-    """Views of a bigger array (every other frame, Fortran order, negative strides) work."""
+@pytest.mark.parametrize("order", ["strided", "fortran", "reversed", "columns"])
+@pytest.mark.parametrize("channels", [1, 2, 3])
+def test_any_strides_in(method, order, channels, backend):
+    """Views of a bigger array (every other frame, Fortran order, negative strides, some of its
+    columns) work; 1 and 2 channels too, which have their own copy loops when contiguous."""
     rng = np.random.default_rng(11)
-    taps = make_taps((200, 3), np.float32, rng)
-    base = rng.standard_normal((2000, 3)).astype(np.float32)
+    taps = make_taps((200, channels), np.float32, rng)
+    base = rng.standard_normal((2000, channels + 1)).astype(np.float32)
     x = {
-        "strided": base[::2],
-        "fortran": np.asfortranarray(base),
-        "reversed": base[::-1],
+        "strided": base[::2, :channels],
+        "fortran": np.asfortranarray(base[:, :channels]),
+        "reversed": base[::-1, :channels],
+        "columns": base[:, 1:],
     }[order]
     conv = sc.Convolver(taps, block_size=32, method=method)
     y = stream(conv, x, chunk_sizes(x.shape[0], rng, 200))

@@ -8,11 +8,12 @@
 
 typedef struct {
     int offset, block, length, count, fft, bins, stride; /* stride: bins padded, complex */
+    int ostride;                                         /* fft padded to 64-byte rows */
     int donor;                                           /* earlier tail with the same FFT */
     long long blocks;                                    /* blocks completed */
     void *r2c, *c2r;
     REAL *time;  /* forward input, fft */
-    REAL *otime; /* inverse output, fft */
+    REAL *otime; /* inverse output, fft; the head's: one row of ostride per output */
     REAL *fdl;   /* frequency-domain delay line: (in, count, stride) complex */
     REAL *spec;  /* filter spectra: (paths, count, 4 * stride) pre-arranged (see cmac) */
     REAL *acc;   /* one output's spectrum: stride complex */
@@ -284,7 +285,8 @@ static T(Eng) *T(part_new)(int n_in, int n_out, int n_paths, const int *pin, con
         }
         size_t slots = (size_t)g->count * g->stride;
         g->time = amalloc(sizeof(REAL) * g->fft);
-        g->otime = amalloc(sizeof(REAL) * g->fft);
+        g->ostride = (g->fft + 15) & ~15; /* rows stay aligned as FFTW planned the first */
+        g->otime = amalloc(sizeof(REAL) * g->ostride * (s == 0 ? n_out : 1));
         g->fdl = amalloc(sizeof(REAL) * 2 * n_in * slots);
         g->spec = amalloc(sizeof(REAL) * 4 * (e->dense ? 1 : n_paths * slots));
         g->acc = amalloc(sizeof(REAL) * 2 * g->stride);
@@ -463,6 +465,76 @@ static void T(run_tail)(T(Eng) *e, T(Seg) *g, long long tend) {
     g->blocks++;
 }
 
+/* Interleaved stereo to two rows and back. Separate functions: gcc vectorizes these loops
+ * through restrict parameters, not through restrict locals. */
+static TARGETS void T(split2)(const REAL *restrict src, REAL *restrict d0, REAL *restrict d1,
+                              size_t m) {
+    for (size_t r = 0; r < m; r++) {
+        d0[r] = src[2 * r];
+        d1[r] = src[2 * r + 1];
+    }
+}
+static TARGETS void T(merge2)(REAL *restrict dst, const REAL *restrict s0,
+                              const REAL *restrict s1, size_t m) {
+    for (size_t r = 0; r < m; r++) {
+        dst[2 * r] = s0[r];
+        dst[2 * r + 1] = s1[r];
+    }
+}
+static TARGETS void T(merge2_add)(REAL *restrict dst, const REAL *restrict s0,
+                                  const REAL *restrict s1, const REAL *restrict a0,
+                                  const REAL *restrict a1, size_t m) {
+    for (size_t r = 0; r < m; r++) {
+        dst[2 * r] = s0[r] + a0[r];
+        dst[2 * r + 1] = s1[r] + a1[r];
+    }
+}
+
+/* The m new frames of x (rows sxf bytes apart, channels sxc) into the history at column at.
+ * Interleaved stereo, what a file job passes, has its own loop, which the compiler vectorizes;
+ * the general one reads x a row at a time. */
+static void T(copy_in)(T(Eng) *e, const char *x, int m, Py_ssize_t sxf, Py_ssize_t sxc,
+                               size_t at) {
+    const Py_ssize_t item = sizeof(REAL);
+    if (e->n_in == 2 && sxc == item && sxf == 2 * item) {
+        T(split2)((const REAL *)x, e->hist + at, e->hist + e->hcap + at, m);
+        return;
+    }
+    if (e->n_in == 1 && sxf == item) {
+        memcpy(e->hist + at, x, sizeof(REAL) * m);
+        return;
+    }
+    for (int r = 0; r < m; r++)
+        for (int c = 0; c < e->n_in; c++)
+            e->hist[(size_t)c * e->hcap + at + r] = XAT(r, c);
+}
+
+/* Output frames: the head's inverse FFTs from column from of each output's row, plus, when
+ * there are later segments, their accumulator from column at; into y as copy_in reads x. */
+static void T(copy_out)(T(Eng) *e, char *y, int m, Py_ssize_t syf, Py_ssize_t syc,
+                                int from, size_t at) {
+    const Py_ssize_t item = sizeof(REAL);
+    const T(Seg) *head = &e->segs[0];
+    const int tails = e->nseg > 1;
+    if (e->n_out == 2 && syc == item && syf == 2 * item) {
+        const REAL *s0 = head->otime + from, *s1 = s0 + head->ostride;
+        if (tails)
+            T(merge2_add)((REAL *)y, s0, s1, e->accum + at, e->accum + e->acap + at, m);
+        else
+            T(merge2)((REAL *)y, s0, s1, m);
+        return;
+    }
+    for (int o = 0; o < e->n_out; o++) {
+        const REAL *src = head->otime + (size_t)o * head->ostride + from;
+        if (tails) {
+            const REAL *a = e->accum + (size_t)o * e->acap + at;
+            for (int r = 0; r < m; r++) YAT(r, o) = src[r] + a[r];
+        } else {
+            for (int r = 0; r < m; r++) YAT(r, o) = src[r];
+        }
+    }
+}
+
 static void T(part_process)(T(Eng) *e, const char *x, Py_ssize_t n, Py_ssize_t sxf,
                             Py_ssize_t sxc, char *y, Py_ssize_t syf, Py_ssize_t syc) {
     const FFTWApi *api = e->api;
@@ -476,10 +548,7 @@ static void T(part_process)(T(Eng) *e, const char *x, Py_ssize_t n, Py_ssize_t s
         int m = n - i < base - phase ? (int)(n - i) : base - phase;
         long long bstart = t - phase, tend = t + m;
         T(make_room)(e, bstart);
-        for (int c = 0; c < e->n_in; c++) {
-            REAL *h = e->hist + (size_t)c * e->hcap + (t - e->hstart);
-            for (int r = 0; r < m; r++) h[r] = XAT(i + r, c);
-        }
+        T(copy_in)(e, x + i * sxf, m, sxf, sxc, (size_t)(t - e->hstart));
         int complete = m == base - phase;
         /* overlap-save head: the F frames ending at the block's end, those not arrived zero */
         int received = F - base + phase + m;
@@ -493,15 +562,10 @@ static void T(part_process)(T(Eng) *e, const char *x, Py_ssize_t n, Py_ssize_t s
         }
         for (int o = 0; o < e->n_out; o++) {
             T(mac)(e, head, o, slot);
-            api->exec_c2r(head->c2r, T(spectrum)(e, head, o), head->otime);
-            const REAL *src = head->otime + (F - base + phase);
-            if (e->nseg > 1) {
-                const REAL *a = e->accum + (size_t)o * e->acap + (t - e->astart);
-                for (int r = 0; r < m; r++) YAT(i + r, o) = src[r] + a[r];
-            } else {
-                for (int r = 0; r < m; r++) YAT(i + r, o) = src[r];
-            }
+            api->exec_c2r(head->c2r, T(spectrum)(e, head, o),
+                          head->otime + (size_t)o * head->ostride);
         }
+        T(copy_out)(e, y + i * syf, m, syf, syc, F - base + phase, (size_t)(t - e->astart));
         if (complete) {
             head->blocks++;
             for (int s = 1; s < e->nseg; s++)
