@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import gc
 import importlib
 import os
 import sys
@@ -136,13 +137,30 @@ def build_parser(only: str | None = None) -> _Parser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; return the exit code."""
+    """Run the command line; return the exit code.
+
+    Without ``argv`` (the ``streamconv`` program: the process ends when this returns) the
+    garbage collector is tuned for such a process: start-up creates ~100,000 objects (numpy,
+    the command's modules) and no garbage, which the collector would walk many times while
+    they load and once more at exit. It is off while the command's parser is built (which
+    imports the command), what exists then is frozen (`gc.freeze`: kept, never walked), and
+    it runs as usual for the command; at the end what the command made is frozen too. ~8% of
+    the instructions of a short ``filter`` job.
+    """
+    program = argv is None
     argv = sys.argv[1:] if argv is None else argv
     if argv == ["--version"]:  # without building every command's parser (scipy: ~1 s)
         print(f"streamconv {__version__}")
         return 0
-    parser = build_parser(argv[0] if argv and argv[0] in COMMAND_MODULES else None)
-    args, extra = parser.parse_known_args(argv)
+    if program:
+        gc.disable()
+    try:
+        parser = build_parser(argv[0] if argv and argv[0] in COMMAND_MODULES else None)
+        args, extra = parser.parse_known_args(argv)
+    finally:
+        if program:
+            gc.freeze()
+            gc.enable()
     if extra:  # named by the subcommand, whose --help lists its options
         choices = parser._subcommands
         choices.get(args.command, parser).error(f"unrecognized arguments: {' '.join(extra)}")
@@ -158,6 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     except StreamconvError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    finally:
+        if program:
+            gc.freeze()
 
 
 if __name__ == "__main__":

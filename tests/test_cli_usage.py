@@ -178,3 +178,36 @@ def test_python_dash_m_runs_the_same_command_line(tmp_path):
     assert bad.returncode == 2, bad.stderr
     assert bad.stderr.startswith("error: ") and "none.wav" in bad.stderr
     assert sorted(tmp_path.iterdir()) == [taps]  # no output file
+
+
+GC_PROBE = """
+import gc, sys
+from streamconv.cli import main
+sys.argv = ["streamconv", *sys.argv[1:]]
+try:
+    code = main({argv})
+except SystemExit as stop:
+    code = stop.code
+print(code, gc.isenabled(), gc.get_freeze_count() > 0)
+"""
+
+
+@pytest.mark.parametrize("argv", [["filter", "-i", "IN", "-o", "OUT", "--fir", "H"],
+                                  ["filter", "--no-such-option"]])  # fmt: skip
+def test_the_program_freezes_its_start_up_objects_a_call_with_argv_does_not(tmp_path, argv):
+    """`main()` as the program (no argv) keeps the collector off while the command loads and
+    freezes what loading made; the collector is on again afterwards, also after a usage error.
+    `main(argv)`, a call inside some other program (these tests), leaves the collector alone."""
+    import numpy as np
+    import soundfile as sf
+
+    sf.write(tmp_path / "in.wav", np.zeros((100, 1)), 8000, subtype="FLOAT")
+    np.savetxt(tmp_path / "h.txt", [1.0])
+    paths = {"IN": str(tmp_path / "in.wav"), "OUT": str(tmp_path / "out.wav"),
+             "H": str(tmp_path / "h.txt")}  # fmt: skip
+    argv = [paths.get(a, a) for a in argv]
+    expect_code = "0" if len(argv) > 2 else "2"
+    for given, frozen in (("None", "True"), (repr(argv), "False")):
+        code = GC_PROBE.format(argv=given)
+        run = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True)
+        assert run.stdout.split() == [expect_code, "True", frozen], run.stdout + run.stderr
