@@ -207,6 +207,29 @@ def test_uniformly_partitioned_plan(block, backend):
     assert_matches(y, reference(x, taps[:, 0, 0])[:3000], np.float64)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_short_filter_in_long_blocks_runs_on_whole_pieces_of_them(dtype, backend):
+    """255 taps in 16384-frame blocks (a file job): the compiled ola engine cuts every block
+    into pieces of 2048 frames, whose 2304-point FFTs cost less than one of 17280 points (the
+    numpy engine's ~15 us per piece keeps it whole). Whole blocks and any other split of the
+    stream still give the full convolution, on both engines."""
+    rng = np.random.default_rng(255)
+    taps = make_taps((255,), dtype, rng)
+    x = rng.standard_normal((3 * 16384 + 1001, 2)).astype(dtype)
+    conv = sc.Convolver(taps, block_size=16384, channels=2)
+    assert conv.method == "ola" and 16384 % conv.plan[0].block == 0
+    if backend == "compiled":
+        assert [s.block for s in conv.plan] == [2048]
+    for sizes in ([16384, 16384, 16384, 1001], chunk_sizes(x.shape[0], rng, 4000)):
+        y = stream(conv, x, sizes)
+        assert conv.backend == backend
+        assert_matches(y, reference(x, taps), dtype)
+    kernel = Kernel(taps.reshape(-1, 1, 1), "diagonal", 2, 2)
+    engine = ENGINE_CLASSES[backend](kernel, engines.ola_plan(255, 2048), np.dtype(dtype), "ola")
+    y = np.concatenate([engine.process(x[i : i + 16384]) for i in range(0, len(x), 16384)])
+    assert_matches(y, reference(x, taps)[: len(x)], dtype)
+
+
 def test_invalid_plan_is_refused(backend):
     taps = np.ones((100, 1, 1))
     late_start = (Segment(0, 16, 16, 1), Segment(16, 32, 32, 3))  # 32-block needs offset >= 32

@@ -44,8 +44,9 @@ class Convolver:
         ``(L, Cin, Cout)`` a MIMO matrix where output ``j = sum_i taps[:, i, j] * input i``.
         float32 taps run in float32, anything else in float64.
     block_size : int
-        The block length you expect to pass to :meth:`process`; it sizes the FFT blocks. Any
-        other length works too.
+        The block length you expect to pass to :meth:`process`; it sizes the FFT blocks (for
+        a filter much shorter than it, ``ola`` may run on halvings of it that divide it, when
+        the cost model finds them cheaper). Any other length works too.
     method : {"auto", "direct", "ola", "partitioned"}
         The engine (see :mod:`streamconv.dsp.engines`). ``"auto"`` picks the cheapest under
         the cost model written down there; :attr:`method` tells which one runs.
@@ -252,8 +253,10 @@ class Convolver:
         if self.requested_method in ("auto", "direct"):
             options["direct"] = direct_cost(kernel, block, model), None
         if self.requested_method in ("auto", "ola"):
-            plan = ola_plan(kernel.length, fft_block)
-            options["ola"] = plan_cost(plan, kernel, model), plan
+            plans = [ola_plan(kernel.length, b) for b in _whole_divisions(fft_block)]
+            costs = [plan_cost(p, kernel, model) for p in plans]
+            best = costs.index(min(costs))
+            options["ola"] = costs[best], plans[best]
         if self.requested_method in ("auto", "partitioned"):
             plan = nonuniform_plan(kernel, fft_block, model=model)
             options["partitioned"] = plan_cost(plan, kernel, model), plan
@@ -295,6 +298,22 @@ class Convolver:
 
     def _shaped(self, y: np.ndarray) -> np.ndarray:
         return y[:, 0] if self._mono and y.shape[1] == 1 else y
+
+
+def _whole_divisions(block: int) -> list[int]:
+    """The FFT blocks the ``ola`` engine may cut a ``block``-frame call into: the block and its
+    halvings down to `MIN_FFT_BLOCK` while they divide it, so whole calls never end inside one.
+
+    A filter much shorter than the block runs cheaper on smaller FFTs: at 255 taps a 16384-frame
+    file block takes one 17280-point FFT per channel each way, eight 2048-frame pieces take
+    2304-point ones, 15% less CPU for the whole engine (the cost model's ``F log F`` per frame
+    says as much). The output differs from the one big FFT's by float rounding only.
+    """
+    sizes = [block]
+    while block % 2 == 0 and block // 2 >= MIN_FFT_BLOCK:
+        block //= 2
+        sizes.append(block)
+    return sizes
 
 
 def _checked_taps(taps) -> np.ndarray:

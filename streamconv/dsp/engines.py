@@ -24,7 +24,9 @@ partitioned
 
     * ``ola`` is the first segment alone with ``K = 1`` partition of ``L`` taps: one FFT block
       convolution over the whole filter, ``F = N + L - 1`` rounded to a fast size (done by
-      overlap-save, which needs no output accumulator).
+      overlap-save, which needs no output accumulator). ``N`` is the expected block or, when
+      the cost model prefers, a halving of it that divides it (255 taps in 16384-frame
+      blocks: 2048, ``F = 2304``), so a whole block is whole pieces.
     * uniformly partitioned convolution is the first segment alone with ``K = ceil(L / N)``.
     * non-uniform partitions (what ``method="partitioned"`` uses) grow the block size along the
       filter, ``N, 2N, 4N, ...`` as the ``s_k >= N_k`` rule allows, so a 65536-tap filter at
