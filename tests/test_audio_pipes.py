@@ -276,3 +276,48 @@ def test_short_reads_from_the_pipe_lose_nothing(tmp_path, rng, kind, subtype):
         blocks.append(block)
     src.close()
     np.testing.assert_array_equal(np.concatenate(blocks), expected)
+
+
+class _LongZeros:
+    """A WAV stream of `header` and `size` bytes of silence ending in `tail`, made as read."""
+
+    def __init__(self, header: bytes, size: int, tail: bytes):
+        self._head, self._left, self._tail = header, size - len(tail), tail
+        self._zeros = bytes(1 << 22)
+
+    def read(self, n: int) -> bytes:
+        if self._head:
+            out, self._head = self._head[:n], self._head[n:]
+            return out
+        if self._left:
+            out = self._zeros[: min(n, self._left)]
+            self._left -= len(out)
+            return out
+        out, self._tail = self._tail[:n], self._tail[n:]
+        return out
+
+
+def test_a_wav_stream_of_unknown_length_is_read_past_2_gib():
+    """sox's header says 0x7ffff000 bytes: libsndfile stopped there (1 h 33 min of 48 kHz stereo
+    float); the reader hands it an RF64 header instead, and every frame comes through."""
+    from streamconv.io.locators import open_source
+
+    tail = np.arange(1, 1001, dtype="<i2").tobytes()
+    size = 0x7FFFF000 + (1 << 20)  # 1 MiB past where libsndfile stopped
+    stream = _LongZeros(wav_header(48000, 1, "PCM_16"), size, tail)
+    src = open_source("-", stdin=stream, file_type=None, dtype=np.float32)
+    frames, last = 0, None
+    while len(block := src.read(1 << 22)):
+        frames, last = frames + len(block), block
+    src.close()
+    assert frames == size // 2
+    np.testing.assert_array_equal(last[-1000:, 0] * 32768, np.arange(1, 1001))
+
+
+def test_an_empty_wav_on_a_pipe_is_empty(tmp_path):
+    """A data size of 0 in a RIFF that gives its size is a real 0, not flac's "unknown"."""
+    sf.write(tmp_path / "e.wav", np.zeros((0, 1)), 8000, subtype="PCM_16")
+    np.savetxt(tmp_path / "taps.txt", [1.0])
+    run = shell("cat e.wav | streamconv filter -i - --fir taps.txt -o out.wav", tmp_path)
+    assert run.returncode == 0, run.stderr.decode()
+    assert sf.info(tmp_path / "out.wav").frames == 0

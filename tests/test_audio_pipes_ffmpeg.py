@@ -120,3 +120,20 @@ def test_flac_tool_on_pipes_exact(tmp_path, song):
     assert run.returncode == 0, run.stderr.decode()
     y = np.frombuffer((tmp_path / "out.raw").read_bytes(), "<i2").reshape(-1, 2)
     np.testing.assert_array_equal(y, oracle16(song))
+
+
+@needs_flac
+def test_flac_decoder_wav_on_a_pipe_exact(tmp_path, song):
+    """`flac -d -c` writes a WAV to a pipe saying 0 bytes of samples (RIFF size 0 too): it is
+    read to the stream's end (sox reads it as empty; ffmpeg to its end, as here)."""
+    (tmp_path / "in.raw").write_bytes(song.astype("<i2").tobytes())
+    raw = "--force-raw-format --endian=little --sign=signed"
+    run = shell(
+        f"cat in.raw | flac -s -c {raw} --channels=2 --bps=16 --sample-rate=48000 - | "
+        "flac -d -c - | streamconv filter -i - --fir taps.txt --method direct -o - | "
+        f"{FFMPEG} -f wav -i - out.flac",
+        tmp_path,
+    )
+    assert run.returncode == 0, run.stderr.decode()
+    assert b"data chunk size of 0" in run.stderr  # flac's own warning: the case at hand
+    np.testing.assert_array_equal(sf.read(tmp_path / "out.flac", dtype="int16")[0], oracle16(song))

@@ -18,9 +18,11 @@ look. libsndfile decodes the stream. It is given the pipe through a reader that 
 MiB, because libsndfile reads a header, then seeks back to its start; a seek past what was read
 is only noted while the header is parsed (libsndfile's WAV reader skips the data chunk to look
 for chunks after it, then seeks back to the data), so a long or live stream is not read to its
-end first. A FLAC stream of unknown length (``flac -``, sox, ffmpeg and streamconv write one to
-a pipe) is read to its end. Ogg, whose reader seeks to the end of a file it believes seekable,
-is given a real pipe instead (libsndfile's own pipe mode, which cannot decode FLAC).
+end first. A WAV whose data size is a placeholder for "unknown" is read to the stream's end,
+past 2 and 4 GiB (`_unbounded_wav`), and so is a FLAC stream of unknown length (``flac -``,
+sox, ffmpeg and streamconv write one to a pipe). Ogg, whose reader seeks to the end of a file
+it believes seekable, is given a real pipe instead (libsndfile's own pipe mode, which cannot
+decode FLAC).
 
 ``-o -`` writes an audio file when ``--out-type`` (or ``--type``) names one, or when it is not
 given and the input is an audio file or stream (the same type). A pipe cannot be rewound to fill
@@ -70,6 +72,7 @@ PIPE_WRITABLE = ("wav", "flac", "ogg", "opus", "au")
 HEAD_BYTES = 12
 _KEEP = 1 << 20  # bytes of the stream's start kept for libsndfile to seek back into
 _SOX_UNKNOWN = 0x7FFFF000  # the data size sox writes when it cannot know it
+_RF64_UNKNOWN = 1 << 62  # an RF64 size that no stream reaches
 
 
 def sniff(head: bytes) -> str | None:
@@ -202,6 +205,43 @@ class _RewindableReader:
         return self._pos
 
 
+def _unbounded_wav(head: bytes, stream) -> bytes:
+    """What libsndfile is given in front of the rest of a WAV stream whose first bytes `head`
+    (12) were read: the header as written, or an RF64 header of the same ``fmt`` whose data
+    runs to the stream's end, when the WAV's data size is a placeholder for "unknown" (0 as
+    ``flac -d`` writes it to a pipe, with a RIFF size of 0 too; ``0x7ffff000`` or more as sox
+    and ffmpeg do).
+
+    libsndfile reads a WAV only as far as its 32-bit data size says (2 or 4 GiB: 1 h 33 min or
+    3 h 6 min of 48 kHz stereo float, nothing for ``flac -d``'s), an RF64 to the end. Only the
+    chunk headers up to the data are read here (and the chunks before it, at most `_KEEP`
+    bytes): a live stream is not held up.
+    """
+    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return head  # RIFX (big-endian), or not a WAV: libsndfile says what it is
+    kept, fmt = bytearray(head), None
+    while len(kept) < _KEEP:
+        chunk = _read_head(stream, 8)
+        kept += chunk
+        if len(chunk) < 8:
+            break
+        tag, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+        if tag == b"data":
+            unknown = size >= _SOX_UNKNOWN or size == 0 == struct.unpack("<I", head[4:8])[0]
+            if fmt is None or not unknown:
+                break  # a real length (0 in a RIFF that says its size: an empty file), as written
+            fmt_chunk = b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"\0" * (len(fmt) & 1)
+            ds64 = struct.pack("<4sIQQQI", b"ds64", 28, _RF64_UNKNOWN, _RF64_UNKNOWN, 0, 0)
+            return b"RF64\xff\xff\xff\xffWAVE" + ds64 + fmt_chunk + b"data\xff\xff\xff\xff"
+        if len(kept) + size > _KEEP:
+            break
+        body = _read_head(stream, size + (size & 1))
+        kept += body
+        if tag == b"fmt ":
+            fmt = bytes(body[:size])
+    return bytes(kept)
+
+
 def _feed(head: bytes, stream, fd: int) -> None:
     """Copy `head` and then `stream` into the pipe `fd` (a thread), and close it."""
     try:
@@ -242,7 +282,8 @@ class AudioPipeSource(SoundFileSource):
                 self._feeder.start()
                 self._file = sf.SoundFile(read_fd, closefd=True)
             else:
-                reader = _RewindableReader(head, stream)
+                front = _unbounded_wav(head, stream) if kind == "wav" else head
+                reader = _RewindableReader(front, stream)
                 self._file = sf.SoundFile(reader)
                 reader.opening = False
                 # soundfile asks libsndfile where it is and seeks there again around each read
@@ -255,7 +296,7 @@ class AudioPipeSource(SoundFileSource):
                 reason = "the stream is empty"
             raise UsageError(f"{name}: cannot read a {kind} stream: {reason}") from None
         found = self._file.format
-        if found != TYPES[kind] and not (kind == "wav" and found in ("WAV", "WAVEX")):
+        if found != TYPES[kind] and not (kind == "wav" and found in ("WAV", "WAVEX", "RF64")):
             self._file.close()
             raise UsageError(f"{name}: --type {kind}, but the stream is {found.lower()}")
         self.kind = kind
