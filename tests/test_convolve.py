@@ -175,6 +175,20 @@ def test_long_filter_uses_growing_partitions():
     assert sum(seg.count * seg.length for seg in conv.plan) >= 65536
 
 
+def test_blocks_above_the_largest_partition_block_plan_and_run(backend):
+    """A file job's block for a filter of 2^20 taps is 2^18 frames, above the planner's largest
+    later-segment block (2^16): the planner divided by zero there (`streamconv filter` with
+    such a filter failed with a traceback). Scaled down: 140000 taps in 2^17-frame blocks."""
+    rng = np.random.default_rng(17)
+    taps = rng.standard_normal(140000) * np.exp(-np.arange(140000) / 20000)
+    x = rng.standard_normal((300000, 1))
+    conv = sc.Convolver(taps, block_size=1 << 17)
+    y = np.concatenate([conv.process(x[i : i + (1 << 17)]) for i in range(0, len(x), 1 << 17)])
+    assert conv.backend == backend and conv.plan[0].block == 1 << 17
+    ref = scipy.signal.fftconvolve(x[:, 0], taps)[: len(x), None]
+    assert np.abs(y - ref).max() / np.abs(ref).max() < TOLERANCE[np.float64]
+
+
 def test_fast_path_runs_and_the_direct_fallback_does_not(monkeypatch, backend):
     """A partitioned engine really runs its FFT path: make the direct form unusable."""
 

@@ -149,7 +149,7 @@ def _nonuniform_plan(length, block, max_block, in_channels, out_channels, paths,
     choice: list[tuple[int, int] | None] = [None] * (units + 1)
     for u in range(units - 1, 0, -1):
         largest = 1 << (u.bit_length() - 1)  # segment block N = f * block needs s >= N
-        while largest * block > max_block:
+        while largest > 1 and largest * block > max_block:  # a block above max_block: 1
             largest //= 2
         for factor in {largest, max(1, largest // 2)}:
             remaining = -(-(units - u) // factor)
