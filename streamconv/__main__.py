@@ -4,4 +4,5 @@ import sys
 
 from streamconv.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # not when imported (tests/test_imports.py imports every module)
+    sys.exit(main())
