@@ -60,7 +60,7 @@ MATCH_WINDOW_S = 0.25
 DOMAINS = {
     "waveform": {},
     "spectrogram": {"domain": "spectrogram"},
-    "spectrogram, tolerance 0.03": {"domain": "spectrogram", "spectrogram": {"tolerance": 0.03}},
+    "spectrogram, tolerance 0": {"domain": "spectrogram", "spectrogram": {"tolerance": 0.0}},
 }
 
 

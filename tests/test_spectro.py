@@ -64,10 +64,13 @@ def _dilated(f, r):
 def _oracle_scores(x, tpl, p, rate=RATE):
     frame, hop = p.sizes(rate)
     tf = _features(tpl[:, None], frame, hop, p, rate)[0]
-    # The template's own band: bins whose mean power is within band_db of the strongest.
+    # The template's own band: bins whose mean power is within band_db of the strongest,
+    # its lowest bin divided and its highest multiplied by 1 + band_margin (whole bins, outward).
     power = (10 ** (tf / 10)).mean(axis=0)
     strong = np.flatnonzero(power >= power.max() * 10 ** (-p.band_db / 10))
-    band = slice(strong[0], strong[-1] + 1)
+    lo = int(np.floor(strong[0] / (1 + p.band_margin)))
+    hi = min(int(np.ceil(strong[-1] * (1 + p.band_margin))), tf.shape[1] - 1)
+    band = slice(lo, hi + 1)
     tf = tf[:, band]
     floor = tf.max() - p.floor_db
     tf = np.maximum(tf, floor)
@@ -83,11 +86,14 @@ def _oracle_scores(x, tpl, p, rate=RATE):
     return out
 
 
-@pytest.mark.parametrize("tolerance", [0.0, 0.04])
-def test_scores_match_a_direct_stft_and_pearson(tolerance):
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"tolerance": 0.0, "band_margin": 0.0}, {"tolerance": 0.04, "floor_db": 60.0}, {}],
+)
+def test_scores_match_a_direct_stft_and_pearson(kwargs):
     x = _stream(seconds=2.0, onsets=(0.5, 1.3))
     tpl = _chirp()
-    p = SpectrogramParams(frame_s=0.032, hop_s=0.008, tolerance=tolerance)
+    p = SpectrogramParams(frame_s=0.032, hop_s=0.008, **kwargs)
     got = {}
 
     def keep(name, channel, first, scores, thresholds):
@@ -152,12 +158,17 @@ def test_onsets_within_a_few_milliseconds_and_exact_copy_scores_one():
     dets = m.process(x) + m.flush()
     want = [int(on * RATE) + 13 * k for k, on in enumerate((1.0, 2.7, 4.4))]
     assert [d.sample for d in dets] == pytest.approx(want, abs=0.002 * RATE)
-    # A copy alone, at a hop boundary, is the template: score 1.
+    # A copy alone, at a hop boundary, is the template: score 1 without a tolerance; the
+    # default tolerance widens the stream's peaks, so a little below 1.
     y = np.zeros(RATE)
     y[64 * 20 : 64 * 20 + len(_chirp())] = _chirp()
-    m = Matcher({"c": _chirp()}, RATE, threshold=0.9, domain="spectrogram")
+    m = Matcher({"c": _chirp()}, RATE, threshold=0.9, domain="spectrogram",
+                spectrogram={"tolerance": 0.0})  # fmt: skip
     (d,) = m.process(y) + m.flush()
     assert d.sample == 64 * 20 and d.score == pytest.approx(1.0, abs=1e-9)
+    m = Matcher({"c": _chirp()}, RATE, threshold=0.5, domain="spectrogram")
+    (d,) = m.process(y) + m.flush()
+    assert abs(d.sample - 64 * 20) <= 0.002 * RATE and 0.8 < d.score < 1.0
 
 
 def _harmonic(f0, seconds=0.3):
@@ -209,6 +220,7 @@ def test_stereo_template_scores_each_channel_with_its_column():
     [
         ({"spectrogram": {"scale": "log2"}}, "scale"),
         ({"spectrogram": {"tolerance": 0.5}}, "tolerance"),
+        ({"spectrogram": {"band_margin": -0.1}}, "band_margin"),
         ({"spectrogram": {"low_hz": 900, "high_hz": 800}}, "low_hz"),
         ({"spectrogram": {"window": "nope"}}, "window"),
         ({"domain": "wavelet"}, "domain"),
@@ -218,6 +230,40 @@ def test_bad_parameters_are_refused(kwargs, message):
     kwargs.setdefault("domain", "spectrogram")
     with pytest.raises(ValueError, match=message):
         Matcher({"c": _chirp()}, RATE, **kwargs)
+
+
+def test_band_margin_widens_the_default_band_and_tells_a_tone_from_a_burst():
+    from streamconv.dsp.spectrogram import template_patch
+
+    t = np.arange(int(0.25 * RATE)) / RATE
+    tone = np.sin(2 * np.pi * 1000 * t) * np.hanning(len(t))
+    bins = {}
+    for margin in (0.0, 0.5):
+        p = SpectrogramParams(band_margin=margin)
+        bins[margin] = template_patch("tone", tone[:, None], RATE, p).bins
+    # 1000 Hz is bin 32 of 256-sample frames at 8 kHz: the margin moves the edges out by half.
+    lo, hi = bins[0.0].start, bins[0.0].stop - 1
+    assert lo <= 32 <= hi and hi - lo < 8
+    assert bins[0.5] == slice(int(np.floor(lo / 1.5)), int(np.ceil(hi * 1.5)) + 1)
+    hand = SpectrogramParams(low_hz=500, high_hz=1500, band_margin=2.0)
+    assert template_patch("tone", tone[:, None], RATE, hand).bins == slice(16, 49)
+    # A noise burst with the tone's envelope has energy in the tone's bins: without the margin
+    # it scores about as high as the tone; with it, the tone's quiet neighbours tell them apart.
+    rng = np.random.default_rng(5)
+    burst = rng.normal(size=len(t)) * np.hanning(len(t))
+    x = np.zeros(2 * RATE)
+    x[4000 : 4000 + len(t)] += tone
+    x[12000 : 12000 + len(t)] += burst
+    x += rng.normal(scale=1e-3, size=len(x))
+    score = {}
+    for margin in (0.0, 0.5):
+        m = Matcher({"tone": tone}, RATE, threshold=0.05, domain="spectrogram",
+                    spectrogram={"band_margin": margin})  # fmt: skip
+        dets = m.process(x) + m.flush()
+        score[margin] = {on: max(d.score for d in dets if abs(d.sample - on) < 400)
+                         for on in (4000, 12000)}  # fmt: skip
+    assert score[0.0][4000] > 0.9 and score[0.0][12000] > 0.8  # 0.93 and 0.89
+    assert score[0.5][4000] > 0.8 and score[0.5][12000] < 0.3  # 0.86 and 0.06
 
 
 def test_templates_too_short_or_silent_are_refused():
@@ -258,6 +304,7 @@ def test_a_config_template_in_the_spectrogram_domain(tmp_path):
     path, x = _config(tmp_path, keys)
     loaded = load_config(str(path))
     assert loaded.templates[0].spectrogram["tolerance"] == 0.03
+    assert loaded.templates[0].spectrogram["band_margin"] == 0.5  # the default
     p = Pipeline(loaded.compact_taps(), loaded.sample_rate, loaded.channels_in,
                  templates=loaded.templates)  # fmt: skip
     dets = []
@@ -278,6 +325,7 @@ def test_a_config_template_in_the_spectrogram_domain(tmp_path):
         ("spectrogram = { tolerance = 0.03 }", "need domain"),
         ('domain = "spectrogram"\nspectrogram = { low_hz = 4500, high_hz = 5000 }', "no spectro"),
         ('domain = "spectrogram"\nspectrogram = { tolerance = 0.5 }', "tolerance"),
+        ('domain = "spectrogram"\nspectrogram = { band_margin = 5 }', "band_margin"),
     ],
 )
 def test_bad_spectrogram_config_names_the_template(tmp_path, keys, message):

@@ -180,7 +180,11 @@ def _spectrogram(params: dict) -> str:
     """The spectrogram parameters of a template, for its line."""
     lo, hi = params["low_hz"], params["high_hz"]
     top = "Nyquist" if hi is None else f"{hi:g}"
-    band = "own band" if lo is None and hi is None else f"band {lo or 0:g}..{top} Hz"
+    band = (
+        f"own band, margin {params['band_margin']:g}"
+        if lo is None and hi is None
+        else f"band {lo or 0:g}..{top} Hz"
+    )
     return (
         f", spectrogram (frame {params['frame_s']:g} s, hop {params['hop_s']:g} s, "
         f"{params['scale']}, {band}, tolerance {params['tolerance']:g})"

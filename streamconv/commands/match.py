@@ -107,7 +107,8 @@ def register(subparsers) -> None:
         "--tolerance",
         type=_tolerance,
         metavar="R",
-        help="spectrogram domain: tolerate pitch/speed changes of about R (0.03: +-3 %%)",
+        help="spectrogram domain: tolerate pitch/speed changes of about R (default 0.03: "
+        "+-3 %%; 0: exact copies score 1)",
     )
     parser.add_argument(
         "--downmix",

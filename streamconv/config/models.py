@@ -279,7 +279,7 @@ class Spectrogram(_Model):
     window: Window = Field("hann", description="Frame window.")
     scale: Literal["db", "linear"] = Field("db", description="Magnitude scale.")
     floor_db: PositiveFloat = Field(
-        60.0, description="dB scale: floor this many dB below the template's peak."
+        50.0, description="dB scale: floor this many dB below the template's peak."
     )
     low_hz: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = Field(
         None, description="Lower band edge in Hz; default the template's own band."
@@ -290,8 +290,11 @@ class Spectrogram(_Model):
     band_db: PositiveFloat = Field(
         30.0, description="Default band: bins within this many dB of the template's strongest."
     )
+    band_margin: Annotated[float, Field(ge=0, le=4, allow_inf_nan=False)] = Field(
+        0.5, description="Default band: edges moved out by this relative frequency."
+    )
     tolerance: Annotated[float, Field(ge=0, le=0.2, allow_inf_nan=False)] = Field(
-        0.0, description="Relative pitch tolerance (max-filter +-r in frequency, +-1 frame)."
+        0.03, description="Relative pitch tolerance (max-filter +-r in frequency, +-1 frame)."
     )
 
     @model_validator(mode="after")

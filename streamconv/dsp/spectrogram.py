@@ -10,23 +10,31 @@ Everything here is a pure function of its arguments: the streaming matcher calls
 fixed segments of the stream, the tests call them on a whole signal.
 
 Magnitude scale
-    ``"db"`` (default): ``10 log10(power)`` with a floor ``floor_db`` below the peak of the
-    template's patch, applied to the template and to the stream alike. Without a floor the
+    ``"db"`` (default): ``10 log10(power)`` with a floor ``floor_db`` (50 dB) below the peak of
+    the template's patch, applied to the template and to the stream alike. Without a floor the
     template's near-silent bins (a digital fade, quiet bins far from its energy) would weigh as
-    much as its loud ones in the correlation, and a stream's silence would be ``-inf``.
+    much as its loud ones in the correlation, and a stream's silence would be ``-inf``. The
+    floor is also where the template stops being observable in a noisy recording: cells 50-60
+    dB below the peak are under any real noise, and a deeper floor makes the correlation fit
+    their pattern (a fade-in, a decay) to the noise, which pulls the peak off the onset.
     ``"linear"``: the magnitude ``sqrt(power)`` (loud bins dominate; no floor).
 Band
     ``low_hz``/``high_hz`` choose the bins ``low_hz <= f <= high_hz`` (bin ``k`` is at
-    ``k * sample_rate / N``). By default the band is the template's own: from the lowest to the
-    highest bin whose power, averaged over the template's frames and channels, is within
-    ``band_db`` of the strongest bin's.
+    ``k * sample_rate / N``). By default the band is the template's own, widened: from the
+    lowest bin ``lo`` to the highest bin ``hi`` whose power, averaged over the template's frames
+    and channels, is within ``band_db`` of the strongest bin's, then ``floor(lo / (1 + m))`` to
+    ``ceil(hi (1 + m))`` for ``band_margin = m`` (0.5: half an octave below, 0.58 octave above).
+    The margin puts the template's quiet surroundings in the patch: a pure tone is then a
+    loud bin *between quiet ones*, and a broadband sound (a word, a noise burst) that has energy
+    at the tone's frequency no longer matches it as well as the tone does.
 Tolerance
-    ``tolerance = r > 0`` max-filters the *stream's* features (never the template's) over
-    ``+-round(r * k)`` bins around bin ``k`` (``+-r`` relative frequency, a pitch change of
-    ``1200 log2(1 + r)`` cents) and over +-1 frame: a template a little higher or lower, faster
-    or slower than its occurrence still finds its peaks. It also widens the stream's peaks, so
-    an exact copy no longer scores 1 (typically 0.8-0.95) and unrelated sound scores a little
-    higher: choose the threshold with the tolerance on.
+    ``tolerance = r > 0`` (default 0.03) max-filters the *stream's* features (never the
+    template's) over ``+-round(r * k)`` bins around bin ``k`` (``+-r`` relative frequency, a
+    pitch change of ``1200 log2(1 + r)`` cents) and over +-1 frame: a template a little higher
+    or lower, faster or slower than its occurrence still finds its peaks. It also widens the
+    stream's peaks, so an exact copy no longer scores 1 (typically 0.75-0.98) and unrelated sound
+    scores a little higher: choose the threshold with the tolerance on; ``tolerance = 0`` for
+    exact copies to score 1.
 """
 
 from __future__ import annotations
@@ -61,9 +69,13 @@ class SpectrogramParams:
     floor_db : float
         With ``scale="db"``: values below the template's peak minus this are raised to it.
     low_hz, high_hz : float, optional
-        The band; default the template's own (``band_db``).
+        The band; default the template's own (``band_db``) widened by ``band_margin``.
     band_db : float
         Default band: bins within this many dB of the template's strongest bin.
+    band_margin : float
+        Default band: its edges are moved out by this relative frequency (in [0, 4]): the low
+        edge divided by ``1 + band_margin``, the high edge multiplied by it. Not applied to an
+        edge given by ``low_hz``/``high_hz``.
     tolerance : float
         Relative frequency tolerance ``r`` in [0, 0.2]; > 0 also tolerates +-1 frame.
     """
@@ -72,11 +84,12 @@ class SpectrogramParams:
     hop_s: float = 0.008
     window: str = "hann"
     scale: str = "db"
-    floor_db: float = 60.0
+    floor_db: float = 50.0
     low_hz: float | None = None
     high_hz: float | None = None
     band_db: float = 30.0
-    tolerance: float = 0.0
+    band_margin: float = 0.5
+    tolerance: float = 0.03
 
     def __post_init__(self):
         for name in ("frame_s", "hop_s", "floor_db", "band_db"):
@@ -85,6 +98,9 @@ class SpectrogramParams:
                 raise ValueError(f"spectrogram {name} must be a positive number, got {v!r}")
         if self.scale not in ("db", "linear"):
             raise ValueError(f"spectrogram scale must be 'db' or 'linear', got {self.scale!r}")
+        m = self.band_margin
+        if not (isinstance(m, int | float) and math.isfinite(m) and 0 <= m <= 4):
+            raise ValueError(f"spectrogram band_margin must be in [0, 4], got {m!r}")
         if not 0 <= self.tolerance <= 0.2:
             raise ValueError(f"spectrogram tolerance must be in [0, 0.2], got {self.tolerance}")
         lo, hi = self.low_hz, self.high_hz
@@ -228,7 +244,9 @@ def template_patch(
     if params.low_hz is None or params.high_hz is None:
         mean = power.mean(axis=(0, 1))
         strong = np.flatnonzero(mean >= mean.max() * 10 ** (-params.band_db / 10))
-        lo_bin, hi_bin = int(strong[0]), int(strong[-1])
+        widen = 1.0 + params.band_margin
+        lo_bin = math.floor(int(strong[0]) / widen)
+        hi_bin = min(math.ceil(int(strong[-1]) * widen), nbins - 1)
     if params.low_hz is not None:
         lo_bin = int(np.searchsorted(freqs, params.low_hz, side="left"))
     if params.high_hz is not None:
