@@ -128,6 +128,7 @@ class MqttOutput(QueuedOutput):
         self.published = 0  # handed to paho
         self.acked = 0  # acknowledged by the broker (QoS 1/2) or written (QoS 0)
         self._ever_connected = False
+        self._closing = False  # set by _finish before it disconnects
 
     # -- paho's network thread -------------------------------------------------------------
 
@@ -140,7 +141,8 @@ class MqttOutput(QueuedOutput):
         self._ever_connected = True
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
-        if self.connected.is_set():
+        # Our own disconnect at stop is no loss: paho reports it here as "Normal disconnection".
+        if self.connected.is_set() and not self._closing:
             self.log(f"output {self.name}: connection lost ({reason_code}); reconnecting")
         self.connected.clear()
 
@@ -185,5 +187,6 @@ class MqttOutput(QueuedOutput):
             time.sleep(0.02)
         if unacked() > 0:
             self.log(f"output {self.name}: {unacked()} detections not acknowledged by the broker")
+        self._closing = True
         self._client.disconnect()
         self._client.loop_stop()
