@@ -142,3 +142,21 @@ def test_a_device_that_does_not_exist_is_a_usage_error_at_once(private_jack, tmp
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith(f"error: {locator}: no such {kind} device")
     assert proc.stderr.count("\n") == 1
+
+
+def test_the_service_exits_1_for_a_device_that_is_not_there(private_jack, tmp_path):
+    """The service, unlike `filter`, takes a missing device for a failure of the machine: exit
+    1, which systemd retries (docs/configuration.md), after one error line naming it."""
+    (tmp_path / "run.toml").write_text(
+        f'[source]\nuri = "device:no such device"\nrate = {RATE}\nchannels = 1\n'
+        '[sink]\nuri = "null"\n'
+    )
+    proc = subprocess.run(
+        [*CLI, "run", "-c", "run.toml"], capture_output=True, text=True, cwd=tmp_path,
+        env={**os.environ, **private_jack.env()}, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [line for line in errors if "no such input device" in line], proc.stderr
+    assert len(errors) == 1 and errors[0].startswith("error: device:no such device: "), errors
+    assert "Traceback" not in proc.stderr
