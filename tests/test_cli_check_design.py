@@ -169,8 +169,12 @@ def test_design_plot_writes_a_png(tmp_path, capsys):
     ("args", "fragment"),
     [
         (["lowpass", "cutoff_hz=30000", "taps=11"], "cutoff_hz"),
-        (["lowpass", "cutof_hz=100", "taps=11"], "cutof_hz: unknown key"),
-        (["nonsense"], "type"),
+        (
+            ["lowpass", "cutof_hz=100", "taps=11"],
+            "cutof_hz: unknown key (did you mean 'cutoff_hz'?)",
+        ),
+        (["nonsense"], "type: unknown filter type 'nonsense'; known: lowpass,"),
+        (["lowpas", "cutoff_hz=100"], "unknown filter type 'lowpas' (did you mean 'lowpass'?)"),
         (["mix", "matrix=[[1.0]]"], "not a filter"),
         (["gain", "gain_db"], "KEY=VALUE"),
         (["lowpass", "cutoff_hz=100", "taps=11", "--rate", "0"], "--rate"),

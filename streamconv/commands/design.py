@@ -13,9 +13,11 @@ lines. ``--plot FILE`` draws magnitude in dB and group delay; the extension pick
 
 from __future__ import annotations
 
+import difflib
 import os
 import sys
 import tempfile
+import typing
 
 import numpy as np
 from pydantic import TypeAdapter, ValidationError
@@ -83,7 +85,21 @@ def parse_spec(tokens: list[str]) -> dict:
     return spec
 
 
+def _keys_of(kind) -> list[str]:
+    """The keys of filter type `kind` (for "did you mean"); none for an unknown type."""
+    for model in typing.get_args(typing.get_args(Filter)[0]):
+        if kind in typing.get_args(model.model_fields["type"].annotation):
+            return sorted(model.model_fields)
+    return []
+
+
+def _did_you_mean(word, choices) -> str:
+    near = difflib.get_close_matches(str(word), choices, n=1, cutoff=0.7)
+    return f" (did you mean '{near[0]}'?)" if near else ""
+
+
 def _validate(spec: dict):
+    designable = [t for t in FILTER_TYPES if t != "mix"]
     try:
         flt = _ADAPTER.validate_python(spec)
     except ValidationError as exc:
@@ -92,11 +108,15 @@ def _validate(spec: dict):
             loc = [p for p in err["loc"] if p not in FILTER_TYPES]
             key = format_path(tuple(loc)) or "type"
             if err["type"] == "extra_forbidden":
-                message = "unknown key"
+                message = "unknown key" + _did_you_mean(loc[-1], _keys_of(spec.get("type")))
             elif err["type"] == "missing":
                 message = "required key is missing"
+            elif err["type"] == "union_tag_invalid":
+                kind = spec.get("type")
+                message = f"unknown filter type {kind!r}{_did_you_mean(kind, designable)}; "
+                message += "known: " + ", ".join(designable)
             elif err["type"].startswith("union_tag"):
-                message = "give a filter type: " + ", ".join(t for t in FILTER_TYPES if t != "mix")
+                message = "give a filter type: " + ", ".join(designable)
             else:
                 message = err["msg"].removeprefix("Value error, ")
             problems.append(f"{key}: {message}")
