@@ -179,6 +179,27 @@ def test_unknown_device_is_a_usage_error(audio_server, kind):
         cls("nonexistent", RATE, 1)
 
 
+@pytest.mark.parametrize("kind", ["input", "output"])
+def test_no_default_device_is_said_so(monkeypatch, kind):
+    """A machine with no sound card has no default device: PortAudio's "Error querying device
+    -1" becomes a line that says so and how to name one."""
+    import sounddevice as sd
+
+    def query_devices(device=None, kind=None):
+        if device is None and kind is not None:
+            raise sd.PortAudioError("Error querying device -1")
+        return []
+
+    monkeypatch.setattr(sd, "query_devices", query_devices)
+    cls = DeviceSource if kind == "input" else DeviceSink
+    with pytest.raises(UsageError) as err:
+        cls(None, RATE, 1)
+    assert str(err.value) == (
+        f"device: no default {kind} device (name one as device:NAME or device:INDEX; "
+        "see `streamconv devices`)"
+    )
+
+
 def test_filter_command_records_device_to_file(audio_server, rng, tmp_path):
     """`streamconv filter -i device:loopback -o out.wav` while this test plays a probe.
 

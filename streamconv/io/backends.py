@@ -231,6 +231,11 @@ class SoundDeviceBackend(Backend):
         try:
             info = sd.query_devices(_device_spec(spec), kind=kind)
         except (ValueError, sd.PortAudioError) as exc:
+            if _device_spec(spec) is None:  # PortAudio says only "Error querying device -1"
+                raise UsageError(
+                    f"{self.locator(spec)}: no default {kind} device (name one as device:NAME "
+                    "or device:INDEX; see `streamconv devices`)"
+                ) from None
             raise UsageError(
                 f"{self.locator(spec)}: no such {kind} device ({exc}; see `streamconv devices`)"
             ) from None
