@@ -248,6 +248,17 @@ def test_yaml_errors_carry_lines(workdir):
     assert error.startswith(f"{path}:7: filters[0].gain_db:")
 
 
+def test_a_yaml_bare_null_sink_says_to_quote_it(workdir):
+    """`uri: null` in YAML is no value, not the null sink: the error says how to write it."""
+    path = write(workdir, "source:\n  uri: in.wav\nsink:\n  uri: null\n", name="c.yaml")
+    assert errors_of(path) == [
+        f"{path}:4: sink.uri: no value (YAML reads a bare null, ~ or nothing as none): "
+        'write uri: "null" for the null sink'
+    ]
+    write(workdir, 'source:\n  uri: in.wav\nsink:\n  uri: "null"\n', name="c.yaml")
+    assert load_config(path).config.sink.uri == "null"
+
+
 @pytest.mark.parametrize(
     ("text", "name", "fragment"),
     [

@@ -67,6 +67,11 @@ def _problem_from_pydantic(err: ErrorDetails, lines: LineMap) -> Problem:
     elif kind == "union_tag_invalid":
         loc.append("type")
         message = f"unknown {what} type {value.get('type')!r}; known: {', '.join(types)}"
+    elif value is None and kind == "string_type" and loc and loc[-1] == "uri":
+        # YAML's bare `null` (or `~`, or nothing) is no value, not the null sink's name.
+        message = "no value (YAML reads a bare null, ~ or nothing as none)"
+        if loc[0] == "sink":
+            message += ': write uri: "null" for the null sink'
     else:
         message = err["msg"]
         if message.startswith("Value error, "):
