@@ -103,7 +103,11 @@ class Progress:
         step = frames - self._done
         if step > 0:
             self._done = frames
-            bar.update(step / self._rate)
+            # The position is set, not summed: a sum of step / rate drifts past the total
+            # (28.8M frames in 16384-frame steps at 48 kHz: 600.000000000002 s of 600) and
+            # tqdm then prints a TqdmWarning ("clamping frac") on the user's terminal.
+            bar.update(frames / self._rate - bar.n)
+            bar.n = frames / self._rate
 
     @contextlib.contextmanager
     def write_above(self):

@@ -136,3 +136,24 @@ def test_filter_no_bar_when_stderr_is_not_a_terminal(song):
     run = subprocess.run([*STREAMCONV, "filter", "-i", "in.wav", "-o", "o2.wav", "--fir",
                           "h.txt"], cwd=d, capture_output=True)  # fmt: skip
     assert run.returncode == 0 and run.stderr == b""
+
+
+def test_the_bar_ends_at_its_total_exactly(monkeypatch, capsys):
+    """A whole file's frames in steps whose seconds do not add up exactly (16384 frames at
+    48 kHz) end the bar at its total, with no TqdmWarning ("clamping frac") on the terminal."""
+    import warnings
+
+    from streamconv import progress
+
+    monkeypatch.setattr(progress, "wanted", lambda quiet, stream=None: True)
+    total, rate = 28_800_000, 48000
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        bar = progress.Progress("long.wav", total, rate)
+        for done in range(16384, total + 16384, 16384):
+            bar.update(min(done, total))
+        assert bar._bar is not None and bar._bar.n == bar._bar.total == 600.0
+        bar._bar.refresh()  # the last draw, as tqdm makes it when its interval has passed
+        bar.close()
+    assert [str(w.message) for w in caught] == []
+    assert "100%|" in capsys.readouterr().err
