@@ -321,3 +321,22 @@ def test_an_empty_wav_on_a_pipe_is_empty(tmp_path):
     run = shell("cat e.wav | streamconv filter -i - --fir taps.txt -o out.wav", tmp_path)
     assert run.returncode == 0, run.stderr.decode()
     assert sf.info(tmp_path / "out.wav").frames == 0
+
+
+@pytest.mark.parametrize("kind", ["wav", "flac", "ogg", "au"])
+def test_a_reader_that_closes_the_pipe_gets_one_error_line(tmp_path, rng, kind):
+    """`streamconv filter ... -o - | head -c 4`: exit 1 and one line saying the reader went,
+    for libsndfile's types too, whose writes go through a cffi callback (a closed pipe there
+    printed "Exception ignored from cffi callback" with a traceback, then libsndfile's "problem
+    with initialization of the flac decoder" or soundfile's AssertionError)."""
+    sf.write(tmp_path / "in.wav", 0.1 * rng.standard_normal((96000, 2)), 48000, "PCM_16")
+    np.savetxt(tmp_path / "h.txt", [1.0])
+    proc = subprocess.Popen(
+        [*STREAMCONV, "filter", "-i", "in.wav", "--fir", "h.txt", "-o", "-", "--out-type", kind],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert len(proc.stdout.read(4)) == 4
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(60) == 1, err
+    assert err == "error: -: the reading end of the pipe was closed\n"

@@ -333,11 +333,21 @@ class _PipeWriter:
         self._stream = stream
         self._written = 0
         self._pos = 0
+        self.reader_gone = False  # the reading end was closed (EPIPE)
 
     def write(self, data) -> int:
+        # libsndfile calls this through a cffi callback: an exception raised here would only be
+        # printed as a traceback ("Exception ignored from cffi callback") and libsndfile would
+        # report some error of its own, so a closed pipe is noted and said by the sink.
         n = len(data)
+        if self.reader_gone:
+            return 0
         if self._pos == self._written:
-            self._stream.write(bytes(data))
+            try:
+                self._stream.write(bytes(data))
+            except BrokenPipeError:
+                self.reader_gone = True
+                return 0
             self._written += n
         self._pos += n
         return n
@@ -368,28 +378,42 @@ class PipeSoundFileSink(SoundFileSink):
             subtype = None  # the input's sample type does not fit: the format's default
         if kind == "opus":
             subtype = "OPUS"
+        self._pipe = _PipeWriter(stream)
         try:
             self._file = sf.SoundFile(
-                _PipeWriter(stream), "w", samplerate=round(sample_rate),
+                self._pipe, "w", samplerate=round(sample_rate),
                 channels=self.channels, format=fmt, subtype=subtype,
             )  # fmt: skip
         except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+            if self._pipe.reader_gone:
+                raise self._reader_gone_error() from None
             raise UsageError(f"{name}: cannot write a {kind} stream: {exc}") from None
         self.subtype = self._file.subtype
         self._int_bits = _INT_SUBTYPES.get(self.subtype)
+
+    def _reader_gone_error(self) -> RuntimeFailure:
+        return RuntimeFailure(f"{self.name}: the reading end of the pipe was closed")
 
     def _write(self, block):
         try:
             super()._write(block)
         except BrokenPipeError:
-            raise RuntimeFailure(f"{self.name}: the reading end of the pipe was closed") from None
+            raise self._reader_gone_error() from None
+        except Exception:  # libsndfile's words for the short write, or soundfile's assert
+            if self._pipe.reader_gone:
+                raise self._reader_gone_error() from None
+            raise
+        if self._pipe.reader_gone:  # libsndfile may take a short write without an error
+            raise self._reader_gone_error()
 
     def _commit(self) -> None:
         try:
             self._file.close()
             self._stream.flush()
         except BrokenPipeError:
-            raise RuntimeFailure(f"{self.name}: the reading end of the pipe was closed") from None
+            raise self._reader_gone_error() from None
+        if self._pipe.reader_gone:
+            raise self._reader_gone_error()
 
     def _discard(self) -> None:
         try:
