@@ -48,6 +48,9 @@ def test_every_subcommand_help_ends_with_an_example(command, capsys):
          "hint: streamconv devices --help"),
         (["filter", "-i", "a", "-o", "b", "--fir", "t", "--block", "0"],
          "error: argument --block: must be positive", "hint: streamconv filter --help"),
+        (["filter", "-i", "a", "-o", "b", "--fir", "t", "--block", "2000000"],
+         "error: argument --block: at most 1048576 frames: '2000000'",
+         "hint: streamconv filter --help"),
     ],
 )  # fmt: skip
 def test_usage_errors_are_one_error_line_and_a_hint(argv, message, hint):
@@ -211,3 +214,12 @@ def test_the_program_freezes_its_start_up_objects_a_call_with_argv_does_not(tmp_
         code = GC_PROBE.format(argv=given)
         run = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True)
         assert run.stdout.split() == [expect_code, "True", frozen], run.stdout + run.stderr
+
+
+def test_the_largest_block_is_the_configs():
+    """`filter --block` and a config's block_size have one bound."""
+    from streamconv.commands._args import MAX_BLOCK
+    from streamconv.config.models import Processing
+
+    meta = Processing.model_json_schema()["properties"]["block_size"]["anyOf"][0]
+    assert (meta["minimum"], meta["maximum"]) == (1, MAX_BLOCK)

@@ -21,6 +21,19 @@ def positive_int(text: str) -> int:
     return value
 
 
+#: The largest block, as a config's ``[processing] block_size`` allows (`config.models`; this
+#: module does not import it: the parsers are built before pydantic is loaded).
+MAX_BLOCK = 1 << 20
+
+
+def block_frames(text: str) -> int:
+    """Frames per block: an integer 1..`MAX_BLOCK`."""
+    value = positive_int(text)
+    if value > MAX_BLOCK:
+        raise argparse.ArgumentTypeError(f"at most {MAX_BLOCK} frames: {text!r}")
+    return value
+
+
 def positive_float(text: str) -> float:
     """A finite number > 0."""
     value = _number(float, text, "a number")

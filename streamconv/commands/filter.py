@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from streamconv.commands._args import non_negative_float, positive_float, positive_int
+from streamconv.commands._args import (
+    block_frames,
+    non_negative_float,
+    positive_float,
+    positive_int,
+)
 from streamconv.errors import UsageError
 from streamconv.io.pcm import PCM_FORMATS
 
@@ -79,7 +84,7 @@ def register(subparsers) -> None:
     taps.add_argument("-c", "--config", metavar="CONFIG", help="filters from a config file")
     parser.add_argument(
         "--block",
-        type=positive_int,
+        type=block_frames,
         help=f"frames per block (default: the config's [processing] block_size with -c; else "
         f"{LIVE_BLOCK}, and from file to file {FILE_BLOCK} or the filter's length when longer)",
     )
