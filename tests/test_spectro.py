@@ -378,6 +378,10 @@ def test_check_says_the_domain_and_the_timeline(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "spectrogram (frame 0.032 s, hop 0.008 s, db, band 0..3000 Hz, tolerance 0.03)" in out
     assert "  timeline   detections on the input's (20 samples of chain delay taken off)" in out
+    path.write_text(text.replace("high_hz = 3000, ", ""))
+    assert main(["check", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "db, own band, margin 0.5, tolerance 0.03)" in out
 
 
 def test_spectrogram_templates_and_periodicity_merge_in_stream_order():
