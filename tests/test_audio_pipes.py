@@ -3,7 +3,9 @@ stdout, by ``--type`` or by the stream's header, exact to the sample."""
 
 from __future__ import annotations
 
+import io
 import shutil
+import struct
 import subprocess
 
 import numpy as np
@@ -340,3 +342,22 @@ def test_a_reader_that_closes_the_pipe_gets_one_error_line(tmp_path, rng, kind):
     err = proc.stderr.read().decode()
     assert proc.wait(60) == 1, err
     assert err == "error: -: the reading end of the pipe was closed\n"
+
+
+@pytest.mark.parametrize("data_size", ["as written", 0x7FFFF000])
+def test_a_chunk_before_the_data_too_big_to_keep_is_passed_over(data_size):
+    """2 MiB of ``junk`` before the data (a padding or picture chunk), more than the pipe reader
+    keeps of a stream's start: libsndfile seeked past it, where the reader opening a stream
+    answers "end of file" ("No 'data' chunk marker"). The chunk is dropped instead."""
+    from streamconv.io.locators import open_source
+
+    x = (np.arange(2000) % 1000).astype("<i2")
+    fmt = struct.pack("<HHIIHH", 1, 2, 8000, 8000 * 4, 4, 16)
+    size = x.nbytes if data_size == "as written" else data_size
+    body = (b"WAVEfmt " + struct.pack("<I", 16) + fmt + b"junk" + struct.pack("<I", 2 << 20)
+            + bytes(2 << 20) + b"data" + struct.pack("<I", size) + x.tobytes())  # fmt: skip
+    stream = io.BytesIO(b"RIFF" + struct.pack("<I", len(body)) + body)
+    src = open_source("-", stdin=stream, file_type=None, dtype=np.float64)
+    y = np.concatenate([src.read(777) for _ in range(3)])
+    src.close()
+    np.testing.assert_array_equal(y * 32768, x.reshape(-1, 2).astype(float))

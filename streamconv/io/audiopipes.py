@@ -111,6 +111,14 @@ def _read_head(stream, n: int) -> bytes:
     return b"".join(parts)
 
 
+def _skip(stream, n: int) -> int:
+    """Read and drop `n` bytes of `stream`; how many there were (fewer only at its end)."""
+    done = 0
+    while done < n and (chunk := stream.read(min(1 << 16, n - done))):
+        done += len(chunk)
+    return done
+
+
 class Prefixed:
     """A byte stream with bytes already read from it put back in front (for raw PCM)."""
 
@@ -161,12 +169,8 @@ class _RewindableReader:
 
     def _skip_to_pos(self) -> bool:
         """Take the bytes up to `_pos` from the stream; False at its end."""
-        while self._taken < self._pos:
-            chunk = self._stream.read(min(1 << 16, self._pos - self._taken))
-            if not chunk:
-                return False
-            self._taken += len(chunk)
-        return True
+        self._taken += _skip(self._stream, self._pos - self._taken)
+        return self._taken >= self._pos
 
     def read(self, n: int) -> bytes:
         out = b""
@@ -215,7 +219,8 @@ def _unbounded_wav(head: bytes, stream) -> bytes:
     libsndfile reads a WAV only as far as its 32-bit data size says (2 or 4 GiB: 1 h 33 min or
     3 h 6 min of 48 kHz stereo float, nothing for ``flac -d``'s), an RF64 to the end. Only the
     chunk headers up to the data are read here (and the chunks before it, at most `_KEEP`
-    bytes): a live stream is not held up.
+    bytes): a live stream is not held up. A chunk before the data too big to keep is dropped:
+    libsndfile would seek past it, beyond what the pipe reader can give while it opens.
     """
     if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
         return head  # RIFX (big-endian), or not a WAV: libsndfile says what it is
@@ -233,8 +238,10 @@ def _unbounded_wav(head: bytes, stream) -> bytes:
             fmt_chunk = b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"\0" * (len(fmt) & 1)
             ds64 = struct.pack("<4sIQQQI", b"ds64", 28, _RF64_UNKNOWN, _RF64_UNKNOWN, 0, 0)
             return b"RF64\xff\xff\xff\xffWAVE" + ds64 + fmt_chunk + b"data\xff\xff\xff\xff"
-        if len(kept) + size > _KEEP:
-            break
+        if len(kept) + size > _KEEP:  # a picture, padding: more than libsndfile could seek past
+            del kept[-8:]
+            _skip(stream, size + (size & 1))
+            continue
         body = _read_head(stream, size + (size & 1))
         kept += body
         if tag == b"fmt ":
