@@ -156,4 +156,7 @@ def test_a_busy_port_is_a_one_line_runtime_failure(tmp_path):
         taken.close()
     stderr = proc.stderr.decode()
     assert proc.returncode == 1, stderr
-    assert stderr.startswith("error: [control] listen 127.0.0.1:") and "Traceback" not in stderr
+    assert (
+        stderr
+        == f"error: [control] listen 127.0.0.1:{port}: cannot listen: Address already in use\n"
+    )

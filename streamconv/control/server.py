@@ -125,8 +125,13 @@ class ControlServer:
             asyncio.run_coroutine_threadsafe(self._serve(), self._loop).result(30)
         except OSError as exc:
             self._halt()
-            reason = exc.strerror or str(exc)
-            raise RuntimeFailure(f"[control] listen {self.listen}: {reason}") from None
+            # asyncio's strerror repeats the address ("error while attempting to bind on
+            # address ('127.0.0.1', 8731): address already in use"): the errno says it alone,
+            # in the words of the udp:// source's "cannot listen: Address already in use".
+            reason = os.strerror(exc.errno) if exc.errno else exc.strerror or str(exc)
+            raise RuntimeFailure(
+                f"[control] listen {self.listen}: cannot listen: {reason}"
+            ) from None
         return self
 
     def stop(self) -> None:
