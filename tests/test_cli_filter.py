@@ -194,6 +194,22 @@ def test_bad_input_one_line_exit_2_no_output(workdir, args, message, capsys, mon
     assert not [p for p in os.listdir(workdir) if p.startswith(".out.wav")]
 
 
+@pytest.mark.parametrize(
+    ("out", "more"),
+    [("out.raw", []), ("-", ["--out-type", "raw"]), ("udp://127.0.0.1:9", [])],
+)
+def test_a_raw_output_of_an_audio_input_asks_for_out_format(
+    workdir, out, more, capsys, monkeypatch
+):
+    """The option to give is --out-format: --format describes the input, and giving it for a
+    WAV input is refused as contradicting its header."""
+    monkeypatch.chdir(workdir)
+    code, err = _cli(["-i", "in.wav", "--fir", "h.txt", "-o", out, *more], capsys)
+    assert code == 2, err
+    assert err == f"error: {out}: raw PCM needs --out-format\n"
+    assert not (workdir / "out.raw").exists()
+
+
 def test_ctrl_c_on_a_silent_pipe_keeps_the_output_and_exits_130(tmp_path, rng):
     """Ctrl-C (SIGINT) while the input pipe is silent: what was read is filtered and the output
     file is complete under its name; exit 130 (the runner stops at a block boundary)."""

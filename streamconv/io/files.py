@@ -440,16 +440,18 @@ class RawFileSink(RawSink):
 
 
 def raw_params(
-    name: str, fmt: str | None, sample_rate: float | None, channels: int | None
+    name: str,
+    fmt: str | None,
+    sample_rate: float | None,
+    channels: int | None,
+    format_option: str = "--format",
 ) -> tuple[str, float, int]:
     """``(fmt, sample_rate, channels)`` of a raw PCM stream, all given (and the format known);
-    else `UsageError` naming the missing options."""
+    else `UsageError` naming the missing options (`format_option`: ``--out-format`` for an
+    output, whose ``--format`` would describe the input)."""
     if fmt is None or sample_rate is None or channels is None:
-        missing = [
-            opt
-            for opt, value in (("--format", fmt), ("--rate", sample_rate), ("--channels", channels))
-            if value is None
-        ]
+        given = ((format_option, fmt), ("--rate", sample_rate), ("--channels", channels))
+        missing = [opt for opt, value in given if value is None]
         raise UsageError(f"{name}: raw PCM needs {', '.join(missing)}")
     pcm.pcm_dtype(fmt)
     return fmt, sample_rate, channels

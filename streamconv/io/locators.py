@@ -179,7 +179,9 @@ def open_sink(
     if loc.kind == "udp":
         from streamconv.io.network import UdpSink
 
-        fmt, sample_rate, channels = files.raw_params(loc.text, fmt, sample_rate, channels)
+        fmt, sample_rate, channels = files.raw_params(
+            loc.text, fmt, sample_rate, channels, "--out-format"
+        )
         return UdpSink(loc.text, fmt, sample_rate, channels)
     if loc.kind == "pipe":
         stream = stdout if stdout is not None else sys.stdout.buffer
@@ -188,11 +190,15 @@ def open_sink(
 
             subtype = subtype or files.pcm_subtype(fmt)
             return open_pipe_sink(stream, file_type, sample_rate, channels, subtype, name="-")
-        fmt, sample_rate, channels = files.raw_params("-", fmt, sample_rate, channels)
+        fmt, sample_rate, channels = files.raw_params(
+            "-", fmt, sample_rate, channels, "--out-format"
+        )
         return RawSink(stream, fmt, sample_rate, channels, name="-", flush=True)
     path = loc.uri
     if loc.file_kind == "raw":
-        fmt, sample_rate, channels = files.raw_params(path, fmt, sample_rate, channels)
+        fmt, sample_rate, channels = files.raw_params(
+            path, fmt, sample_rate, channels, "--out-format"
+        )
         return files.RawFileSink(path, fmt, sample_rate, channels)
     if loc.file_kind == "csv":
         return csvstream.CsvSink(path, sample_rate, channels, like=like, float_format=float_format)
