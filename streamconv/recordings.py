@@ -42,6 +42,11 @@ def expand(items: list[str]) -> list[str]:
     """
     out: list[str] = []
     for item in items:
+        if item == "-":  # each file is opened more than once (its plan, its match, snippets)
+            raise UsageError(
+                "-: match reads recorded files, not stdin (save the stream to a file, or run "
+                "the templates on a live stream with streamconv run)"
+            )
         if os.path.isdir(item):
             found = []
             for root, dirs, names in os.walk(item):

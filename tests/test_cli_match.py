@@ -107,6 +107,19 @@ def test_output_file(capsys, recording, tmp_path, suffix):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
+def test_stdin_is_refused_in_one_line(capsys, recording, monkeypatch):
+    """`cat rec.wav | streamconv match - ...` said "-: 0 frames, shorter than template": each
+    file is opened more than once, and stdin was spent by the first."""
+    path, tpath, _, _ = recording
+    monkeypatch.setattr(sys, "stdin", open(path, "rb"))
+    code, records, err = run(capsys, "match", "-", "-t", tpath)
+    assert (code, records) == (2, [])
+    assert err == (
+        "error: -: match reads recorded files, not stdin (save the stream to a file, or run "
+        "the templates on a live stream with streamconv run)\n"
+    )
+
+
 def test_a_bad_file_is_reported_and_skipped_exit_2(capsys, recording, tmp_path):
     path, tpath, _, _ = recording
     out = tmp_path / "dets.jsonl"
