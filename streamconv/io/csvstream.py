@@ -84,20 +84,6 @@ class CsvLayout:
         self.data = data
         self.formats = formats
 
-    @property
-    def separator(self) -> str:
-        """``","``, ``";"``, ``"\\t"`` or ``" "`` (blanks)."""
-        return self.rule.separator
-
-    @property
-    def decimal_comma(self) -> bool:
-        """Numbers are written ``0,25`` (with ``;`` or tab separators)."""
-        return self.rule.decimal_comma
-
-    def split(self, text: str) -> list[str]:
-        """The fields of a content line."""
-        return self.rule.split(text)
-
 
 def _precision(values: list[str], decimal_comma: bool) -> str:
     """The printf format that writes numbers like `values` (the first rows of a column)."""
@@ -251,7 +237,7 @@ class CsvSource(Source):
         rows = self._rows(frames)
         if not rows:
             return np.zeros((0, self.channels), self.dtype)
-        fields = [layout.split(text) for _, text in rows]
+        fields = [layout.rule.split(text) for _, text in rows]
         for (number, _), row in zip(rows, fields, strict=True):
             if len(row) != layout.columns:
                 raise UsageError(
@@ -360,10 +346,10 @@ class CsvSink(Sink):
             self._like.passed_rows(n)
         for k, column in enumerate(layout.data):
             text = np.char.mod(self._float_format or layout.formats[k], block[:, k])
-            if layout.decimal_comma:
+            if layout.rule.decimal_comma:
                 text = np.char.replace(text, ".", ",")
             table[:, column] = text
-        return "".join(layout.separator.join(row) + "\n" for row in table.tolist())
+        return "".join(layout.rule.separator.join(row) + "\n" for row in table.tolist())
 
     def _commit(self) -> None:
         self._atomic.close_and_commit(self._file, self.name)
