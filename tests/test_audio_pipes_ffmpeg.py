@@ -22,14 +22,17 @@ needs_ffmpeg = pytest.mark.skipif(
 needs_flac = pytest.mark.skipif(
     shutil.which("flac") is None, reason="flac is not installed (make deps installs it)"
 )
+RAW = "--force-raw-format --endian=little --sign=signed"
+FLAC_OF_RAW = f"cat in.raw | flac -s -c {RAW} --channels=2 --bps=16 --sample-rate=48000 -"
 
 
 @pytest.fixture
 def song(tmp_path, rng):
-    """6 s of 16-bit stereo at 48 kHz as in.flac (1.15 MB as 16-bit WAV: longer than the pipe
-    reader keeps of a stream's start), taps.txt, and the samples as integers."""
+    """6 s of 16-bit stereo at 48 kHz as in.flac and in.raw (1.15 MB as 16-bit WAV: longer than
+    the pipe reader keeps of a stream's start), taps.txt, and the samples as integers."""
     x = rng.integers(-20000, 20000, (288000, 2)).astype(np.int16)
     sf.write(tmp_path / "in.flac", x, 48000, subtype="PCM_16")
+    (tmp_path / "in.raw").write_bytes(x.astype("<i2").tobytes())
     np.savetxt(tmp_path / "taps.txt", TAPS_8THS / 8)
     return x
 
@@ -109,12 +112,9 @@ def test_ffmpeg_flac_on_pipes_exact(tmp_path, song):
 def test_flac_tool_on_pipes_exact(tmp_path, song):
     """The reference encoder and decoder on both ends: `flac -` of a raw stream (length
     unknown) in, our FLAC out decoded by `flac -d` from the pipe."""
-    (tmp_path / "in.raw").write_bytes(song.astype("<i2").tobytes())
-    raw = "--force-raw-format --endian=little --sign=signed"
     run = shell(
-        f"cat in.raw | flac -s -c {raw} --channels=2 --bps=16 --sample-rate=48000 - | "
-        "streamconv filter -i - --fir taps.txt --method direct -o - | "
-        f"flac -s -d -c {raw} - > out.raw",
+        f"{FLAC_OF_RAW} | streamconv filter -i - --fir taps.txt --method direct -o - | "
+        f"flac -s -d -c {RAW} - > out.raw",
         tmp_path,
     )
     assert run.returncode == 0, run.stderr.decode()
@@ -126,12 +126,9 @@ def test_flac_tool_on_pipes_exact(tmp_path, song):
 def test_flac_decoder_wav_on_a_pipe_exact(tmp_path, song):
     """`flac -d -c` writes a WAV to a pipe saying 0 bytes of samples (RIFF size 0 too): it is
     read to the stream's end (sox reads it as empty; ffmpeg to its end, as here)."""
-    (tmp_path / "in.raw").write_bytes(song.astype("<i2").tobytes())
-    raw = "--force-raw-format --endian=little --sign=signed"
     run = shell(
-        f"cat in.raw | flac -s -c {raw} --channels=2 --bps=16 --sample-rate=48000 - | "
-        "flac -d -c - | streamconv filter -i - --fir taps.txt --method direct -o - | "
-        f"{FFMPEG} -f wav -i - out.flac",
+        f"{FLAC_OF_RAW} | flac -d -c - | streamconv filter -i - --fir taps.txt --method direct "
+        f"-o - | {FFMPEG} -f wav -i - out.flac",
         tmp_path,
     )
     assert run.returncode == 0, run.stderr.decode()
