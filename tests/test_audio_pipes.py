@@ -361,3 +361,22 @@ def test_a_chunk_before_the_data_too_big_to_keep_is_passed_over(data_size):
     y = np.concatenate([src.read(777) for _ in range(3)])
     src.close()
     np.testing.assert_array_equal(y * 32768, x.reshape(-1, 2).astype(float))
+
+
+@pytest.mark.parametrize(
+    ("riff_tail", "rf64"),
+    [(0, True), (8 + 26, False), (0xFFFFFFFF, True)],  # sox's, a real file's, ffmpeg's sizes
+)
+def test_a_data_size_above_2_gib_is_unknown_only_when_the_riff_ends_with_the_data(riff_tail, rf64):
+    """sox says 0x7ffff000 bytes and a RIFF size that ends with them, ffmpeg 0xffffffff for
+    both: read to the stream's end (an RF64 header). A real 2-4 GiB recording with a LIST chunk
+    after its data (a RIFF size past the data) is read as its header says, or the chunk's bytes
+    would come out as samples at its end."""
+    from streamconv.io.audiopipes import _unbounded_wav
+
+    size = 0x80000000
+    fmt = b"fmt " + struct.pack("<IHHIIHH", 16, 1, 2, 48000, 48000 * 4, 4, 16)
+    riff = 0xFFFFFFFF if riff_tail == 0xFFFFFFFF else 4 + len(fmt) + 8 + size + riff_tail
+    header = b"RIFF" + struct.pack("<I", riff) + b"WAVE" + fmt + b"data" + struct.pack("<I", size)
+    front = _unbounded_wav(header[:12], io.BytesIO(header[12:] + bytes(64)))
+    assert front.startswith(b"RF64") if rf64 else front == header

@@ -214,7 +214,8 @@ def _unbounded_wav(head: bytes, stream) -> bytes:
     (12) were read: the header as written, or an RF64 header of the same ``fmt`` whose data
     runs to the stream's end, when the WAV's data size is a placeholder for "unknown" (0 as
     ``flac -d`` writes it to a pipe, with a RIFF size of 0 too; ``0x7ffff000`` or more as sox
-    and ffmpeg do).
+    and ffmpeg do, with a RIFF size that ends with the data or ``0xffffffff``). A data chunk
+    of 2 to 4 GiB followed by other chunks (the RIFF size says so) is a real one: as written.
 
     libsndfile reads a WAV only as far as its 32-bit data size says (2 or 4 GiB: 1 h 33 min or
     3 h 6 min of 48 kHz stereo float, nothing for ``flac -d``'s), an RF64 to the end. Only the
@@ -224,15 +225,20 @@ def _unbounded_wav(head: bytes, stream) -> bytes:
     """
     if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
         return head  # RIFX (big-endian), or not a WAV: libsndfile says what it is
-    kept, fmt = bytearray(head), None
+    riff_size = struct.unpack("<I", head[4:8])[0]
+    kept, fmt, at = bytearray(head), None, len(head)  # at: bytes taken from the stream
     while len(kept) < _KEEP:
         chunk = _read_head(stream, 8)
         kept += chunk
+        at += len(chunk)
         if len(chunk) < 8:
             break
         tag, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
         if tag == b"data":
-            unknown = size >= _SOX_UNKNOWN or size == 0 == struct.unpack("<I", head[4:8])[0]
+            # No chunk after the data: the RIFF ends with it, or its size is odd (a placeholder:
+            # a RIFF is whole chunks of even size).
+            ends_riff = riff_size + 8 <= at + size or riff_size & 1
+            unknown = (size >= _SOX_UNKNOWN and ends_riff) or size == 0 == riff_size
             if fmt is None or not unknown:
                 break  # a real length (0 in a RIFF that says its size: an empty file), as written
             fmt_chunk = b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"\0" * (len(fmt) & 1)
@@ -240,10 +246,11 @@ def _unbounded_wav(head: bytes, stream) -> bytes:
             return b"RF64\xff\xff\xff\xffWAVE" + ds64 + fmt_chunk + b"data\xff\xff\xff\xff"
         if len(kept) + size > _KEEP:  # a picture, padding: more than libsndfile could seek past
             del kept[-8:]
-            _skip(stream, size + (size & 1))
+            at += _skip(stream, size + (size & 1))
             continue
         body = _read_head(stream, size + (size & 1))
         kept += body
+        at += len(body)
         if tag == b"fmt ":
             fmt = bytes(body[:size])
     return bytes(kept)
