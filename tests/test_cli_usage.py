@@ -234,3 +234,13 @@ def test_the_largest_block_is_the_configs():
 
     meta = Processing.model_json_schema()["properties"]["block_size"]["anyOf"][0]
     assert (meta["minimum"], meta["maximum"]) == (1, MAX_BLOCK)
+
+
+def test_filter_help_names_every_pipe_type():
+    """--type and --out-type list what the pipes take (streamconv.io.audiopipes)."""
+    from streamconv.io.audiopipes import PIPE_WRITABLE, TYPES
+
+    text = " ".join(_cli("filter", "--help").stdout.split())
+    into = text.split("--type TYPE what", 1)[1].split("--out-type TYPE what", 1)
+    assert all(f" {t}," in into[0] or f" {t} " in into[0] for t in TYPES), into[0]
+    assert all(f" {t}," in into[1] or f" {t} " in into[1] for t in PIPE_WRITABLE), into[1]

@@ -37,13 +37,13 @@ def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--type",
         metavar="TYPE",
-        help="what - carries: raw (PCM) or an audio file type: wav, flac, ogg, aiff, au, w64, "
-        "caf, rf64 (default: the type its header shows, else raw)",
+        help="what - carries: raw (PCM) or an audio file type: wav, flac, ogg, opus, aiff, au, "
+        "w64, caf, rf64 (default: the type its header shows, else raw)",
     )
     group.add_argument(
         "--out-type",
         metavar="TYPE",
-        help="what -o - carries: raw, wav, flac, ogg or au (default --type; else the input's "
+        help="what -o - carries: raw, wav, flac, ogg, opus or au (default --type; else the input's "
         "audio type; else raw)",
     )
     csv = parser.add_argument_group(
