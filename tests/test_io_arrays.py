@@ -34,6 +34,8 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
         ("x;y\n1;2\n0,5;1\n", [[1, 2], [0.5, 1]]),
         ("1,5\n2,5\n", [[1, 5], [2, 5]]),  # a lone column: a comma separates (documented)
         ("-1e-3\n+2.5E2\n", [[-0.001], [250.0]]),
+        ("0.1,\n0.2,\n", [[0.1], [0.2]]),  # a separator ending the line: a C array's taps
+        ("a;b;\n1;2;\n3;4;\n", [[1, 2], [3, 4]]),  # a spreadsheet's export
     ],
 )
 @pytest.mark.parametrize("ext", [".txt", ".csv", ".dat"])
@@ -182,6 +184,7 @@ SAME_HEADER = [
     "# made by hand\n\nx,y\n1,2\n3,4\n",  # a header under a comment
     "ch1,2\n0.5,0.25\n1,2\n",  # fewer numbers than the next line: a header
     "100,200\n0.5,0.25\n",  # all numbers: data, though it may have been meant as names
+    "0.1,\n0.2,\n",  # a separator ending each line: the stream passes the empty column on
     "v\n",  # alone and not a number: a header, so no samples
 ]
 

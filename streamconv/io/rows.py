@@ -218,6 +218,8 @@ class RowParser:
                     continue
             self._header_ok = False
             fields = self.rule.split(text)
+            if len(fields) > 1 and not fields[-1].strip():
+                fields.pop()  # "0.1," ends the row (a C array's taps, a spreadsheet's export)
             if self.columns is None:
                 self.columns = len(fields)
                 if self.names is not None and len(self.names) != self.columns:
