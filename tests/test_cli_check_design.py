@@ -112,6 +112,13 @@ def test_check_schema_prints_json_schema(capsys):
     assert "source" in schema["properties"]
 
 
+def test_check_schema_with_a_config_is_refused_not_ignored(capsys):
+    """`check --schema x.toml` printed the schema and exit 0, as if x.toml had been checked."""
+    assert main(["check", "--schema", "x.toml"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == "error: check --schema takes no CONFIG and no --calibrate\n"
+
+
 def run_design(args, capsys):
     code = main(["design", *args])
     out, err = capsys.readouterr()

@@ -47,6 +47,8 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     if args.schema:
+        if args.config is not None or args.calibrate:  # it would be ignored, as if checked
+            raise UsageError("check --schema takes no CONFIG and no --calibrate")
         print(config_schema())
         return 0
     if args.config is None and not args.calibrate:
