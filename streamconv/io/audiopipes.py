@@ -160,11 +160,8 @@ class _RewindableReader:
         self.opening = True
 
     def _fill(self, upto: int) -> None:
-        while len(self._kept) < upto:
-            chunk = self._stream.read(upto - len(self._kept))
-            if not chunk:
-                break
-            self._kept += chunk
+        if upto > len(self._kept):
+            self._kept += _read_head(self._stream, upto - len(self._kept))
         self._taken = max(self._taken, len(self._kept))
 
     def _skip_to_pos(self) -> bool:
