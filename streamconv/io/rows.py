@@ -90,6 +90,14 @@ def columns_of(first: str, following: str | None = None) -> Columns:
     first, following : str
         The `content` of the first two lines holding anything (`following`: None if none).
 
+    Returns
+    -------
+    Columns
+        The separator every line of the file is split by, and whether its numbers are written
+        with decimal commas.
+
+    Notes
+    -----
     The separator is ``;`` or tab when `first` holds one (the one it holds more of), else
     ``,`` when it holds one, else blanks: ``;`` and tab go first because a comma may be a
     decimal mark beside them. The numbers have decimal commas when one of the two lines writes
