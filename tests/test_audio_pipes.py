@@ -13,6 +13,7 @@ import pytest
 import soundfile as sf
 from pipe_tools import STREAMCONV, TAPS_8THS, oracle16, shell
 
+from streamconv.errors import UsageError
 from streamconv.io.audiopipes import sniff, wav_header
 
 SOX = shutil.which("sox")
@@ -380,3 +381,22 @@ def test_a_data_size_above_2_gib_is_unknown_only_when_the_riff_ends_with_the_dat
     header = b"RIFF" + struct.pack("<I", riff) + b"WAVE" + fmt + b"data" + struct.pack("<I", size)
     front = _unbounded_wav(header[:12], io.BytesIO(header[12:] + bytes(64)))
     assert front.startswith(b"RF64") if rf64 else front == header
+
+
+@pytest.mark.parametrize("cut", [12, 16, 20, 30, 36, 40, 44])
+def test_a_wav_stream_ending_inside_its_header(cut):
+    """The stream ends inside sox's header (a writer killed at its start): one UsageError naming
+    the stream and libsndfile's reason while a chunk is missing, no samples once only the
+    data's size is cut or nothing follows the header; never a hang or a traceback."""
+    from streamconv.io.locators import open_source
+
+    header = wav_header(8000, 2, "PCM_16")
+    assert len(header) == 44
+    stream = io.BytesIO(header[:cut])
+    if cut < 40:
+        with pytest.raises(UsageError, match=r"^-: cannot read a wav stream: "):
+            open_source("-", stdin=stream, file_type=None)
+        return
+    src = open_source("-", stdin=stream, file_type=None)
+    assert len(src.read(100)) == 0
+    src.close()
