@@ -156,10 +156,15 @@ def test_round_trip_through_a_real_device(audio_server, rng, backend, block):
         spec = audio_server.device
     recording, x, src, sink = _round_trip(backend, spec, rng, block)
     lag, score = _find(recording, x)
-    defects = _match_with_gaps(recording, x, lag, atol=0.0)  # bit-exact
-    print(f"{backend} block {block}: lag {lag} frames, overflows {src.overflows}, "
-          f"underflows {sink.underflows}, JACK period defects {defects}")  # fmt: skip
-    assert score > 0.99
+    # Bit-exact, but for at most two whole periods JACK replayed when a client missed a cycle
+    # on a loaded machine, which the streams must have reported as xruns. That walk is the
+    # check: a score over the whole probe would fail on one replayed period (0.96 for 1024 of
+    # its 24000 frames) and add nothing when there was none.
+    defects = _match_with_gaps(recording, x, lag, atol=0.0)
+    xruns = src.overflows + sink.underflows
+    print(f"{backend} block {block}: lag {lag} frames, score {score:.4f}, xruns {xruns}, "
+          f"JACK period defects {defects}")  # fmt: skip
+    assert xruns or not defects, f"defects {defects} with no overflow or underflow reported"
     assert sink.frames_written == len(x) + 4096 + 8192
 
 
@@ -224,8 +229,9 @@ def test_filter_command_records_device_to_file(audio_server, rng, tmp_path):
     assert "overflows=" in err
     y = sf.read(tmp_path / "out.wav", dtype="float32")[0]
     assert len(y) == 4 * RATE
-    lag, score = _find(heard, x)
-    assert score > 0.99  # the probe went through the device (player-side defects aside)
+    lag, _ = _find(heard, x)
+    # The probe went through the device, bit for bit but for periods JACK replayed.
+    player_defects = _match_with_gaps(heard, x, lag, atol=0.0)
     first = int(np.argmax(np.abs(heard) > 0))
     heard = heard[first : lag + len(x) + 4096]  # the probe as the device delivered it
     expected = scipy.signal.lfilter(h, [1], heard).astype(np.float32)
@@ -238,7 +244,6 @@ def test_filter_command_records_device_to_file(audio_server, rng, tmp_path):
         defects = _match_with_gaps(y, expected, start, atol=1e-6, memory=len(h) - 1)
     except AssertionError as exc:
         raise AssertionError(f"{exc}; command said: {err.strip()}") from exc
-    player_defects = _match_with_gaps(heard, x, lag - first, atol=0.0)
     print(f"device -> file: JACK period defects {defects} (the player's: {player_defects}); {err}")
     assert not defects
 
