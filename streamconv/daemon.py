@@ -139,11 +139,15 @@ class Service(Observer):
         The config file; read again on SIGHUP.
     log : callable
         Takes one line of text for the service log (default: stderr, which journald keeps).
+    quiet : bool
+        Do not echo detections in the log (``run -q``): they still go to the detection log,
+        ``/events`` and the outputs. State changes, reloads and errors are logged as ever.
     """
 
-    def __init__(self, config_path: str, log=None):
+    def __init__(self, config_path: str, log=None, quiet: bool = False):
         self.config_path = config_path
         self.log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+        self.quiet = quiet
         self.loaded = load_config(config_path)
         self.generation = 1
         self.last_reload_error: str | None = None
@@ -342,7 +346,8 @@ class Service(Observer):
         with self._lock:
             self.counts[det.template] = self.counts.get(det.template, 0) + 1
             self.recent.append(record)
-        self.log(f"detection: {json.dumps(record)}")
+        if not self.quiet:
+            self.log(f"detection: {json.dumps(record)}")
 
     def _reload_config(self) -> None:
         self.log(f"reload: {self.config_path}")

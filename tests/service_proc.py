@@ -21,9 +21,9 @@ CLI = [sys.executable, "-m", "streamconv.cli"]
 class Service:
     """A `streamconv run` child with its stderr read line by line in a thread."""
 
-    def __init__(self, config, **kwargs):
+    def __init__(self, config, *options, **kwargs):
         self.proc = subprocess.Popen(
-            [*CLI, "run", "-c", str(config)], stderr=subprocess.PIPE, **kwargs
+            [*CLI, "run", "-c", str(config), *options], stderr=subprocess.PIPE, **kwargs
         )
         self.lines: queue.Queue = queue.Queue()
         self.log: list[str] = []

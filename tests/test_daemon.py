@@ -78,6 +78,29 @@ def test_file_job_sink_is_filtered_input_and_detections_equal_match(tmp_path, rn
     ]
 
 
+def test_quiet_service_logs_no_detection_lines_but_records_them(tmp_path, rng):
+    """``run -q``: detections stay out of stderr (journald) and still reach the detection log."""
+    x, bell = _bells(rng)
+    sf.write(tmp_path / "in.wav", x, RATE, subtype="DOUBLE")
+    np.save(tmp_path / "bell.npy", bell)
+    extra = (
+        '[[templates]]\nname = "bell"\npath = "bell.npy"\nthreshold = 0.8\n\n'
+        '[detections]\npath = "det.jsonl"\n'
+    )
+    cfg = _config(tmp_path, '[source]\nuri = "in.wav"\n', RAW_OUT, [1.0], extra)
+    loud = Service(cfg)
+    assert loud.finish() == 0, loud.log
+    logged = (tmp_path / "det.jsonl").read_text().splitlines()
+    assert len(logged) == 3
+    assert sum(line.startswith("detection: ") for line in loud.log) == 3
+    (tmp_path / "det.jsonl").unlink()
+    quiet = Service(cfg, "-q")
+    assert quiet.finish() == 0, quiet.log
+    assert (tmp_path / "det.jsonl").read_text().splitlines() == logged
+    assert not [line for line in quiet.log if line.startswith("detection: ")]
+    assert any(line.startswith("running: ") for line in quiet.log), quiet.log
+
+
 def test_stdin_stream_control_api_metrics_and_reloads(tmp_path, rng):
     h1, h2 = rng.normal(size=17), rng.normal(size=9)
     cfg = _config(tmp_path, RAW_IN, RAW_OUT, h1, CONTROL)

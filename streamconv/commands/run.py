@@ -12,7 +12,7 @@ def register(subparsers) -> None:
         description=(
             "Run the service a config describes until the source ends or SIGTERM/SIGINT "
             "(both flush and exit 0). SIGHUP reloads the config; a bad one is logged and the "
-            "running one stays. Detections go to the detection log and to stderr."
+            "running one stays. Detections go to the detection log and to stderr (not with -q)."
         ),
     )
     parser.add_argument("-c", "--config", required=True, metavar="CONFIG", help="config file")
@@ -25,6 +25,6 @@ def run(args) -> int:
 
     # FFT plans measured by an earlier `filter --fft-measure`, if any; said in the log, as an
     # operator otherwise cannot tell whether the service found them.
-    if wisdom.load():
+    if wisdom.load() and not args.quiet:
         print(f"fftw wisdom: loaded {wisdom.wisdom_path()}", file=sys.stderr, flush=True)
-    return Service(args.config).run()
+    return Service(args.config, quiet=args.quiet).run()
