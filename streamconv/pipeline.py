@@ -67,7 +67,9 @@ class Pipeline:
     FIR with one delay ``D`` (`streamconv.dsp.group_delay.chain_delay`; symmetric or
     antisymmetric taps, ``D = (L - 1) / 2``) puts a pattern that starts at input sample ``n`` at
     ``n + D`` in ``y``, so ``D`` (rounded half up) is subtracted and the detection says
-    ``timeline="input"``, ``chain_delay=D``. Any other chain (minimum phase, a measured
+    ``timeline="input"``, ``chain_delay=D``; a record whose window starts in the chain's first
+    ``D`` samples (a periodicity window at 0) is placed at input sample 0, never before it. Any
+    other chain (minimum phase, a measured
     response, paths with different delays) delays each frequency differently: the detection
     keeps its sample in ``y`` and says ``timeline="filtered"``.
     """
@@ -236,11 +238,14 @@ class Pipeline:
         else:
             s0 -= math.floor(delay + 0.5)
             timeline = "input"
+        # Samples count from the input's first (docs/contract.md): a window that starts in the
+        # chain's start-up (its first D filtered samples, the filter's ramp over the zeros
+        # before the input) starts at input sample 0, not before it.
         return [
             dataclasses.replace(
                 d,
-                sample=d.sample + s0,
-                time=(d.sample + s0) / self.sample_rate,
+                sample=max(d.sample + s0, 0),
+                time=max(d.sample + s0, 0) / self.sample_rate,
                 timeline=timeline,
                 chain_delay=delay,
             )

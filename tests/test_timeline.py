@@ -74,3 +74,25 @@ def test_other_chains_keep_the_filtered_timeline_and_say_so(tmp_path, rng):
     assert len(logged) == 3
     assert [d["sample"] for d in logged] == [d["sample"] for d in filtered]
     assert all(d["timeline"] == "filtered" and d["chain_delay"] is None for d in logged)
+
+
+def test_a_window_at_the_start_is_not_placed_before_the_input():
+    """A periodicity window starts at filtered sample 0, in the chain's start-up: on the input's
+    timeline it starts at 0 (docs/contract.md: samples count from 0), not at -delay; the later
+    windows are moved back by the whole delay, as detections are."""
+    from streamconv.detect import PeriodicitySpec
+    from streamconv.pipeline import Pipeline
+
+    rate, delay = 200, 50
+    h = signal.firwin(2 * delay + 1, 5, fs=rate)
+    x = np.sin(2 * np.pi * np.arange(20 * rate) / rate)  # a 1 s period, from the first sample
+    spec = PeriodicitySpec("walking", 0.5, 2.0, threshold=0.6, window_s=6, hop_s=1)
+    pipe = Pipeline(h, rate, 1, block_size=20, periodicity=[spec])
+    found = []
+    for i in range(0, len(x), 20):
+        found += pipe.process(x[i : i + 20])[1]
+    found += pipe.flush()
+    samples = [d.sample for d in found]
+    assert samples[0] == 0 and found[0].time == 0.0, samples
+    assert samples[1:] == [k * rate - delay for k in range(1, len(samples))], samples
+    assert all(d.timeline == "input" and d.chain_delay == delay for d in found)
