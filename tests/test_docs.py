@@ -38,3 +38,18 @@ def test_links_point_into_the_repository(doc):
 
 def test_documents_found():
     assert ROOT / "docs" / "contract.md" in DOCUMENTS
+
+
+@pytest.mark.parametrize("doc", DOCUMENTS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_code_fences_stand_on_their_own_lines(doc):
+    """A fence is a line of its own (``` and an optional language), and they pair up: text after
+    a closing fence on the same line would render as code down to the next fence."""
+    bad, fences = [], 0
+    for number, line in enumerate(doc.read_text().splitlines(), 1):
+        stripped = line.strip()
+        if stripped.startswith("```"):
+            fences += 1
+            if not re.fullmatch(r"```\w*", stripped):
+                bad.append(f"line {number}: {stripped[:40]!r}")
+    assert not bad, f"{doc.relative_to(ROOT)}: text beside a fence: " + "; ".join(bad)
+    assert fences % 2 == 0, f"{doc.relative_to(ROOT)}: {fences} fences, one unclosed"
