@@ -11,6 +11,7 @@ a new example that matches none of them runs, so an example that breaks fails th
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -111,6 +112,9 @@ def workdir(tmp_path_factory):
     sf.write(d / "examples" / "data" / "example.wav", recording, make_example.SAMPLE_RATE)
     sf.write(d / "recording.wav", recording, make_example.SAMPLE_RATE)
     sf.write(d / "bell.wav", make_example.bell(), make_example.SAMPLE_RATE)
+    # examples/find_sound.py's template (docs/matching.md's examples use it).
+    bell = make_example.bell()
+    sf.write(d / "examples" / "data" / "bell.wav", bell, make_example.SAMPLE_RATE, subtype="FLOAT")
     (d / "archive").mkdir()
     shutil.copy(d / "recording.wav", d / "archive" / "a.wav")
     return d
@@ -180,3 +184,31 @@ def test_readme_python_example():
     x = scope["x"]
     assert np.array_equal(scope["y"], np.convolve(x, [1, 2, 3, 2, 1]))
     assert scope["y"].tolist() == [0, 0, 0, 1, 4, 10, 16, 19, 16, 10, 4, 1, 0, 0]
+
+
+def _matching_examples() -> list[tuple[str, list[str]]]:
+    """docs/matching.md's `$ streamconv match` blocks that show all they print (no `...`)."""
+    text = (ROOT / "docs" / "matching.md").read_text()
+    out = []
+    for body in re.findall(r"```console\n(.*?)```", text, re.S):
+        lines = body.replace("\\\n", " ").splitlines()
+        if lines and lines[0].startswith("$ streamconv match") and "..." not in lines:
+            out.append((re.sub(r"\s+", " ", lines[0][2:]), [ln for ln in lines[1:] if ln]))
+    return out
+
+
+def _rounded(line: str) -> dict:
+    record = json.loads(line)
+    return {k: round(v, 3) if isinstance(v, float) else v for k, v in record.items()}
+
+
+def test_matching_doc_examples_print_what_they_show(workdir):
+    """Each complete `streamconv match` example of docs/matching.md prints the lines it shows
+    (the doc rounds times and scores to 3 decimals): the spectrogram one's count included."""
+    examples = _matching_examples()
+    assert any("--domain spectrogram" in cmd for cmd, _ in examples), examples
+    for cmd, shown in examples:
+        run = _run(cmd + " -q", workdir)
+        assert run.returncode == 0, f"{cmd}\n{run.stderr}"
+        printed = [_rounded(line) for line in run.stdout.splitlines()]
+        assert printed == [json.loads(line) for line in shown], cmd
