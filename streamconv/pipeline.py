@@ -17,13 +17,12 @@ stream of the one it replaces, so detections keep counting from sample 0 of the 
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 
 from streamconv.dsp.convolve import Convolver
 from streamconv.dsp.detection import Detection
-from streamconv.dsp.group_delay import chain_delay
+from streamconv.dsp.group_delay import chain_delay, whole_delay
 
 __all__ = ["Pipeline"]
 
@@ -236,7 +235,7 @@ class Pipeline:
         if delay is None:
             timeline = "filtered"
         else:
-            s0 -= math.floor(delay + 0.5)
+            s0 -= whole_delay(delay)
             timeline = "input"
         # Samples count from the input's first (docs/contract.md): a window that starts in the
         # chain's start-up (its first D filtered samples, the filter's ramp over the zeros

@@ -26,6 +26,7 @@ from collections.abc import Callable
 import numpy as np
 import soundfile as sf
 
+from streamconv.dsp.group_delay import whole_delay
 from streamconv.errors import RuntimeFailure
 from streamconv.io.files import AtomicFile
 
@@ -174,7 +175,7 @@ class SnippetRecorder:
             # input delayed by chain_delay) has its filtered window that much later.
             shift = 0
             if record.get("timeline") == "input" and record.get("chain_delay") is not None:
-                shift = round(record["chain_delay"])
+                shift = whole_delay(record["chain_delay"])
             names.append(base + "-filtered.wav")
             self._pending.append((sample + shift - self.pre, sample + shift + self.post,
                                   [base + "-filtered.wav"], 1))  # fmt: skip

@@ -14,6 +14,8 @@ so :func:`chain_delay` returns None and the detections stay on the filtered stre
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 __all__ = ["chain_delay", "linear_phase_delay"]
@@ -43,6 +45,17 @@ def linear_phase_delay(h) -> float | None:
     if np.all(np.abs(core - core[::-1]) <= tol) or np.all(np.abs(core + core[::-1]) <= tol):
         return (a + b) / 2
     return None
+
+
+def whole_delay(delay: float) -> int:
+    """A chain delay in whole samples, halves rounded up: what the service subtracts to put a
+    detection on the input's timeline, and what a filtered snippet is shifted by (an even-length
+    symmetric filter delays by ``(L - 1) / 2``, a half; both must round it the same way).
+
+    >>> whole_delay(2.5), whole_delay(3.0)
+    (3, 3)
+    """
+    return math.floor(delay + 0.5)
 
 
 def chain_delay(taps) -> float | None:
