@@ -171,6 +171,67 @@ def test_onsets_within_a_few_milliseconds_and_exact_copy_scores_one():
     assert abs(d.sample - 64 * 20) <= 0.002 * RATE and 0.8 < d.score < 1.0
 
 
+def _bell(rate, seconds=0.15):
+    """The example's bell: a decaying 880 Hz sine, the sound the max-filter moved the most."""
+    t = np.arange(int(seconds * rate)) / rate
+    return np.sin(2 * np.pi * 880 * t) * np.exp(-t / 0.04)
+
+
+@pytest.mark.parametrize("rate", [8000, 48000])
+def test_an_exact_copy_is_placed_at_its_onset_with_the_tolerance(rate):
+    # The tolerance's max-filter widens the stream's bell by a frame each way: its own score
+    # peaked 29 ms (3.6 hops) late. The onset is where the exact score peaks near that peak.
+    bell = _bell(rate)
+    hop = round(0.008 * rate)
+    rng = np.random.default_rng(1)
+    x = 0.001 * rng.standard_normal(3 * rate)
+    onsets = [rate // 2 + 37, rate + rate // 2 + 5 * hop + hop // 3, 2 * rate + 11]
+    for on in onsets:
+        x[on : on + len(bell)] += bell
+    ref = None
+    for chunks in [[1] * (rate // 2 + 3 * hop) + [len(x)], [hop], [997, 1, 4099], [len(x)]]:
+        if chunks == [hop]:
+            chunks = [hop] * (len(x) // hop)
+        for tol in (0.01, 0.03, 0.1):
+            m = Matcher({"bell": bell}, rate, threshold=0.5, domain="spectrogram",
+                        spectrogram={"tolerance": tol})  # fmt: skip
+            dets = _run(m, x, chunks)
+            assert len(dets) == 3
+            for d, on in zip(dets, onsets, strict=True):
+                assert abs(d.sample - on) <= hop, (tol, d.sample - on, hop)
+            if tol == 0.03:
+                assert ref is None or dets == ref
+                ref = dets
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"threshold": 0.3},
+        {"mad": 6.0, "mad_window_s": 1.0, "mad_hop_s": 0.25, "min_distance": 1},
+        {"threshold": 0.2, "spectrogram": {"tolerance": 0.1}, "combine": "mean"},
+    ],
+)
+def test_the_onset_search_keeps_the_decisions_and_scores(kwargs, monkeypatch):
+    # Which peaks are detections and their scores come from the tolerant score alone; the
+    # onset search only moves `sample`, by at most ONSET_FRAMES hops and a half.
+    from streamconv.dsp import spectro_matcher
+
+    x = _stream(chans=2, noise=0.2)
+    tpls = {"c": _chirp(), "d": _chirp(0.15, 1500, 700)}
+    m = Matcher(tpls, RATE, domain="spectrogram", **kwargs)
+    new = m.process(x) + m.flush()
+    bound = (spectro_matcher.ONSET_FRAMES + 1) * m.hop + 1
+    monkeypatch.setattr(spectro_matcher, "ONSET_FRAMES", 0)
+    m = Matcher(tpls, RATE, domain="spectrogram", **kwargs)
+    old = m.process(x) + m.flush()
+    key = lambda d: (d.template, d.channel, d.score, d.threshold)  # noqa: E731
+    assert len(new) >= 3 and sorted(map(key, new)) == sorted(map(key, old))
+    assert new != old  # the search did move some onsets
+    moved = {key(d): d.sample for d in old}
+    assert all(abs(d.sample - moved[key(d)]) <= bound for d in new)
+
+
 def _harmonic(f0, seconds=0.3):
     t = np.arange(int(seconds * RATE)) / RATE
     tone = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, 12))
@@ -188,10 +249,12 @@ def test_tolerance_keeps_a_pitch_shifted_copy():
     assert scores[0.05] > scores[0.0] + 0.15, scores
 
 
-def test_a_chunk_of_the_stream_gives_the_whole_streams_detections():
+@pytest.mark.parametrize("min_distance", [None, 1])
+def test_a_chunk_of_the_stream_gives_the_whole_streams_detections(min_distance):
     x = _stream(seconds=12.0, onsets=np.arange(0.5, 11.5, 0.77))
     kw = {"mad": 5.0, "mad_window_s": 2.0, "mad_hop_s": 0.5, "domain": "spectrogram",
-          "block_size": 400, "spectrogram": {"tolerance": 0.03}}  # fmt: skip
+          "block_size": 400, "spectrogram": {"tolerance": 0.03},
+          "min_distance": min_distance}  # fmt: skip
     whole = Matcher({"c": _chirp()}, RATE, **kw)
     ref = whole.process(x) + whole.flush()
     assert len(ref) >= 10

@@ -14,11 +14,21 @@ below the floor). Stream channels are scored on their own or averaged (``combine
 as in the waveform path.
 
 Time: stream frame ``j`` covers samples ``[j H, j H + N)``, so score ``j`` is the template
-placed at sample ``j H``. A peak at frame ``j`` is refined between frames by a parabola through
-the scores at ``j - 1, j, j + 1`` (offset clipped to +-1/2 frame, not refined at the ends of
-the trace): ``sample = j H + round(delta H)``. Thresholds, ``min_distance`` and the MAD
-threshold work on the frame-rate score trace (``min_distance`` and the MAD window and hop are
-given in samples/seconds and rounded to frames).
+placed at sample ``j H``. Thresholds, ``min_distance`` and the MAD threshold work on the
+frame-rate score trace (``min_distance`` and the MAD window and hop are given in
+samples/seconds and rounded to frames): they decide which peaks are detections and their
+scores. Where a detection starts is then refined: a peak at frame ``j`` is moved to frame
+``p``, where the *exact* score peaks within ``j +- ONSET_FRAMES`` frames, and between frames
+by a parabola through the exact scores at ``p - 1, p, p + 1`` (offset clipped to +-1/2 frame,
+not refined at the ends of the stream): ``sample = p H + round(delta H)``. The exact score is
+the same Pearson correlation on the stream's features without the tolerance's max-filter;
+with ``tolerance = 0`` it is the score itself and ``p = j``. The max-filter widens the stream's
+sound (one frame earlier, one later, and its frequency peaks), which moves the tolerant
+score's peak off the onset (an exact copy of a decaying bell 29 ms late at 48 kHz); the
+exact score peaks where the template's own pattern fits the sound, also for a copy a little
+faster, slower, higher or lower (lower there, but still largest where it fits). It is
+computed only at the few frames around each detection, from the undilated features kept for
+that.
 
 How it runs: frames are grouped in fixed segments of ``F`` frames counted from frame 0; each
 segment's features and scores are computed from the same samples however the stream arrives,
@@ -44,7 +54,12 @@ from streamconv.dsp.spectrogram import (
 )
 from streamconv.dsp.thresholds import MadThreshold, Rule, _Track, template_rules
 
-__all__ = ["SpectroMatcher"]
+__all__ = ["ONSET_FRAMES", "SpectroMatcher"]
+
+#: With a tolerance, a detection's onset is where the exact score peaks within this many
+#: frames of the tolerant score's peak (the max-filter moves that peak by up to ~4 frames on a
+#: decaying sound; a wider search could land on a neighbouring occurrence's onset).
+ONSET_FRAMES = 4
 
 
 class SpectroMatcher(SegmentedDetector):
@@ -109,6 +124,8 @@ class SpectroMatcher(SegmentedDetector):
         self.score_step = self.hop
         self._window = signal.get_window(spectrogram.window, self.frame)
         self._time = spectrogram.time_tolerance
+        # Frames the onset search moves a peak by (0: the tolerant score is the exact one).
+        self._shift = ONSET_FRAMES if spectrogram.tolerance > 0 else 0
         self.names = [str(n) for n in templates]
         raw = []
         for name, t in templates.items():
@@ -129,6 +146,10 @@ class SpectroMatcher(SegmentedDetector):
         if self._mad_hop > self._mad_window:
             raise ValueError("mad_hop_s must not exceed mad_window_s")
         self._mmax = max(p.frames for p in self._patches)
+        # The bins any template uses: the undilated features kept for the onset search.
+        self._xbins = slice(
+            min(p.bins.start for p in self._patches), max(p.bins.stop for p in self._patches)
+        )
         if block_size is None:
             seg_frames = max(256, 4 * self._mmax)
         else:
@@ -185,20 +206,21 @@ class SpectroMatcher(SegmentedDetector):
     def latency(self) -> int:
         """Upper bound, in frames (samples), on how late a detection is reported."""
         reach, window, hop = self._context()
-        return self._seg_len + (reach + 2 + (hop if window else 0)) * self.hop
+        return self._seg_len + (reach + 2 + self._shift + (hop if window else 0)) * self.hop
 
     @property
     def decided(self) -> int:
         """Stream sample before which every detection has been returned by `process`."""
+        # A peak at frame j reports a sample of at least (j - shift) H - ceil(H / 2).
+        back = self._shift * self.hop + (self.hop + 1) // 2
         if self.channels is None:
-            return max(self._origin * self.hop - (self.hop + 1) // 2, 0)
+            return max(self._origin * self.hop - back, 0)
         frames = []
         for k, tr in enumerate(self._tracks):
             frames.append(tr.peaks.decided)
             if self._waiting[k]:
                 frames.append(self._waiting[k][0][0])
-        # A peak at frame j reports a sample of at least j H - ceil(H / 2).
-        return max((self._origin + min(frames)) * self.hop - (self.hop + 1) // 2, 0)
+        return max((self._origin + min(frames)) * self.hop - back, 0)
 
     def reset(self) -> None:
         """Forget the stream: the next block is sample 0 again."""
@@ -223,6 +245,10 @@ class SpectroMatcher(SegmentedDetector):
         self._hist = [np.zeros(0) for _ in range(ntr)]
         self._hist_base = [0] * ntr
         self._waiting: list[list[tuple]] = [[] for _ in range(ntr)]
+        # Undilated features (the templates' bins) of stream frames from `_xbase` on, for the
+        # onset search; the first segment's start `time` frames before its first score.
+        self._xfeat = np.zeros((0, 0, 0))
+        self._xbase = seg_frame - self._time
 
     # -- chunks of a longer stream -------------------------------------------------------------
 
@@ -232,17 +258,18 @@ class SpectroMatcher(SegmentedDetector):
         As `streamconv.Matcher.chunk_bounds`: call ``start_at(first)``, `process` samples
         ``[first, end)`` (and `flush` if ``end`` is the stream's end), keep the detections in
         ``[start, stop)``. A refined sample lies within half a hop of its frame, so one frame
-        more is scored on each side, and one more score for the refinement.
+        more is scored on each side, and one more score for the refinement; with a tolerance,
+        the onset search's frames more on each side.
         """
         start, stop = int(start), int(stop)
         if not 0 <= start < stop:
             raise ValueError(f"need 0 <= start < stop, got {start}, {stop}")
         reach, window, hop = self._context()
-        j0 = max(start // self.hop - 1, 0)
-        j1 = stop // self.hop + 2
+        j0 = max(start // self.hop - 1 - self._shift, 0)
+        j1 = stop // self.hop + 2 + self._shift
         base = max(j0 - 1 - reach - window, 0) // hop * hop
         first_frame = base // self._seg_frames * self._seg_frames
-        scores = -(-(j1 + reach + 1) // hop) * hop
+        scores = -(-(j1 + reach + 1 + self._shift) // hop) * hop
         end_frame = -(-scores // self._seg_frames) * self._seg_frames
         first = self._first_sample(first_frame)
         # The last segment's samples end at its first sample plus the segment length.
@@ -279,6 +306,8 @@ class SpectroMatcher(SegmentedDetector):
         is the segment's first scored frame."""
         power = frame_power(seg, self.frame, self.hop, self._window)
         feat = scaled(power, self.params.scale)
+        if self._shift:
+            self._keep_exact(feat)
         t = self._time
         if t:
             # Frames before the stream's start and after its end do not exist: -inf, which
@@ -290,6 +319,17 @@ class SpectroMatcher(SegmentedDetector):
                 feat = np.concatenate([feat, pad], axis=1)
         return dilate(feat, self.params.tolerance, t)
 
+    def _keep_exact(self, feat: np.ndarray) -> None:
+        """Append a segment's undilated features (its first frame is ``seg_frame - time``) to
+        those kept for the onset search: the frames not kept yet."""
+        first = self._seg_frame - self._time
+        have = self._xbase + self._xfeat.shape[1]
+        new = feat[:, max(have - first, 0) :, self._xbins]
+        if self._xfeat.shape[1] == 0:
+            self._xfeat, self._xbase = new.copy(), max(have, first)
+        elif new.shape[1]:
+            self._xfeat = np.concatenate([self._xfeat, new], axis=1)
+
     def _run_segment(self, m: int, final: bool) -> None:
         feat = self._features(self._buf[:m], final)
         for i, patch in enumerate(self._patches):
@@ -300,15 +340,58 @@ class SpectroMatcher(SegmentedDetector):
                     continue
                 col = scores[:, 0] if tr.channel is None else scores[:, tr.channel]
                 self._push(k, tr, col, final)
+        if self._shift and self._tracks:
+            # Keep the features a later onset search may need: from the earliest undecided
+            # peak's frame less the search and the parabola's neighbour.
+            need = min(
+                min([tr.peaks.decided] + [w[0] for w in self._waiting[k]])
+                for k, tr in enumerate(self._tracks)
+            )
+            drop = min(
+                max(self._origin + need - self._shift - 1 - self._xbase, 0), self._xfeat.shape[1]
+            )
+            if drop:
+                self._xfeat = self._xfeat[:, drop:]
+                self._xbase += drop
 
-    def _score(self, feat: np.ndarray, i: int, count: int) -> np.ndarray:
+    def _onset(self, tr: _Track, frame: int, final: bool) -> tuple[int, float] | None:
+        """The frame where track `tr`'s exact score peaks within ``shift`` frames of stream
+        frame `frame`, and the parabola's offset; None while its features are not all kept."""
+        patch = self._patches[tr.template]
+        m, w = patch.frames, self._shift
+        kept = self._xbase + self._xfeat.shape[1]
+        if not final and frame + w + m >= kept:
+            return None
+        # Exact scores at frame - w - 1 .. frame + w + 1 where the stream has the whole patch.
+        lo = max(frame - w - 1, 0, self._xbase)
+        hi = min(frame + w + 1, kept - m)
+        if hi < frame:
+            return frame, 0.0
+        bins = slice(patch.bins.start - self._xbins.start, patch.bins.stop - self._xbins.start)
+        x = self._xfeat[:, lo - self._xbase : hi + m - self._xbase]
+        scores = self._score(x, tr.template, hi - lo + 1, bins)
+        col = scores[:, 0 if tr.channel is None else tr.channel]
+        # The best within +-w, the nearer one to `frame` on a tie.
+        cand = sorted(
+            range(max(frame - w, lo), min(frame + w, hi) + 1), key=lambda f: abs(f - frame)
+        )
+        p = max(cand, key=lambda f: col[f - lo])
+        delta = 0.0
+        if lo < p < hi:
+            a, b, c = col[p - 1 - lo], col[p - lo], col[p + 1 - lo]
+            curve = a - 2.0 * b + c
+            if curve < 0:
+                delta = min(max(0.5 * (a - c) / curve, -0.5), 0.5)
+        return p, delta
+
+    def _score(self, feat: np.ndarray, i: int, count: int, bins: slice | None = None) -> np.ndarray:
         patch = self._patches[i]
         channels = feat.shape[0]
         nchan = 1 if self.combine else channels
         if count == 0:
             return np.zeros((0, nchan))
         m = patch.frames
-        x = feat[:, : count + m - 1, patch.bins]
+        x = feat[:, : count + m - 1, patch.bins if bins is None else bins]
         # Features relative to the floor: exact zeros where floored, so a floored patch is flat.
         x = np.maximum(x, patch.floor) - (patch.floor if np.isfinite(patch.floor) else 0.0)
         nf, nb = x.shape[1], x.shape[2]
@@ -350,14 +433,21 @@ class SpectroMatcher(SegmentedDetector):
         end = base + len(hist)
         name = self.names[tr.template]
         while self._waiting[k] and (final or self._waiting[k][0][0] + 1 < end):
-            j, v, h = self._waiting[k].pop(0)
-            delta = 0.0
-            if base < j and j + 1 < end:
-                a, b, c = hist[j - 1 - base], hist[j - base], hist[j + 1 - base]
-                curve = a - 2.0 * b + c
-                if curve < 0:
-                    delta = min(max(0.5 * (a - c) / curve, -0.5), 0.5)
-            s = (self._origin + j) * self.hop + round(delta * self.hop)
+            j, v, h = self._waiting[k][0]
+            if self._shift:
+                onset = self._onset(tr, self._origin + j, final)
+                if onset is None:
+                    break
+                frame, delta = onset
+            else:
+                frame, delta = self._origin + j, 0.0
+                if base < j and j + 1 < end:
+                    a, b, c = hist[j - 1 - base], hist[j - base], hist[j + 1 - base]
+                    curve = a - 2.0 * b + c
+                    if curve < 0:
+                        delta = min(max(0.5 * (a - c) / curve, -0.5), 0.5)
+            self._waiting[k].pop(0)
+            s = frame * self.hop + round(delta * self.hop)
             self._pending.append(Detection(name, s, s / self.sample_rate, v, tr.channel, h))
         # Keep what a later peak may need: from the earliest undecided score less one.
         lo = min([tr.peaks.decided] + [w[0] for w in self._waiting[k]]) - 1
