@@ -16,7 +16,21 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import maximum_filter1d
 
-__all__ = ["PeakTracker", "find_peaks", "pick_peaks"]
+__all__ = ["PeakTracker", "find_peaks", "parabola_offset", "pick_peaks"]
+
+
+def parabola_offset(a: float, b: float, c: float) -> float:
+    """Where the parabola through ``(-1, a), (0, b), (1, c)`` peaks, clipped to +-1/2; 0 when
+    it does not open downwards. Refines a peak at ``b`` between samples (for a local maximum,
+    ``a, c <= b``, the vertex lies within +-1/2 already).
+
+    >>> parabola_offset(0.0, 3.0, 2.0), parabola_offset(1.0, 2.0, 2.0), parabola_offset(1, 1, 1)
+    (0.25, 0.5, 0.0)
+    """
+    curve = a - 2.0 * b + c
+    if curve >= 0:
+        return 0.0
+    return float(min(max(0.5 * (a - c) / curve, -0.5), 0.5))
 
 
 def _sliding_max(a: np.ndarray, width: int) -> np.ndarray:

@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import fft as sp_fft
 
+from streamconv.dsp.peaks import parabola_offset
+
 __all__ = ["PeriodEstimate", "Periodicity", "normalized_autocorrelation"]
 
 FLAT_RTOL = 1e-10
@@ -285,11 +287,8 @@ class Periodicity:
         # shortest lag whose peak is within the tolerance of the strongest.
         best = int(lags[np.argmax(heights >= heights.max() - self.tolerance)])
         score = float(r[best])
-        shift = 0.0
-        if best + 1 < len(r):
-            a, b, c = r[best - 1], r[best], r[best + 1]
-            curve = a - 2 * b + c
-            shift = float(0.5 * (a - c) / curve) if curve < 0 else 0.0
+        # `best` is a local maximum: the clipping to +-1/2 never acts.
+        shift = parabola_offset(*r[best - 1 : best + 2]) if best + 1 < len(r) else 0.0
         period = float((best + shift) / self.sample_rate)
         return PeriodEstimate(
             sample, time, best, period, score, channel, self.threshold, score >= self.threshold

@@ -44,6 +44,7 @@ from numpy.lib.stride_tricks import as_strided
 from scipy import signal
 
 from streamconv.dsp.matcher import FLAT_RTOL, Detection
+from streamconv.dsp.peaks import parabola_offset
 from streamconv.dsp.segmented import SegmentedDetector
 from streamconv.dsp.spectrogram import (
     SpectrogramParams,
@@ -376,12 +377,7 @@ class SpectroMatcher(SegmentedDetector):
             range(max(frame - w, lo), min(frame + w, hi) + 1), key=lambda f: abs(f - frame)
         )
         p = max(cand, key=lambda f: col[f - lo])
-        delta = 0.0
-        if lo < p < hi:
-            a, b, c = col[p - 1 - lo], col[p - lo], col[p + 1 - lo]
-            curve = a - 2.0 * b + c
-            if curve < 0:
-                delta = min(max(0.5 * (a - c) / curve, -0.5), 0.5)
+        delta = parabola_offset(*col[p - 1 - lo : p + 2 - lo]) if lo < p < hi else 0.0
         return p, delta
 
     def _score(self, feat: np.ndarray, i: int, count: int, bins: slice | None = None) -> np.ndarray:
@@ -442,10 +438,7 @@ class SpectroMatcher(SegmentedDetector):
             else:
                 frame, delta = self._origin + j, 0.0
                 if base < j and j + 1 < end:
-                    a, b, c = hist[j - 1 - base], hist[j - base], hist[j + 1 - base]
-                    curve = a - 2.0 * b + c
-                    if curve < 0:
-                        delta = min(max(0.5 * (a - c) / curve, -0.5), 0.5)
+                    delta = parabola_offset(*hist[j - 1 - base : j + 2 - base])
             self._waiting[k].pop(0)
             s = frame * self.hop + round(delta * self.hop)
             self._pending.append(Detection(name, s, s / self.sample_rate, v, tr.channel, h))
