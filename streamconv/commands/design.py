@@ -13,7 +13,6 @@ lines. ``--plot FILE`` draws magnitude in dB and group delay; the extension pick
 
 from __future__ import annotations
 
-import difflib
 import os
 import sys
 import tempfile
@@ -28,7 +27,7 @@ else:  # Python 3.10: the same parser from PyPI
     import tomli as tomllib
 
 from streamconv.config.models import FILTER_TYPES, Filter
-from streamconv.config.parse import format_path, read_document
+from streamconv.config.parse import did_you_mean, format_path, read_document
 from streamconv.dsp.design import analyze, design, design_bands, frequency_response
 from streamconv.errors import UsageError
 from streamconv.io.arrays import read_array
@@ -93,11 +92,6 @@ def _keys_of(kind) -> list[str]:
     return []
 
 
-def _did_you_mean(word, choices) -> str:
-    near = difflib.get_close_matches(str(word), choices, n=1, cutoff=0.7)
-    return f" (did you mean '{near[0]}'?)" if near else ""
-
-
 def _validate(spec: dict):
     designable = [t for t in FILTER_TYPES if t != "mix"]
     try:
@@ -108,12 +102,12 @@ def _validate(spec: dict):
             loc = [p for p in err["loc"] if p not in FILTER_TYPES]
             key = format_path(tuple(loc)) or "type"
             if err["type"] == "extra_forbidden":
-                message = "unknown key" + _did_you_mean(loc[-1], _keys_of(spec.get("type")))
+                message = "unknown key" + did_you_mean(loc[-1], _keys_of(spec.get("type")))
             elif err["type"] == "missing":
                 message = "required key is missing"
             elif err["type"] == "union_tag_invalid":
                 kind = spec.get("type")
-                message = f"unknown filter type {kind!r}{_did_you_mean(kind, designable)}; "
+                message = f"unknown filter type {kind!r}{did_you_mean(kind, designable)}; "
                 message += "known: " + ", ".join(designable)
             elif err["type"].startswith("union_tag"):
                 message = "give a filter type: " + ", ".join(designable)

@@ -10,7 +10,6 @@ listing every problem found, each as ``FILE:LINE: key.path: message``.
 
 from __future__ import annotations
 
-import difflib
 import json
 
 from pydantic import BaseModel, ValidationError
@@ -18,7 +17,13 @@ from pydantic_core import ErrorDetails
 
 from streamconv.config import models
 from streamconv.config.models import FILTER_TYPES, OUTPUT_TYPES, Config
-from streamconv.config.parse import LineMap, Problem, config_error, read_document
+from streamconv.config.parse import (
+    LineMap,
+    Problem,
+    config_error,
+    did_you_mean,
+    read_document,
+)
 from streamconv.config.resolve import FilterInfo, LoadedConfig, TemplateInfo, resolve
 from streamconv.config.streams import StreamInfo
 
@@ -56,9 +61,7 @@ def _problem_from_pydantic(err: ErrorDetails, lines: LineMap) -> Problem:
     kind = err["type"]
     value = err["input"]
     if kind == "extra_forbidden":
-        key = str(loc[-1])
-        near = difflib.get_close_matches(key, sorted(_known_keys()), n=1, cutoff=0.7)
-        message = "unknown key" + (f" (did you mean '{near[0]}'?)" if near else "")
+        message = "unknown key" + did_you_mean(loc[-1], _known_keys())
     elif kind == "missing":
         message = "required key is missing"
     elif kind == "union_tag_not_found":

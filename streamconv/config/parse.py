@@ -8,6 +8,7 @@ layout (tables and arrays of tables, one key per line) and gives no line for the
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import sys
@@ -25,6 +26,16 @@ from streamconv.errors import ConfigError
 Path = tuple  # a key path: ("filters", 2, "cutoff_hz")
 
 YAML_EXTENSIONS = (".yaml", ".yml")
+
+
+def did_you_mean(word, choices) -> str:
+    """`` (did you mean 'KEY'?)`` for the choice closest to a misspelt `word`, or nothing.
+
+    >>> did_you_mean("cutof_hz", ["cutoff_hz", "numtaps"]), did_you_mean("zzz", ["numtaps"])
+    (" (did you mean 'cutoff_hz'?)", '')
+    """
+    near = difflib.get_close_matches(str(word), sorted(choices), n=1, cutoff=0.7)
+    return f" (did you mean '{near[0]}'?)" if near else ""
 
 
 def format_path(path: Path) -> str:
