@@ -225,3 +225,35 @@ def test_service_status_and_metrics_count_clipped_samples(tmp_path, rng):
     families = {m.name: m for m in text_string_to_metric_families(
         generate_latest(Registry()).decode())}  # fmt: skip
     assert families["streamconv_clipped_samples"].samples[0].value == 500
+
+
+def test_service_and_match_agree_in_the_spectrogram_domain_with_default_min_distance(tmp_path, rng):
+    """Without `min_distance`, the service's template gets the matcher's default (the patch's
+    frames), as `match` does: two chirps 36 hops apart, between the patch's 34 frames and the
+    template's 4800 samples (38 hops), are both found by both commands."""
+    t = np.arange(4800) / RATE
+    chirp = np.sin(2 * np.pi * (500 * t + 3000 * t**2)) * np.hanning(4800)
+    x = 0.05 * rng.normal(size=(3 * RATE, 1))
+    x[8000:12800, 0] += chirp
+    x[8000 + 36 * 128 : 8000 + 36 * 128 + 4800, 0] += 0.6 * chirp
+    sf.write(tmp_path / "in.wav", x, RATE, subtype="FLOAT")
+    np.save(tmp_path / "chirp.npy", chirp)
+    cfg = tmp_path / "spec.toml"
+    cfg.write_text(
+        '[source]\nuri = "in.wav"\n[sink]\nuri = "null"\n'
+        '[[templates]]\nname = "chirp"\npath = "chirp.npy"\nthreshold = 0.3\n'
+        'domain = "spectrogram"\n[detections]\npath = "det.jsonl"\n'
+    )
+    proc = _cli("run", "-q", "-c", str(cfg))
+    assert proc.returncode == 0, proc.stderr
+    match = _cli("match", str(tmp_path / "in.wav"), "-t", str(tmp_path / "chirp.npy"),
+                 "--threshold", "0.3", "--domain", "spectrogram", "-q", text=True)  # fmt: skip
+    assert match.returncode == 0, match.stderr
+    logged = [json.loads(line) for line in (tmp_path / "det.jsonl").read_text().splitlines()]
+    matched = [json.loads(line) for line in match.stdout.splitlines()]
+    assert [(d["sample"], d["score"]) for d in logged] == [
+        (d["sample"], d["score"]) for d in matched
+    ]
+    assert len(matched) == 2
+    check = _cli("check", str(cfg), text=True)
+    assert "min_distance 4352," in check.stdout  # 34 frames of 128 samples, as the matcher

@@ -94,7 +94,8 @@ def register(subparsers) -> None:
         "--min-distance",
         type=positive_float,
         metavar="S",
-        help="seconds between detections of a template (default: its length)",
+        help="seconds between detections of a template (default: its length; spectrogram: "
+        "its frames times the hop)",
     )
     parser.add_argument(
         "--domain",

@@ -243,13 +243,16 @@ def _resolve_templates(
         if np.all(np.ptp(data, axis=0) == 0):
             out.add((*where, "path"), f"{path}: template is constant; its score is undefined")
             continue
+        min_distance = tpl.min_distance or data.shape[0]  # default: the template's length
         if tpl.domain == "spectrogram":
             try:  # the checks the matcher makes: a whole frame, a band with bins, not flat
                 params = SpectrogramParams(**_spectrogram_params(tpl))
-                template_patch(tpl.name, data, rate, params)
+                patch = template_patch(tpl.name, data, rate, params)
             except ValueError as exc:
                 out.add((*where, "spectrogram"), f"{path}: {exc}")
                 continue
+            if not tpl.min_distance:  # the spectrogram matcher's default, as `match` has it:
+                min_distance = patch.frames * params.sizes(rate)[1]  # the patch's frames
         threshold = tpl.threshold
         if threshold is None and tpl.mad is None:
             threshold = DEFAULT_THRESHOLD
@@ -259,7 +262,7 @@ def _resolve_templates(
                 data,
                 threshold,
                 tpl.mad,
-                tpl.min_distance or data.shape[0],
+                min_distance,
                 tpl.combine,
                 file_rate,
                 tpl.mad_window_s,
