@@ -177,10 +177,52 @@ def _bell(rate, seconds=0.15):
     return np.sin(2 * np.pi * 880 * t) * np.exp(-t / 0.04)
 
 
+def _parabola_argmax(scores, cand):
+    """The candidate with the largest score (the first in `cand` on a tie) and the vertex of
+    the parabola through it and its neighbours, clipped to +-1/2."""
+    p = max(cand, key=lambda i: scores[i])
+    if not 0 < p < len(scores) - 1:
+        return p, 0.0
+    a, b, c = scores[p - 1 : p + 2]
+    den = a - 2 * b + c
+    return p, (0.0 if den >= 0 else float(np.clip(0.5 * (a - c) / den, -0.5, 0.5)))
+
+
+@pytest.mark.parametrize("tolerance", [0.0, 0.03])
+def test_onsets_match_a_direct_search_at_a_quarter_of_the_frame(tolerance):
+    # The obvious computation of the module notes: the tolerant score's peaks (which the
+    # matcher reports with their scores), then the exact Pearson score at a quarter of the
+    # frame and hop, written out, its best lag within ONSET_FRAMES hops, and a parabola.
+    from streamconv.dsp.spectro_matcher import ONSET_DIVISOR, ONSET_FRAMES
+
+    x = _stream(seconds=2.5, onsets=(0.5, 1.4), noise=0.5)
+    p = SpectrogramParams(tolerance=tolerance)
+    frame, hop = p.sizes(RATE)
+    fine = SpectrogramParams(
+        frame_s=frame / ONSET_DIVISOR / RATE, hop_s=hop / ONSET_DIVISOR / RATE, tolerance=0.0
+    )
+    h = hop // ONSET_DIVISOR
+    scores = _oracle_scores(x, _chirp(), p)[:, 0]
+    onset_scores = _oracle_scores(x, _chirp(), fine)[:, 0]
+    m = Matcher({"c": _chirp()}, RATE, threshold=0.3, domain="spectrogram", spectrogram=p)
+    dets = _run(m, x, [97, 1, 1000])
+    assert len(dets) == 2
+    for d in dets:
+        (j,) = [j for j in np.flatnonzero(np.isclose(scores, d.score, atol=1e-9))
+                if abs(j * hop - d.sample) <= (ONSET_FRAMES + 1) * hop]  # fmt: skip
+        reach = ONSET_FRAMES * ONSET_DIVISOR
+        cand = sorted(range(j * ONSET_DIVISOR - reach, j * ONSET_DIVISOR + reach + 1),
+                      key=lambda i: abs(i - j * ONSET_DIVISOR))  # fmt: skip
+        best, delta = _parabola_argmax(onset_scores, cand)
+        assert abs(d.sample - (best * h + delta * h)) <= 0.5 + 1e-6
+
+
 @pytest.mark.parametrize("rate", [8000, 48000])
-def test_an_exact_copy_is_placed_at_its_onset_with_the_tolerance(rate):
+def test_an_exact_copy_is_placed_at_its_onset(rate):
     # The tolerance's max-filter widens the stream's bell by a frame each way: its own score
-    # peaked 29 ms (3.6 hops) late. The onset is where the exact score peaks near that peak.
+    # peaked 29 ms (3.6 hops) late; the exact score at the matching resolution blurs the onset
+    # over a frame. The onset search at a quarter of the frame and hop places it within a
+    # fine hop.
     bell = _bell(rate)
     hop = round(0.008 * rate)
     rng = np.random.default_rng(1)
@@ -192,13 +234,13 @@ def test_an_exact_copy_is_placed_at_its_onset_with_the_tolerance(rate):
     for chunks in [[1] * (rate // 2 + 3 * hop) + [len(x)], [hop], [997, 1, 4099], [len(x)]]:
         if chunks == [hop]:
             chunks = [hop] * (len(x) // hop)
-        for tol in (0.01, 0.03, 0.1):
+        for tol in (0.0, 0.01, 0.03, 0.1):
             m = Matcher({"bell": bell}, rate, threshold=0.5, domain="spectrogram",
                         spectrogram={"tolerance": tol})  # fmt: skip
             dets = _run(m, x, chunks)
             assert len(dets) == 3
             for d, on in zip(dets, onsets, strict=True):
-                assert abs(d.sample - on) <= hop, (tol, d.sample - on, hop)
+                assert abs(d.sample - on) <= hop // 4, (tol, d.sample - on, hop)
             if tol == 0.03:
                 assert ref is None or dets == ref
                 ref = dets

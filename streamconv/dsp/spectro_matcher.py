@@ -17,18 +17,21 @@ Time: stream frame ``j`` covers samples ``[j H, j H + N)``, so score ``j`` is th
 placed at sample ``j H``. Thresholds, ``min_distance`` and the MAD threshold work on the
 frame-rate score trace (``min_distance`` and the MAD window and hop are given in
 samples/seconds and rounded to frames): they decide which peaks are detections and their
-scores. Where a detection starts is then refined: a peak at frame ``j`` is moved to frame
-``p``, where the *exact* score peaks within ``j +- ONSET_FRAMES`` frames, and between frames
-by a parabola through the exact scores at ``p - 1, p, p + 1`` (offset clipped to +-1/2 frame,
-not refined at the ends of the stream): ``sample = p H + round(delta H)``. The exact score is
-the same Pearson correlation on the stream's features without the tolerance's max-filter;
-with ``tolerance = 0`` it is the score itself and ``p = j``. The max-filter widens the stream's
-sound (one frame earlier, one later, and its frequency peaks), which moves the tolerant
-score's peak off the onset (an exact copy of a decaying bell 29 ms late at 48 kHz); the
-exact score peaks where the template's own pattern fits the sound, also for a copy a little
-faster, slower, higher or lower (lower there, but still largest where it fits). It is
-computed only at the few frames around each detection, from the undilated features kept for
-that.
+scores. Where a detection starts is then refined at a finer time resolution, because at the
+matching resolution an onset is blurred over a whole frame (32 ms): in noise the correlation
+prefers to put a decaying sound's quieter tail on the louder part of the stream's sound, which
+costs little at the blurred onset, and so placed tonal sounds about half a frame early. The
+*onset score* is the same exact (untolerant) Pearson correlation on features with a quarter
+of the frame and of the hop (8 ms / 2 ms by default; ``ONSET_DIVISOR``): the template's own
+onset patch (its band chosen at that resolution as above) against the stream's, at lags
+``j H + i h`` for the fine hop ``h`` and ``|i h| <= ONSET_FRAMES H``. A peak at frame ``j`` is
+moved to the lag where the onset score is largest (the nearer to ``j H`` on a tie), and between
+lags by a parabola through the onset scores there and at the lags either side (offset clipped
+to +-1/2 fine hop, not refined at the ends of the stream): ``sample = j H + i h + round(delta
+h)``. The search is wide enough for the tolerance's max-filter too, which widens the stream's
+sound by a frame each way and moved the tolerant score's peak off the onset (an exact copy of
+a decaying bell 29 ms late at 48 kHz). The onset score is computed only around each
+detection, from the stream's samples kept for that.
 
 How it runs: frames are grouped in fixed segments of ``F`` frames counted from frame 0; each
 segment's features and scores are computed from the same samples however the stream arrives,
@@ -38,6 +41,7 @@ so scores and detections are bit-identical for any chunking.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -48,6 +52,7 @@ from streamconv.dsp.peaks import parabola_offset
 from streamconv.dsp.segmented import SegmentedDetector
 from streamconv.dsp.spectrogram import (
     SpectrogramParams,
+    TemplatePatch,
     dilate,
     frame_power,
     scaled,
@@ -55,12 +60,15 @@ from streamconv.dsp.spectrogram import (
 )
 from streamconv.dsp.thresholds import MadThreshold, Rule, _Track, template_rules
 
-__all__ = ["ONSET_FRAMES", "SpectroMatcher"]
+__all__ = ["ONSET_DIVISOR", "ONSET_FRAMES", "SpectroMatcher"]
 
-#: With a tolerance, a detection's onset is where the exact score peaks within this many
-#: frames of the tolerant score's peak (the max-filter moves that peak by up to ~4 frames on a
-#: decaying sound; a wider search could land on a neighbouring occurrence's onset).
+#: A detection's onset is where the onset score peaks within this many hops of the score's
+#: peak (the tolerance's max-filter moves that peak by up to ~4 frames on a decaying sound, the
+#: matching resolution's blur by ~2.5; a wider search could land on a neighbouring occurrence).
 ONSET_FRAMES = 4
+
+#: The onset score's frame and hop are the matching frame and hop divided by this.
+ONSET_DIVISOR = 4
 
 
 class SpectroMatcher(SegmentedDetector):
@@ -125,8 +133,17 @@ class SpectroMatcher(SegmentedDetector):
         self.score_step = self.hop
         self._window = signal.get_window(spectrogram.window, self.frame)
         self._time = spectrogram.time_tolerance
-        # Frames the onset search moves a peak by (0: the tolerant score is the exact one).
-        self._shift = ONSET_FRAMES if spectrogram.tolerance > 0 else 0
+        self._shift = ONSET_FRAMES
+        # The onset score's frame and hop (module notes), and its params at that resolution.
+        self._oframe = max(4, self.frame // ONSET_DIVISOR)
+        self._ohop = max(1, self.hop // ONSET_DIVISOR)
+        self._owindow = signal.get_window(spectrogram.window, self._oframe)
+        fine = replace(
+            spectrogram,
+            frame_s=self._oframe / self.sample_rate,
+            hop_s=self._ohop / self.sample_rate,
+            tolerance=0.0,
+        )
         self.names = [str(n) for n in templates]
         raw = []
         for name, t in templates.items():
@@ -137,8 +154,13 @@ class SpectroMatcher(SegmentedDetector):
                 raise ValueError(f"template {name!r} contains NaN or Inf")
             raw.append(t)
         self._shapes = [t.shape for t in raw]
+        raw = [t if t.ndim == 2 else t[:, None] for t in raw]
         self._patches = [
-            template_patch(n, t if t.ndim == 2 else t[:, None], self.sample_rate, spectrogram)
+            template_patch(n, t, self.sample_rate, spectrogram)
+            for n, t in zip(self.names, raw, strict=True)
+        ]
+        self._onset_patches = [
+            template_patch(n, t, self.sample_rate, fine)
             for n, t in zip(self.names, raw, strict=True)
         ]
         self._rules = self._threshold_rules(threshold, mad, min_distance)
@@ -147,10 +169,6 @@ class SpectroMatcher(SegmentedDetector):
         if self._mad_hop > self._mad_window:
             raise ValueError("mad_hop_s must not exceed mad_window_s")
         self._mmax = max(p.frames for p in self._patches)
-        # The bins any template uses: the undilated features kept for the onset search.
-        self._xbins = slice(
-            min(p.bins.start for p in self._patches), max(p.bins.stop for p in self._patches)
-        )
         if block_size is None:
             seg_frames = max(256, 4 * self._mmax)
         else:
@@ -212,8 +230,8 @@ class SpectroMatcher(SegmentedDetector):
     @property
     def decided(self) -> int:
         """Stream sample before which every detection has been returned by `process`."""
-        # A peak at frame j reports a sample of at least (j - shift) H - ceil(H / 2).
-        back = self._shift * self.hop + (self.hop + 1) // 2
+        # A peak at frame j reports a sample of at least (j - shift) H - ceil(h / 2).
+        back = self._shift * self.hop + (self._ohop + 1) // 2
         if self.channels is None:
             return max(self._origin * self.hop - back, 0)
         frames = []
@@ -240,16 +258,11 @@ class SpectroMatcher(SegmentedDetector):
         self._pending: list[Detection] = []
         for tr in getattr(self, "_tracks", []):
             tr.reset(skip=self._origin - seg_frame)
-        ntr = len(getattr(self, "_tracks", []))
-        # Raw scores kept for the refinement (trace index of the first), and peaks that wait for
-        # the score after them: (trace index, score, threshold).
-        self._hist = [np.zeros(0) for _ in range(ntr)]
-        self._hist_base = [0] * ntr
-        self._waiting: list[list[tuple]] = [[] for _ in range(ntr)]
-        # Undilated features (the templates' bins) of stream frames from `_xbase` on, for the
-        # onset search; the first segment's start `time` frames before its first score.
-        self._xfeat = np.zeros((0, 0, 0))
-        self._xbase = seg_frame - self._time
+        # Peaks that wait for their onset search: (trace index, score, threshold).
+        self._waiting: list[list[tuple]] = [[] for _ in getattr(self, "_tracks", [])]
+        # The stream's samples from `_xbase` on, kept for the onset search.
+        self._xraw = np.zeros((0, self.channels or 0))
+        self._xbase = 0
 
     # -- chunks of a longer stream -------------------------------------------------------------
 
@@ -258,9 +271,9 @@ class SpectroMatcher(SegmentedDetector):
 
         As `streamconv.Matcher.chunk_bounds`: call ``start_at(first)``, `process` samples
         ``[first, end)`` (and `flush` if ``end`` is the stream's end), keep the detections in
-        ``[start, stop)``. A refined sample lies within half a hop of its frame, so one frame
-        more is scored on each side, and one more score for the refinement; with a tolerance,
-        the onset search's frames more on each side.
+        ``[start, stop)``. A detection's sample lies within the onset search's
+        ``ONSET_FRAMES`` hops and half a fine hop of its peak's frame, so that many frames and
+        one more are scored on each side, and one more score for the peak's decision.
         """
         start, stop = int(start), int(stop)
         if not 0 <= start < stop:
@@ -270,7 +283,7 @@ class SpectroMatcher(SegmentedDetector):
         j1 = stop // self.hop + 2 + self._shift
         base = max(j0 - 1 - reach - window, 0) // hop * hop
         first_frame = base // self._seg_frames * self._seg_frames
-        scores = -(-(j1 + reach + 1 + self._shift) // hop) * hop
+        scores = -(-(j1 + reach + 2 + self._shift) // hop) * hop
         end_frame = -(-scores // self._seg_frames) * self._seg_frames
         first = self._first_sample(first_frame)
         # The last segment's samples end at its first sample plus the segment length.
@@ -305,10 +318,7 @@ class SpectroMatcher(SegmentedDetector):
     def _features(self, seg: np.ndarray, final: bool) -> np.ndarray:
         """Max-filtered features of a segment's samples: ``(channels, frames, bins)``; frame 0
         is the segment's first scored frame."""
-        power = frame_power(seg, self.frame, self.hop, self._window)
-        feat = scaled(power, self.params.scale)
-        if self._shift:
-            self._keep_exact(feat)
+        feat = scaled(frame_power(seg, self.frame, self.hop, self._window), self.params.scale)
         t = self._time
         if t:
             # Frames before the stream's start and after its end do not exist: -inf, which
@@ -320,74 +330,74 @@ class SpectroMatcher(SegmentedDetector):
                 feat = np.concatenate([feat, pad], axis=1)
         return dilate(feat, self.params.tolerance, t)
 
-    def _keep_exact(self, feat: np.ndarray) -> None:
-        """Append a segment's undilated features (its first frame is ``seg_frame - time``) to
-        those kept for the onset search: the frames not kept yet."""
-        first = self._seg_frame - self._time
-        have = self._xbase + self._xfeat.shape[1]
-        new = feat[:, max(have - first, 0) :, self._xbins]
-        if self._xfeat.shape[1] == 0:
-            self._xfeat, self._xbase = new.copy(), max(have, first)
-        elif new.shape[1]:
-            self._xfeat = np.concatenate([self._xfeat, new], axis=1)
+    def _keep_samples(self, seg: np.ndarray) -> None:
+        """Append a segment's samples not kept yet to those kept for the onset search."""
+        first = (self._seg_frame - self._time) * self.hop  # of seg[0]; < 0 at the start: zeros
+        have = self._xbase + len(self._xraw)
+        new = seg[max(have - first, 0) :]
+        if len(self._xraw) == 0:
+            self._xraw, self._xbase = new.copy(), max(have, first)
+        elif len(new):
+            self._xraw = np.concatenate([self._xraw, new])
 
     def _run_segment(self, m: int, final: bool) -> None:
+        self._keep_samples(self._buf[:m])
         feat = self._features(self._buf[:m], final)
         for i, patch in enumerate(self._patches):
             count = max(feat.shape[1] - patch.frames + 1, 0) if final else self._seg_frames
-            scores = self._score(feat, i, count)
+            scores = self._score(feat, patch, count)
             for k, tr in enumerate(self._tracks):
                 if tr.template != i:
                     continue
                 col = scores[:, 0] if tr.channel is None else scores[:, tr.channel]
                 self._push(k, tr, col, final)
-        if self._shift and self._tracks:
-            # Keep the features a later onset search may need: from the earliest undecided
+        if self._tracks:
+            # Keep the samples a later onset search may need: from the earliest undecided
             # peak's frame less the search and the parabola's neighbour.
             need = min(
                 min([tr.peaks.decided] + [w[0] for w in self._waiting[k]])
                 for k, tr in enumerate(self._tracks)
             )
-            drop = min(
-                max(self._origin + need - self._shift - 1 - self._xbase, 0), self._xfeat.shape[1]
-            )
+            first = (self._origin + need - self._shift) * self.hop - self._ohop
+            drop = min(max(first - self._xbase, 0), len(self._xraw))
             if drop:
-                self._xfeat = self._xfeat[:, drop:]
+                self._xraw = self._xraw[drop:]
                 self._xbase += drop
 
-    def _onset(self, tr: _Track, frame: int, final: bool) -> tuple[int, float] | None:
-        """The frame where track `tr`'s exact score peaks within ``shift`` frames of stream
-        frame `frame`, and the parabola's offset; None while its features are not all kept."""
-        patch = self._patches[tr.template]
-        m, w = patch.frames, self._shift
-        kept = self._xbase + self._xfeat.shape[1]
-        if not final and frame + w + m >= kept:
+    def _onset(self, tr: _Track, frame: int, final: bool) -> int | None:
+        """The onset of track `tr`'s peak at stream frame `frame`, in samples (module notes);
+        None while the samples it needs are not all kept."""
+        patch = self._onset_patches[tr.template]
+        h = self._ohop
+        span = (patch.frames - 1) * h + self._oframe  # the samples one onset patch covers
+        reach = self._shift * self.hop // h  # candidates: lags centre + i h for |i| <= reach
+        centre = frame * self.hop
+        kept = self._xbase + len(self._xraw)
+        if not final and centre + (reach + 1) * h + span > kept:
             return None
-        # Exact scores at frame - w - 1 .. frame + w + 1 where the stream has the whole patch.
-        lo = max(frame - w - 1, 0, self._xbase)
-        hi = min(frame + w + 1, kept - m)
-        if hi < frame:
-            return frame, 0.0
-        bins = slice(patch.bins.start - self._xbins.start, patch.bins.stop - self._xbins.start)
-        x = self._xfeat[:, lo - self._xbase : hi + m - self._xbase]
-        scores = self._score(x, tr.template, hi - lo + 1, bins)
-        col = scores[:, 0 if tr.channel is None else tr.channel]
-        # The best within +-w, the nearer one to `frame` on a tie.
-        cand = sorted(
-            range(max(frame - w, lo), min(frame + w, hi) + 1), key=lambda f: abs(f - frame)
-        )
-        p = max(cand, key=lambda f: col[f - lo])
-        delta = parabola_offset(*col[p - 1 - lo : p + 2 - lo]) if lo < p < hi else 0.0
-        return p, delta
+        # Lags i_lo..i_hi: the candidates and their neighbours, where the stream has the patch.
+        i_lo = max(-reach - 1, -((centre - self._xbase) // h))
+        i_hi = min(reach + 1, (kept - span - centre) // h)
+        if i_hi < max(i_lo, -reach):
+            return centre
+        x = self._xraw[centre + i_lo * h - self._xbase : centre + i_hi * h + span - self._xbase]
+        feat = scaled(frame_power(x, self._oframe, h, self._owindow), self.params.scale)
+        col = self._score(feat, patch, i_hi - i_lo + 1)[:, 0 if tr.channel is None else tr.channel]
+        # The best candidate, the nearer one to `centre` on a tie.
+        cand = sorted(range(max(i_lo, -reach), min(i_hi, reach) + 1), key=abs)
+        p = max(cand, key=lambda i: col[i - i_lo])
+        delta = parabola_offset(*col[p - 1 - i_lo : p + 2 - i_lo]) if i_lo < p < i_hi else 0.0
+        return centre + p * h + round(delta * h)
 
-    def _score(self, feat: np.ndarray, i: int, count: int, bins: slice | None = None) -> np.ndarray:
-        patch = self._patches[i]
+    def _score(self, feat: np.ndarray, patch: TemplatePatch, count: int) -> np.ndarray:
+        """Pearson scores of `patch` at the first `count` frames of `feat`: ``(count, 1)``
+        with ``combine="mean"``, else ``(count, channels)``."""
         channels = feat.shape[0]
         nchan = 1 if self.combine else channels
         if count == 0:
             return np.zeros((0, nchan))
         m = patch.frames
-        x = feat[:, : count + m - 1, patch.bins if bins is None else bins]
+        x = feat[:, : count + m - 1, patch.bins]
         # Features relative to the floor: exact zeros where floored, so a floored patch is flat.
         x = np.maximum(x, patch.floor) - (patch.floor if np.isfinite(patch.floor) else 0.0)
         nf, nb = x.shape[1], x.shape[2]
@@ -418,35 +428,19 @@ class SpectroMatcher(SegmentedDetector):
         return scores
 
     def _push(self, k: int, tr: _Track, scores: np.ndarray, final: bool) -> None:
-        """Feed track `k`'s new raw scores; turn its peaks into detections once refinable."""
-        # The raw trace, from the track's first score (after the skip), for the refinement.
-        skip = min(tr.skip, len(scores))
-        hist = np.concatenate([self._hist[k], scores[skip:]])
+        """Feed track `k`'s new scores; turn its peaks into detections once their onset is
+        found."""
         report = self._on_scores and self._report_scores
         idx, sc, th = tr.push(scores, final, report)
         self._waiting[k] += zip(idx.tolist(), sc.tolist(), th.tolist(), strict=True)
-        base = self._hist_base[k]
-        end = base + len(hist)
         name = self.names[tr.template]
-        while self._waiting[k] and (final or self._waiting[k][0][0] + 1 < end):
+        while self._waiting[k]:
             j, v, h = self._waiting[k][0]
-            if self._shift:
-                onset = self._onset(tr, self._origin + j, final)
-                if onset is None:
-                    break
-                frame, delta = onset
-            else:
-                frame, delta = self._origin + j, 0.0
-                if base < j and j + 1 < end:
-                    delta = parabola_offset(*hist[j - 1 - base : j + 2 - base])
+            s = self._onset(tr, self._origin + j, final)
+            if s is None:
+                break
             self._waiting[k].pop(0)
-            s = frame * self.hop + round(delta * self.hop)
             self._pending.append(Detection(name, s, s / self.sample_rate, v, tr.channel, h))
-        # Keep what a later peak may need: from the earliest undecided score less one.
-        lo = min([tr.peaks.decided] + [w[0] for w in self._waiting[k]]) - 1
-        lo = min(max(lo, base), end)
-        self._hist[k] = hist[lo - base :]
-        self._hist_base[k] = lo
 
     def _report_scores(self, template: int, channel, start: int, scores, thresholds) -> None:
         if self._on_scores is not None:
