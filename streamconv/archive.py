@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import sys
 import time
@@ -178,10 +179,14 @@ def make_client(jobs: int | None = None, scheduler: str | None = None):
             raise UsageError(f"--scheduler {scheduler}: cannot connect: {exc}") from None
     # Worker processes of one thread each (the nanny also sets OMP/MKL/OpenBLAS threads to 1):
     # much of a task is Python between numpy calls, under the GIL, so threads would not scale.
+    # Logs below CRITICAL stay off the user's terminal: a task's failure comes back to the
+    # command as an exception (one `error: FILE:` line), and the rest is dask's own shutdown
+    # noise (a worker's heartbeat that meets the closing scheduler logs a 30-line traceback
+    # at ERROR, after the summary).
     with dask.config.set(LOCAL_CONFIG):  # the nannies hand it on to their workers
         cluster = LocalCluster(
             n_workers=jobs or 1, processes=True, threads_per_worker=1,
-            dashboard_address=":0", silence_logs=40,
+            dashboard_address=":0", silence_logs=logging.CRITICAL,
         )  # fmt: skip
     client = Client(cluster)
     setattr(client, "close_cluster", cluster.close)  # noqa: B010 (not a Client attribute)

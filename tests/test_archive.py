@@ -281,3 +281,23 @@ def test_expand_directories_and_globs(recordings):
     ]
     with pytest.raises(archive.UsageError, match="no file matches"):
         archive.expand([str(sub / "*.flac")])
+
+
+def test_local_workers_keep_dask_errors_off_stderr():
+    """A worker's dask log at ERROR (the heartbeat that finds the scheduler closed while
+    `--jobs` shuts its cluster down printed a 30-line traceback after the summary) stays off
+    the command's stderr; task failures still reach the command, which reports them."""
+    import subprocess
+    import sys
+
+    code = (
+        "import logging\n"
+        "from streamconv import archive\n"
+        "c = archive.make_client(jobs=1)\n"
+        "c.run(lambda: logging.getLogger('distributed.worker').error('heartbeat-xyz'))\n"
+        "c.close(); c.close_cluster()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "heartbeat-xyz" not in proc.stderr
