@@ -81,7 +81,7 @@ def plan_file(path: str, templates: list[Template], options: MatchOptions, chunk
             }
             frames = file_frames(src, path, options)
             if frames is not None:
-                detectors = options.detectors(arrays, rate, channels)
+                detectors = options.detectors(arrays, rate, channels, where=path)
                 detectors.check_length(path, frames, templates, arrays)
             chunk = max(round(chunk_s * rate), 1)
     except StreamconvError as exc:

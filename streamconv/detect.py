@@ -330,19 +330,27 @@ class MatchOptions:
             )
         return templates, periodic
 
-    def detectors(self, arrays: dict, sample_rate: float, channels: int, on_scores=None):
-        """`Detectors` for one stream; `UsageError` names a periodicity range it refuses."""
+    def detectors(
+        self, arrays: dict, sample_rate: float, channels: int, on_scores=None, where=None
+    ):
+        """`Detectors` for one stream; `UsageError` names a periodicity range it refuses.
+
+        `where` (the recording) starts the message of a `UsageError`: whether a template or a
+        period range fits depends on the recording's rate (a spectrogram frame, a period of
+        at least one sample), so the error is that file's, as its other errors are.
+        """
+        at = f"{where}: " if where else ""
         templates, periodic = self.specs(arrays, sample_rate)
         try:
             built = build_detectors(templates, (), sample_rate=sample_rate, channels=channels,
                                     on_scores=on_scores)  # fmt: skip
         except ValueError as exc:
-            raise UsageError(str(exc)) from None
+            raise UsageError(f"{at}{exc}") from None
         try:
             built += build_detectors((), periodic, sample_rate=sample_rate, channels=channels)
         except ValueError as exc:
             lo, hi = periodic[0].min_period_s, periodic[0].max_period_s
-            raise UsageError(f"--periodicity {lo:g}:{hi:g}: {exc}") from None
+            raise UsageError(f"{at}--periodicity {lo:g}:{hi:g}: {exc}") from None
         return Detectors(built)
 
 

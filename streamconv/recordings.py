@@ -119,7 +119,7 @@ def match_file(
         total = getattr(src, "frames", None)
         if on_start is not None:
             on_start(rate, total)
-        detectors = options.detectors(arrays, rate, channels, on_scores)
+        detectors = options.detectors(arrays, rate, channels, on_scores, where=path)
         if total is not None:
             detectors.check_length(path, total, templates, arrays)
         try:
@@ -175,7 +175,7 @@ def match_range(
         arrays = {
             t.name: t.for_stream(rate, channels, path, downmix=options.downmix) for t in templates
         }
-        detectors = options.detectors(arrays, rate, channels)
+        detectors = options.detectors(arrays, rate, channels, where=path)
         first, end = detectors.start_chunk(start, stop, frames)
         src = _seek(src, path, options, first)
         found, pos = [], first

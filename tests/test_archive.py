@@ -301,3 +301,13 @@ def test_local_workers_keep_dask_errors_off_stderr():
                           timeout=120)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "heartbeat-xyz" not in proc.stderr
+
+
+def test_a_template_the_spectrogram_refuses_names_the_recording(recordings, tmp_path, capsys):
+    rec = recordings / "sub" / "rec0.wav"
+    sf.write(tmp_path / "short.wav", chirp(100), sf.info(rec).samplerate)
+    code = main(["match", str(rec), "-t", str(tmp_path / "short.wav"), "--domain",
+                 "spectrogram", "--jobs", "1"])  # fmt: skip
+    assert code == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith(f"error: {rec}: template 'short' has 100 samples, shorter than")

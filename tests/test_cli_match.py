@@ -321,3 +321,21 @@ def test_plot_envelope_bins_any_trace_and_stays_small():
         assert env.lo[k] == members.min() and env.hi[k] == members.max()
         assert env.thr[k] == members.max() + 1
     assert env.idx[-1] * env.bin <= 3 * 50_000 < (env.idx[-1] + 1) * env.bin
+
+
+def test_a_template_the_spectrogram_refuses_is_reported_with_the_recording(
+    capsys, recording, tmp_path
+):
+    """Too short for one frame at the recording's rate (25 ms against 32 ms): each file's
+    error names the file, as every other file error does, and the others go on."""
+    path, _, _, t = recording
+    short = tmp_path / "short.wav"
+    sf.write(short, t[:200], RATE, subtype="DOUBLE")
+    code, lines, err = run(capsys, "match", path, path, "-t", short, "--domain", "spectrogram")
+    assert code == 2 and lines == []
+    why = "template 'short' has 200 samples, shorter than one spectrogram frame"
+    assert err.splitlines() == [
+        f"error: {path}: {why} (256 samples = 0.032 s)",
+        f"error: {path}: {why} (256 samples = 0.032 s)",
+        "error: 2 of 2 files failed",
+    ]
