@@ -481,12 +481,31 @@ def test_check_says_the_domain_and_the_timeline(tmp_path, capsys):
     path.write_text(text)
     assert main(["check", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "spectrogram (frame 0.032 s, hop 0.008 s, db, band 0..3000 Hz, tolerance 0.03)" in out
+    # The band the matcher compares: an edge given is used as is, the other is the template's
+    # own band widened (it said "band 0..3000 Hz", an edge the matcher does not use).
+    lo, _ = _band_hz(high_hz=3000)
+    assert lo > 300
+    assert (
+        f"spectrogram (frame 0.032 s, hop 0.008 s, hann, db floor 50 dB, band {lo:g}..3000 Hz "
+        "(high_hz given, low: own band, margin 0.5), tolerance 0.03)"
+    ) in out
     assert "  timeline   detections on the input's (20 samples of chain delay taken off)" in out
-    path.write_text(text.replace("high_hz = 3000, ", ""))
+    path.write_text(text.replace("high_hz = 3000, ", "window = 'blackman', scale = 'linear', "))
     assert main(["check", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "db, own band, margin 0.5, tolerance 0.03)" in out
+    lo, hi = _band_hz(window="blackman", scale="linear")
+    want = f"blackman, linear, band {lo:g}..{hi:g} Hz (own band, margin 0.5), tolerance 0.03)"
+    assert want in out
+
+
+def _band_hz(**params):
+    """The lowest and highest frequency of the bins the matcher compares for `_chirp()`."""
+    from streamconv.dsp.spectrogram import SpectrogramParams, template_patch
+
+    sp = SpectrogramParams(**params)
+    frame, _ = sp.sizes(RATE)
+    bins = template_patch("chirp", _chirp()[:, None], RATE, sp).bins
+    return bins.start * RATE / frame, (bins.stop - 1) * RATE / frame
 
 
 def test_spectrogram_templates_and_periodicity_merge_in_stream_order():

@@ -156,7 +156,7 @@ def summary(loaded: LoadedConfig) -> str:
             f"  template   {t.name}: {t.samples.shape[0]} frames "
             f"({1000 * t.samples.shape[0] / rate:.4g} ms), {_channels(t.samples.shape[1])}, "
             f"{rule}, min_distance {t.min_distance}, {t.combine}"
-            + (_spectrogram(t.spectrogram) if t.spectrogram is not None else "")
+            + (_spectrogram(t, rate) if t.spectrogram is not None else "")
         )
     for p in loaded.periodicity:
         lines.append(
@@ -178,16 +178,26 @@ def summary(loaded: LoadedConfig) -> str:
     return "\n".join(lines)
 
 
-def _spectrogram(params: dict) -> str:
-    """The spectrogram parameters of a template, for its line."""
+def _spectrogram(template, rate: float) -> str:
+    """The spectrogram parameters of a template, for its line: the band is the one the matcher
+    compares (an edge not given is the template's own, widened by the margin), in Hz."""
+    from streamconv.dsp.spectrogram import SpectrogramParams, template_patch
+
+    params = template.spectrogram
+    sp = SpectrogramParams(**params)
+    frame, _ = sp.sizes(rate)
+    bins = template_patch(template.name, template.samples, rate, sp).bins
     lo, hi = params["low_hz"], params["high_hz"]
-    top = "Nyquist" if hi is None else f"{hi:g}"
-    band = (
-        f"own band, margin {params['band_margin']:g}"
-        if lo is None and hi is None
-        else f"band {lo or 0:g}..{top} Hz"
-    )
+    own = f"own band, margin {params['band_margin']:g}"
+    how = {
+        (True, True): own,
+        (False, True): f"low_hz given, high: {own}",
+        (True, False): f"high_hz given, low: {own}",
+        (False, False): "low_hz and high_hz given",
+    }[(lo is None, hi is None)]
+    scale = f"db floor {params['floor_db']:g} dB" if params["scale"] == "db" else params["scale"]
     return (
         f", spectrogram (frame {params['frame_s']:g} s, hop {params['hop_s']:g} s, "
-        f"{params['scale']}, {band}, tolerance {params['tolerance']:g})"
+        f"{params['window']}, {scale}, band {bins.start * rate / frame:g}.."
+        f"{(bins.stop - 1) * rate / frame:g} Hz ({how}), tolerance {params['tolerance']:g})"
     )
