@@ -429,6 +429,19 @@ def test_a_config_template_in_the_spectrogram_domain(tmp_path):
         ('domain = "spectrogram"\nspectrogram = { frame_s = 0.3 }', "shorter than one"),
         ("spectrogram = { tolerance = 0.03 }", "need domain"),
         ('domain = "spectrogram"\nspectrogram = { low_hz = 4500, high_hz = 5000 }', "no spectro"),
+        (
+            'domain = "spectrogram"\nspectrogram = { low_hz = 4500 }',
+            "no spectrogram bin between 4500 Hz (low_hz) and 2593.75 Hz (the template's own band, "
+            "widened); bins are 31.25 Hz apart, from 0 to 4000 Hz",
+        ),
+        (
+            'domain = "spectrogram"\nspectrogram = { hop_s = 0.05 }',
+            "hop_s (0.05 s) must not exceed frame_s (0.032 s)",
+        ),
+        (
+            'domain = "spectrogram"\nspectrogram = { low_hz = 1200, high_hz = 600 }',
+            "low_hz (1200 Hz) must be below high_hz (600 Hz)",
+        ),
         ('domain = "spectrogram"\nspectrogram = { tolerance = 0.5 }', "tolerance"),
         ('domain = "spectrogram"\nspectrogram = { band_margin = 5 }', "band_margin"),
     ],

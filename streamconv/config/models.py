@@ -300,9 +300,11 @@ class Spectrogram(_Model):
     @model_validator(mode="after")
     def _band(self):
         if self.low_hz is not None and self.high_hz is not None and self.low_hz >= self.high_hz:
-            raise ValueError("low_hz must be below high_hz")
+            raise ValueError(f"low_hz ({self.low_hz:g} Hz) must be below high_hz "
+                             f"({self.high_hz:g} Hz)")  # fmt: skip
         if self.hop_s > self.frame_s:
-            raise ValueError("hop_s must not exceed frame_s")
+            raise ValueError(f"hop_s ({self.hop_s:g} s) must not exceed frame_s "
+                             f"({self.frame_s:g} s)")  # fmt: skip
         return self
 
 

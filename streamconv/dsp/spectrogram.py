@@ -254,9 +254,14 @@ def template_patch(
     if hi_bin - lo_bin < 1 and power.shape[1] < 2:
         raise ValueError(f"template {name!r}: its band and length give fewer than 2 values")
     if hi_bin < lo_bin:
+        step = sample_rate / frame
+        lo = "low_hz" if params.low_hz is not None else "the template's own band, widened"
+        hi = "high_hz" if params.high_hz is not None else "the template's own band, widened"
+        lo_hz = params.low_hz if params.low_hz is not None else lo_bin * step
+        hi_hz = params.high_hz if params.high_hz is not None else hi_bin * step
         raise ValueError(
-            f"template {name!r}: no spectrogram bin between low_hz and high_hz "
-            f"(bins are {sample_rate / frame:g} Hz apart)"
+            f"template {name!r}: no spectrogram bin between {lo_hz:g} Hz ({lo}) and "
+            f"{hi_hz:g} Hz ({hi}); bins are {step:g} Hz apart, from 0 to {freqs[-1]:g} Hz"
         )
     bins = slice(lo_bin, hi_bin + 1)
     feat = scaled(power[..., bins], params.scale)
