@@ -256,6 +256,26 @@ def test_spectrogram_domain_from_the_command_line(capsys, recording):
     ]
 
 
+def test_every_spectrogram_parameter_from_the_command_line(capsys, recording):
+    """`--spectrogram KEY=VALUE` takes the keys of a config's `spectrogram = {...}`, with the
+    same values and checks: the detections are the API's with those parameters."""
+    path, tpath, x, t = recording
+    params = {"frame_s": 0.04, "hop_s": 0.004, "window": "hamming", "scale": "db",
+              "floor_db": 40.0, "low_hz": 200.0, "high_hz": 1500.0, "band_db": 20.0,
+              "band_margin": 0.2, "tolerance": 0.05}  # fmt: skip
+    flags = [f"--spectrogram={k}={v}" if k != "window" else f"--spectrogram={k}='{v}'"
+             for k, v in params.items()]  # fmt: skip
+    code, lines, err = run(capsys, "match", path, "-t", tpath, "--domain", "spectrogram",
+                           "--threshold", "0.4", *flags)  # fmt: skip
+    assert code == 0, err
+    m = Matcher({"chirp": t}, RATE, threshold=0.4, domain="spectrogram", spectrogram=params)
+    want = [d.to_dict() for d in m.process(x) + m.flush()]
+    assert [{k: v for k, v in r.items() if k != "file"} for r in lines] == want
+    default = Matcher({"chirp": t}, RATE, threshold=0.4, domain="spectrogram")
+    assert want != [d.to_dict() for d in default.process(x) + default.flush()]
+    assert len(want) >= 3
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -263,6 +283,43 @@ def test_spectrogram_domain_from_the_command_line(capsys, recording):
         (["--threshold", "-2"], "a score threshold is in [-1, 1]"),
         (["--tolerance", "0.05"], "--tolerance needs --domain spectrogram"),
         (["--min-distance", "0"], "must be positive"),
+        (["--spectrogram", "tolerance=0.05"], "--spectrogram needs --domain spectrogram"),
+        (
+            ["--domain", "spectrogram", "--spectrogram", "hop=0.01"],
+            "error: --spectrogram hop: unknown key (did you mean 'hop_s'?)\n",
+        ),
+        (
+            ["--domain", "spectrogram", "--spectrogram", "floor_db=-3"],
+            "error: --spectrogram floor_db: Input should be greater than 0, got -3\n",
+        ),
+        (
+            ["--domain", "spectrogram", "--spectrogram", "window=kaiser"],
+            "error: --spectrogram window: Input should be 'hamming', 'hann', 'blackman' or "
+            "'boxcar', got 'kaiser'\n",
+        ),
+        (
+            ["--domain", "spectrogram", "--spectrogram", "hop_s=0.05"],
+            "error: --spectrogram: hop_s (0.05 s) must not exceed frame_s (0.032 s)\n",
+        ),
+        (
+            ["--domain", "spectrogram", "--spectrogram", "frame_s"],
+            "error: --spectrogram 'frame_s': expected KEY=VALUE\n",
+        ),
+        (
+            [
+                "--domain",
+                "spectrogram",
+                "--spectrogram",
+                "frame_s=0.05",
+                "--spectrogram",
+                "frame_s=0.06",
+            ],
+            "error: --spectrogram frame_s: given twice\n",
+        ),
+        (
+            ["--domain", "spectrogram", "--tolerance", "0", "--spectrogram", "tolerance=0.1"],
+            "error: --tolerance and --spectrogram tolerance=: give one\n",
+        ),
     ],
 )
 def test_refused_options(capsys, recording, args, message):
@@ -273,6 +330,8 @@ def test_refused_options(capsys, recording, args, message):
         code = exc.code
     err = capsys.readouterr().err
     assert code == 2 and message in err and "Traceback" not in err
+    if message.startswith("error: "):  # the whole of stderr, one line
+        assert err == message
 
 
 def test_stereo_template_on_a_mono_recording_needs_downmix(capsys, tmp_path):

@@ -257,3 +257,21 @@ def test_service_and_match_agree_in_the_spectrogram_domain_with_default_min_dist
     assert len(matched) == 2
     check = _cli("check", str(cfg), text=True)
     assert "min_distance 4352," in check.stdout  # 34 frames of 128 samples, as the matcher
+    # The same parameters in the config and on match's command line: the same detections.
+    table = "{ frame_s = 0.016, hop_s = 0.004, window = 'hamming', low_hz = 400, tolerance = 0 }"
+    domain = 'domain = "spectrogram"\n'
+    cfg.write_text(cfg.read_text().replace(domain, f"{domain}spectrogram = {table}\n"))
+    (tmp_path / "det.jsonl").unlink()
+    proc = _cli("run", "-q", "-c", str(cfg))
+    assert proc.returncode == 0, proc.stderr
+    flags = ["--spectrogram=frame_s=0.016", "--spectrogram=hop_s=0.004", "--spectrogram",
+             "window='hamming'", "--spectrogram", "low_hz=400", "--tolerance", "0"]  # fmt: skip
+    flags += ["--threshold", "0.3", "--domain", "spectrogram", "-q"]
+    match = _cli("match", str(tmp_path / "in.wav"), "-t", str(tmp_path / "chirp.npy"), *flags,
+                 text=True)  # fmt: skip
+    assert match.returncode == 0, match.stderr
+    tuned = [json.loads(line) for line in (tmp_path / "det.jsonl").read_text().splitlines()]
+    assert [(d["sample"], d["score"]) for d in tuned] == [
+        (d["sample"], d["score"]) for d in map(json.loads, match.stdout.splitlines())
+    ]
+    assert tuned and [d["score"] for d in tuned] != [d["score"] for d in logged]

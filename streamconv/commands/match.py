@@ -112,6 +112,14 @@ def register(subparsers) -> None:
         "+-3 %%; 0: exact copies score 1)",
     )
     parser.add_argument(
+        "--spectrogram",
+        action="append",
+        metavar="KEY=VALUE",
+        help="spectrogram domain: a parameter as in a config's spectrogram = {...} (frame_s, "
+        "hop_s, window, scale, floor_db, low_hz, high_hz, band_db, band_margin, tolerance; "
+        "values read as TOML, a bare word as text); repeatable",
+    )
+    parser.add_argument(
         "--downmix",
         action="store_true",
         help="average a template's channels when a recording has other channels than it",
@@ -163,11 +171,7 @@ def register(subparsers) -> None:
 
 def options(args) -> MatchOptions:
     """The `MatchOptions` of parsed ``match`` arguments."""
-    spectrogram = None
-    if args.tolerance is not None:
-        if args.domain != "spectrogram":
-            raise UsageError("--tolerance needs --domain spectrogram")
-        spectrogram = {"tolerance": args.tolerance}
+    spectrogram = _spectrogram(args)
     return MatchOptions(
         threshold=args.threshold,
         mad=args.mad,
@@ -185,6 +189,62 @@ def options(args) -> MatchOptions:
         fmt=args.format,
         block=args.block,
     )
+
+
+def _spectrogram(args) -> dict | None:
+    """The spectrogram parameters of ``--spectrogram KEY=VALUE`` and ``--tolerance``, checked
+    as a config's ``spectrogram = {...}`` is (the same keys, bounds and defaults)."""
+    tokens = args.spectrogram or []
+    for option, given in (("--tolerance", args.tolerance is not None), ("--spectrogram", tokens)):
+        if given and args.domain != "spectrogram":
+            raise UsageError(f"{option} needs --domain spectrogram")
+    table: dict = {}
+    for token in tokens:
+        key, sep, text = token.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--spectrogram {token!r}: expected KEY=VALUE")
+        if key in table:
+            raise UsageError(f"--spectrogram {key}: given twice")
+        table[key] = _toml_value(text)
+    if args.tolerance is not None:
+        if "tolerance" in table:
+            raise UsageError("--tolerance and --spectrogram tolerance=: give one")
+        table["tolerance"] = args.tolerance
+    if not table:
+        return None
+    from pydantic import ValidationError
+
+    from streamconv.config.models import Spectrogram
+    from streamconv.config.parse import did_you_mean
+
+    try:
+        return Spectrogram.model_validate(table).model_dump()
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"])
+            if err["type"] == "extra_forbidden":
+                message = "unknown key" + did_you_mean(key, sorted(Spectrogram.model_fields))
+            else:
+                message = err["msg"].removeprefix("Value error, ")
+                if err["type"] != "value_error" and isinstance(err["input"], (int, float, str)):
+                    message += f", got {err['input']!r}"
+            problems.append(
+                f"--spectrogram {key}: {message}" if key else f"--spectrogram: {message}"
+            )
+        raise UsageError("; ".join(problems)) from None
+
+
+def _toml_value(text: str):
+    """A command-line value read as TOML (``0.05``, ``true``, ``'hann'``), else the text."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # Python 3.10: the same parser from PyPI
+        import tomli as tomllib
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
 
 
 def run(args) -> int:
