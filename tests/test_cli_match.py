@@ -283,6 +283,10 @@ def test_every_spectrogram_parameter_from_the_command_line(capsys, recording):
         (["--threshold", "-2"], "a score threshold is in [-1, 1]"),
         (["--tolerance", "0.05"], "--tolerance needs --domain spectrogram"),
         (["--min-distance", "0"], "must be positive"),
+        (
+            ["--periodicity", "0.1:0.2", "--periodicity-threshold", "5"],
+            "argument --periodicity-threshold: a periodicity score is in [0, 1], got '5'",
+        ),
         (["--spectrogram", "tolerance=0.05"], "--spectrogram needs --domain spectrogram"),
         (
             ["--domain", "spectrogram", "--spectrogram", "hop=0.01"],

@@ -50,6 +50,13 @@ def _score(text: str) -> float:
     return value
 
 
+def _periodicity_score(text: str) -> float:
+    value = finite_float(text)
+    if not 0 <= value <= 1:  # a normalized autocorrelation, as a config's threshold
+        raise argparse.ArgumentTypeError(f"a periodicity score is in [0, 1], got {text!r}")
+    return value
+
+
 def _tolerance(text: str) -> float:
     value = finite_float(text)
     if not 0 <= value <= 0.2:
@@ -133,8 +140,9 @@ def register(subparsers) -> None:
         metavar="MIN:MAX",
         help="also report periodicity with a period between MIN and MAX seconds",
     )
-    parser.add_argument("--periodicity-threshold", type=finite_float, default=0.5, metavar="X",
-                        help="score a periodicity detection needs (default 0.5)")  # fmt: skip
+    parser.add_argument("--periodicity-threshold", type=_periodicity_score, default=0.5,
+                        metavar="X", help="score in [0, 1] a periodicity detection needs "
+                        "(default 0.5)")  # fmt: skip
     parser.add_argument("-o", "--output", metavar="OUT", help="write to OUT (.csv: CSV)")
     parser.add_argument("--plot", metavar="DIR", help="write DIR/<file>.png: scores and detections")
     parser.add_argument("--snippets", metavar="DIR",
