@@ -321,9 +321,12 @@ class Service(Observer):
             sd_notify("STOPPING=1")
 
     def _scores(self, template, channel, start, scores, thresholds) -> None:
-        """The matchers' score traces, for the dashboard's score plot."""
-        if self.plane is not None:
-            self.plane.scores(template, channel, start, scores, thresholds)
+        """The matchers' score traces, for the dashboard's score plot: placed on the
+        detections' timeline (a spectrogram template scores once per hop)."""
+        runner = self.runner
+        if self.plane is not None and runner is not None and runner.pipeline is not None:
+            offset, step = runner.pipeline.score_position(template)
+            self.plane.scores(template, channel, offset + start, scores, thresholds, step)
 
     def _set_state(self, state: str) -> None:
         self.state = state

@@ -216,6 +216,23 @@ class Pipeline:
             left = self.flush()
         return new, left
 
+    def score_position(self, name: str) -> tuple[int, int]:
+        """``(offset, step)``: score ``i`` of a stretch of template `name`'s trace that starts
+        at detector sample ``start`` (``on_scores``'s ``start``) is the template placed at
+        ``offset + start + i * step`` on the detections' timeline (see the class notes).
+
+        ``step`` is the matcher's ``score_step``: 1 in the waveform domain, the hop in the
+        spectrogram domain.
+        """
+        step = 1
+        for detector in self._detectors.detectors if self._detectors is not None else ():
+            if name in getattr(detector, "names", ()):
+                step = int(detector.score_step)
+        offset = self.detector_start
+        if self.chain_delay is not None:
+            offset -= whole_delay(self.chain_delay)
+        return offset, step
+
     def _remember(self, x: np.ndarray) -> None:
         n, m, at = len(self._history), len(x), self._history_at
         if n == 0:

@@ -192,3 +192,46 @@ def test_publish_without_a_loop_or_clients_is_free():
     for _ in range(10000):
         hub.publish("detection", {"sample": 1})
     assert time.perf_counter() - t0 < 0.1
+
+
+def test_score_peaks_are_on_the_detections_timeline_in_the_spectrogram_domain(tmp_path, rng):
+    """The `scores` event's `sample` says where the template's best score of the second was,
+    on the timeline of the detections: a spectrogram template's scores are one hop (64
+    samples here) apart, and the 41-tap chain's 20 samples of delay are taken off. (It said
+    the score's index, 1/64 of the sample, and on the filtered stream.)"""
+    n = 1200
+    t = np.arange(n) / RATE
+    chirp = np.sin(2 * np.pi * (500 * t + 6000 * t * t)) * np.hanning(n)
+    np.save(tmp_path / "chirp.npy", chirp)
+    cfg = tmp_path / "spec.toml"
+    cfg.write_text(
+        f'[source]\nuri = "-"\nformat = "f32le"\nrate = {RATE}\nchannels = 1\n'
+        f'[sink]\nuri = "null"\n[processing]\nblock_size = {BLOCK}\n'
+        '[[filters]]\ntype = "lowpass"\ncutoff_hz = 3500\ntaps = 41\n'
+        '[[templates]]\nname = "chirp"\npath = "chirp.npy"\nthreshold = 0.6\n'
+        'domain = "spectrogram"\n[control]\nlisten = "127.0.0.1:0"\n'
+    )
+    # 1.75 s, in the matcher's first segment of scores (256 hops, 2.05 s), reported with the
+    # levels of the third second: the stream goes on to 4 s.
+    onset = 14000
+    x = 0.01 * rng.normal(size=(4 * RATE, 1))
+    x[onset : onset + n, 0] += chirp
+    svc = Service(cfg, stdin=subprocess.PIPE)
+    reader = None
+    try:
+        reader = EventReader(svc.base_url())
+        reader.wait("status", timeout=5)
+        _feed(svc.proc, x.astype("<f4"), time.monotonic())
+        _, det, _, _ = reader.wait("detection", timeout=10)
+        assert det["timeline"] == "input" and det["chain_delay"] == 20
+        loud = lambda e: e["templates"].get("chirp", {}).get("score", 0) > 0.6  # noqa: E731
+        best = reader.wait("scores", loud, timeout=10)[1]["templates"]["chirp"]
+        assert best["score"] == pytest.approx(det["score"])
+        # The detection's onset is refined around the peak frame: within a few hops of it.
+        assert abs(best["sample"] - det["sample"]) <= 4 * 64
+        assert abs(best["sample"] - onset) <= 4 * 64
+    finally:
+        if reader is not None:
+            reader.close()
+        svc.proc.stdin.close()
+        svc.finish()

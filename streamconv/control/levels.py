@@ -55,8 +55,9 @@ class ScorePeaks:
     def __init__(self):
         self._best: dict[str, tuple[float, float, int]] = {}
 
-    def add(self, template: str, channel, start: int, scores, thresholds) -> None:
-        """A stretch of a score trace, as `streamconv.dsp.matcher.Matcher` reports it."""
+    def add(self, template: str, channel, start: int, scores, thresholds, step: int = 1) -> None:
+        """A stretch of a score trace, as `streamconv.dsp.matcher.Matcher` reports it: score
+        ``i`` at sample ``start + i * step`` (never before sample 0, as a detection)."""
         scores = np.asarray(scores)
         if not scores.size:
             return
@@ -65,7 +66,7 @@ class ScorePeaks:
         best = self._best.get(template)
         if best is None or value > best[0]:
             threshold = np.broadcast_to(np.asarray(thresholds, dtype=float), scores.shape)
-            self._best[template] = (value, float(threshold.flat[i]), start + i)
+            self._best[template] = (value, float(threshold.flat[i]), max(start + i * step, 0))
 
     def take(self) -> dict:
         """``{template: {"score", "threshold", "sample"}}``; then start over."""

@@ -178,10 +178,11 @@ class ControlPlane:
             )
             self.hub.publish("scores", {"sample": self._frames, "templates": self._scores.take()})
 
-    def scores(self, template: str, channel, start: int, scores, thresholds) -> None:
-        """A stretch of one template's score trace (the signature of ``Matcher.on_scores``)."""
+    def scores(self, template: str, channel, start: int, scores, thresholds, step=1) -> None:
+        """A stretch of one template's score trace (the arguments of ``Matcher.on_scores``,
+        and the samples between two scores)."""
         if self.hub.has_clients:
-            self._scores.add(template, channel, start, scores, thresholds)
+            self._scores.add(template, channel, start, scores, thresholds, step)
 
     def detection(self, record: dict) -> dict:
         """A detection just decided: name its snippets in it, push it to /events and outputs."""
