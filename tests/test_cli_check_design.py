@@ -184,6 +184,8 @@ def test_design_plot_writes_a_png(tmp_path, capsys):
         (["lowpas", "cutoff_hz=100"], "unknown filter type 'lowpas' (did you mean 'lowpass'?)"),
         (["mix", "matrix=[[1.0]]"], "not a filter"),
         (["gain", "gain_db"], "KEY=VALUE"),
+        (["lowpass", "taps=11", "taps=13"], "design: taps: given twice"),
+        (["lowpass", "type=highpass"], "design: type: given twice ('lowpass' and 'highpass')"),
         (["lowpass", "cutoff_hz=100", "taps=11", "--rate", "0"], "--rate"),
         (["file", "path=/no/such/taps.txt"], "no such file"),
         (

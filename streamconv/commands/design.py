@@ -21,11 +21,7 @@ import typing
 import numpy as np
 from pydantic import TypeAdapter, ValidationError
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # Python 3.10: the same parser from PyPI
-    import tomli as tomllib
-
+from streamconv.commands._args import key_values
 from streamconv.config.models import FILTER_TYPES, Filter
 from streamconv.config.parse import did_you_mean, format_path, read_document
 from streamconv.dsp.design import analyze, design, design_bands, frequency_response
@@ -57,31 +53,18 @@ def register(subparsers) -> None:
     parser.set_defaults(run=run)
 
 
-def _value(text: str):
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text
-
-
 def parse_spec(tokens: list[str]) -> dict:
     """``["lowpass", "cutoff_hz=1000"]`` or ``["spec.toml"]`` -> a filter table."""
     first = tokens[0]
     if len(tokens) == 1 and os.path.splitext(first)[1].lower() in (".toml", ".yaml", ".yml"):
         data, _ = read_document(first)
         return data
-    spec: dict = {}
-    for i, token in enumerate(tokens):
-        key, sep, text = token.partition("=")
-        if not sep:
-            if i == 0:
-                spec["type"] = token
-                continue
-            raise UsageError(f"design: {token!r} is not KEY=VALUE")
-        if not key or key in spec:
-            raise UsageError(f"design: {token!r}: empty or repeated key")
-        spec[key] = _value(text)
-    return spec
+    if "=" in first:
+        return key_values(tokens, "design:")
+    spec = key_values(tokens[1:], "design:")
+    if "type" in spec:
+        raise UsageError(f"design: type: given twice ({first!r} and {spec['type']!r})")
+    return {"type": first, **spec}
 
 
 def _keys_of(kind) -> list[str]:

@@ -19,7 +19,7 @@ import math
 import os
 import sys
 
-from streamconv.commands._args import finite_float, positive_float, positive_int
+from streamconv.commands._args import finite_float, key_values, positive_float, positive_int
 from streamconv.detect import (
     DEFAULT_THRESHOLD,
     PERIODICITY,
@@ -201,19 +201,12 @@ def options(args) -> MatchOptions:
 
 def _spectrogram(args) -> dict | None:
     """The spectrogram parameters of ``--spectrogram KEY=VALUE`` and ``--tolerance``, checked
-    as a config's ``spectrogram = {...}`` is (the same keys, bounds and defaults)."""
+    as a config's ``spectrogram = {...}`` is (the same keys, bounds, defaults and messages)."""
     tokens = args.spectrogram or []
     for option, given in (("--tolerance", args.tolerance is not None), ("--spectrogram", tokens)):
         if given and args.domain != "spectrogram":
             raise UsageError(f"{option} needs --domain spectrogram")
-    table: dict = {}
-    for token in tokens:
-        key, sep, text = token.partition("=")
-        if not sep or not key:
-            raise UsageError(f"--spectrogram {token!r}: expected KEY=VALUE")
-        if key in table:
-            raise UsageError(f"--spectrogram {key}: given twice")
-        table[key] = _toml_value(text)
+    table = key_values(tokens, "--spectrogram")
     if args.tolerance is not None:
         if "tolerance" in table:
             raise UsageError("--tolerance and --spectrogram tolerance=: give one")
@@ -222,37 +215,16 @@ def _spectrogram(args) -> dict | None:
         return None
     from pydantic import ValidationError
 
+    from streamconv.config import problem_from_pydantic
     from streamconv.config.models import Spectrogram
-    from streamconv.config.parse import did_you_mean
+    from streamconv.config.parse import LineMap, format_path
 
     try:
         return Spectrogram.model_validate(table).model_dump()
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            key = ".".join(str(p) for p in err["loc"])
-            if err["type"] == "extra_forbidden":
-                message = "unknown key" + did_you_mean(key, sorted(Spectrogram.model_fields))
-            else:
-                message = err["msg"].removeprefix("Value error, ")
-                if err["type"] != "value_error" and isinstance(err["input"], (int, float, str)):
-                    message += f", got {err['input']!r}"
-            problems.append(
-                f"--spectrogram {key}: {message}" if key else f"--spectrogram: {message}"
-            )
-        raise UsageError("; ".join(problems)) from None
-
-
-def _toml_value(text: str):
-    """A command-line value read as TOML (``0.05``, ``true``, ``'hann'``), else the text."""
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # Python 3.10: the same parser from PyPI
-        import tomli as tomllib
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text
+        keys = [problem_from_pydantic(err, LineMap()) for err in exc.errors()]
+        text = "; ".join(f"--spectrogram {format_path(p.path)}: {p.message}" for p in keys)
+        raise UsageError(text.replace("--spectrogram :", "--spectrogram:")) from None
 
 
 def run(args) -> int:

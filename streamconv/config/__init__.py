@@ -48,7 +48,9 @@ def _known_keys() -> set[str]:
     return keys
 
 
-def _problem_from_pydantic(err: ErrorDetails, lines: LineMap) -> Problem:
+def problem_from_pydantic(err: ErrorDetails, lines: LineMap) -> Problem:
+    """One pydantic error as a `Problem`: the key path as the config writes it, a message a
+    user can act on (a "did you mean" for an unknown key, the value given), its line."""
     loc = list(err["loc"])
     # A discriminated union puts the tag in the path: filters.0.lowpass.cutoff_hz.
     if len(loc) >= 3 and loc[0] == "filters" and loc[2] in FILTER_TYPES:
@@ -91,7 +93,7 @@ def validate_document(data: dict, lines: LineMap | None = None) -> tuple[Config 
     try:
         return Config.model_validate(data), []
     except ValidationError as exc:
-        return None, [_problem_from_pydantic(e, lines) for e in exc.errors()]
+        return None, [problem_from_pydantic(e, lines) for e in exc.errors()]
 
 
 def load_config(path: str) -> LoadedConfig:
