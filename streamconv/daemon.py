@@ -140,8 +140,11 @@ class Service(Observer):
     log : callable
         Takes one line of text for the service log (default: stderr, which journald keeps).
     quiet : bool
-        Do not echo detections in the log (``run -q``): they still go to the detection log,
-        ``/events`` and the outputs. State changes, reloads and errors are logged as ever.
+        ``run -q``: no notes in the log, as ``-q`` leaves them out of every command: no
+        ``detection:`` lines (detections still go to the detection log, ``/events`` and the
+        outputs), no ``ready:`` and ``running:`` lines and no summary at the end. The control
+        API's address (with port 0 the log is the only place that says it), device losses
+        and reopens, reloads, warnings and errors are logged as ever.
     """
 
     def __init__(self, config_path: str, log=None, quiet: bool = False):
@@ -256,7 +259,7 @@ class Service(Observer):
             # TimeoutStartSec= killed the service, and again after every restart.
             self._waiting = True
             sd_notify(f"READY=1\nSTATUS=waiting for input from {cfg.source.uri}")
-            self.log(f"ready: waiting for input from {cfg.source.uri}")
+            self._note(f"ready: waiting for input from {cfg.source.uri}")
             result = runner.run()
         finally:
             runner.abort()  # nothing if it ran
@@ -268,11 +271,16 @@ class Service(Observer):
         warning = clip_warning(result.sink, result.clipped)
         if warning:
             self.log(warning)
-        self.log(
+        self._note(
             f"streamconv run: {result.frames_in} frames in, {result.frames_out} frames out, "
             f"{result.detections} detections"
         )
         return 0
+
+    def _note(self, line: str) -> None:
+        """A line of the log that ``run -q`` leaves out (the start, the summary, detections)."""
+        if not self.quiet:
+            self.log(line)
 
     # -- the runner's hooks ------------------------------------------------------------------
 
@@ -315,7 +323,7 @@ class Service(Observer):
             self._waiting = False
             self._frames_seen, self._last_input = runner.frames_in, time.monotonic()
             sd_notify(f"STATUS=running {self.loaded.path}")
-            self.log(f"running: {self.loaded.source.uri} -> {self.loaded.sink.uri}")
+            self._note(f"running: {self.loaded.source.uri} -> {self.loaded.sink.uri}")
         elif state == "stopping":
             self._set_state("stopping")
             sd_notify("STOPPING=1")
@@ -349,8 +357,7 @@ class Service(Observer):
         with self._lock:
             self.counts[det.template] = self.counts.get(det.template, 0) + 1
             self.recent.append(record)
-        if not self.quiet:
-            self.log(f"detection: {json.dumps(record)}")
+        self._note(f"detection: {json.dumps(record)}")
 
     def _reload_config(self) -> None:
         self.log(f"reload: {self.config_path}")

@@ -98,7 +98,26 @@ def test_quiet_service_logs_no_detection_lines_but_records_them(tmp_path, rng):
     assert quiet.finish() == 0, quiet.log
     assert (tmp_path / "det.jsonl").read_text().splitlines() == logged
     assert not [line for line in quiet.log if line.startswith("detection: ")]
-    assert any(line.startswith("running: ") for line in quiet.log), quiet.log
+
+
+def test_quiet_service_logs_no_notes_but_warnings(tmp_path, rng):
+    """``run -q`` leaves out notes, as -q does for every command: the ``ready:`` and
+    ``running:`` lines and the summary (it printed them all); a warning still shows."""
+    x, _ = _bells(rng)
+    sf.write(tmp_path / "in.wav", x, RATE, subtype="DOUBLE")
+    sink = '[sink]\nuri = "out.raw"\nformat = "s16le"\n'  # x 40 clips in 16 bits
+    cfg = _config(tmp_path, '[source]\nuri = "in.wav"\n', sink, [40.0])
+    loud = Service(cfg)
+    assert loud.finish() == 0, loud.log
+    starts = ("ready: ", "running: ", "streamconv run: ")
+    assert [line.split(":")[0] for line in loud.log if line.startswith(starts)] == [
+        "ready", "running", "streamconv run"
+    ]  # fmt: skip
+    warning = [line for line in loud.log if line.startswith("warning: ")]
+    assert len(warning) == 1 and warning[0].endswith("samples clipped"), loud.log
+    quiet = Service(cfg, "-q")
+    assert quiet.finish() == 0, quiet.log
+    assert quiet.log == warning
 
 
 def test_stdin_stream_control_api_metrics_and_reloads(tmp_path, rng):

@@ -12,7 +12,8 @@ def register(subparsers) -> None:
         description=(
             "Run the service a config describes until the source ends or SIGTERM/SIGINT "
             "(both flush and exit 0). SIGHUP reloads the config; a bad one is logged and the "
-            "running one stays. Detections go to the detection log and to stderr (not with -q)."
+            "running one stays. Detections go to the detection log and to stderr (not with -q, "
+            "which also leaves out the ready:/running: lines and the summary)."
         ),
     )
     parser.add_argument("-c", "--config", required=True, metavar="CONFIG", help="config file")
