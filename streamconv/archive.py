@@ -303,14 +303,14 @@ def run_archive(
 
 
 class Report:
-    """Progress of a run over many files on stderr (a terminal only) and the summary at the end.
+    """Progress of a run over many files on stderr and the summary at the end (a terminal only).
 
     Parameters
     ----------
     total : int
         Files in the run.
     quiet : bool
-        No progress and no summary (failures are still reported).
+        No progress, notes or summary (failures are still reported).
     names : sequence of str
         The detectors' names: the summary counts each one's detections, 0 included.
     line : bool
@@ -353,18 +353,18 @@ class Report:
             print("\r\033[K", end="", file=sys.stderr, flush=True)
 
     def summary(self) -> None:
+        """The end of every run, with or without ``--jobs``: the summary line (files, hours,
+        detections per template, 0 included) on a terminal only, like the progress, and not
+        with -q; the resume note unless -q; how many files failed, when more than one ran."""
         self._clear()
-        if self.quiet:
-            if self.failures:
-                print(f"error: {len(self.failures)} of {self.total} files failed", file=sys.stderr)
-            return
-        wall = time.monotonic() - self.t0
-        speed = f", {self.seconds / wall:.0f}x real time" if wall > 0 else ""
-        dets = ", ".join(f"{n} {c}" for n, c in self.counts.items()) or "none"
-        print(f"matched {self.files - len(self.failures)} of {self.total} files, "
-              f"{self.seconds / 3600:.3f} h of audio in {wall:.1f} s{speed}; detections: {dets}",
-              file=sys.stderr)  # fmt: skip
-        if self.resumed:
+        if self.tty:
+            wall = time.monotonic() - self.t0
+            speed = f", {self.seconds / wall:.0f}x real time" if wall > 0 else ""
+            dets = ", ".join(f"{n} {c}" for n, c in self.counts.items()) or "none"
+            print(f"matched {self.files - len(self.failures)} of {self.total} files, "
+                  f"{self.seconds / 3600:.3f} h of audio in {wall:.1f} s{speed}; detections: "
+                  f"{dets}", file=sys.stderr)  # fmt: skip
+        if self.resumed and not self.quiet:
             print(f"note: {self.resumed} tasks taken from the resume state", file=sys.stderr)
-        if self.failures:
+        if self.failures and self.total > 1:  # one file's own error line says it all
             print(f"error: {len(self.failures)} of {self.total} files failed", file=sys.stderr)

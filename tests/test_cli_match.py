@@ -402,3 +402,41 @@ def test_a_template_the_spectrogram_refuses_is_reported_with_the_recording(
         f"error: {path}: {why} (256 samples = 0.032 s)",
         "error: 2 of 2 files failed",
     ]
+
+
+@pytest.fixture
+def in_process_cluster(monkeypatch):
+    """``--jobs`` on threads of this process: the run's own path through
+    `streamconv.archive`, without starting worker processes."""
+    import distributed
+
+    from streamconv import archive
+
+    def make_client(jobs=None, scheduler=None):
+        cluster = distributed.LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0"
+        )
+        client = distributed.Client(cluster)
+        client.close_cluster = cluster.close
+        return client
+
+    monkeypatch.setattr(archive, "make_client", make_client)
+
+
+@pytest.mark.parametrize("jobs", [[], ["--jobs", "1"]])
+def test_the_summary_ends_a_run_on_a_terminal_only(
+    capsys, recording, monkeypatch, in_process_cluster, jobs
+):
+    """One rule with and without --jobs: the summary (files, hours, detections per template)
+    on a terminal, not in a pipe or log (--jobs printed it there too) and not with -q."""
+    path, tpath, _, _ = recording
+    code, lines, err = run(capsys, "match", path, "-t", tpath, *jobs)
+    assert code == 0 and len(lines) == 3
+    assert "matched" not in err and "detections:" not in err, err
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    code, lines, err = run(capsys, "match", path, "-t", tpath, *jobs)
+    assert code == 0 and len(lines) == 3
+    assert "matched 1 of 1 files, 0.001 h of audio" in err
+    assert err.endswith("; detections: chirp 3\n")
+    code, lines, err = run(capsys, "match", path, "-t", tpath, "-q", *jobs)
+    assert code == 0 and len(lines) == 3 and err == ""

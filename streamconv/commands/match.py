@@ -269,10 +269,7 @@ def run(args) -> int:
         ok = True
     finally:
         writer.close(ok)
-    if report.tty:  # files, hours, detections per template: for a person at a terminal
-        report.summary()
-    elif len(report.failures) and len(paths) > 1:
-        print(f"error: {len(report.failures)} of {len(paths)} files failed", file=sys.stderr)
+    report.summary()  # on a terminal; as with --jobs (streamconv.archive.Report)
     return 2 if report.failures else 0
 
 
