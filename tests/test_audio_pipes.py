@@ -14,7 +14,8 @@ import soundfile as sf
 from pipe_tools import STREAMCONV, TAPS_8THS, oracle16, shell
 
 from streamconv.errors import UsageError
-from streamconv.io.audiopipes import sniff, wav_header
+from streamconv.io.audiopipes import sniff
+from streamconv.io.pipesinks import wav_header
 
 SOX = shutil.which("sox")
 needs_sox = pytest.mark.skipif(SOX is None, reason="sox is not installed (make deps installs it)")

@@ -26,13 +26,14 @@ import pytest
 import streamconv.io
 from streamconv.errors import UsageError
 from streamconv.io import csvstream, files
-from streamconv.io.audiopipes import AudioPipeSource, PipeSoundFileSink, PipeWavSink
+from streamconv.io.audiopipes import AudioPipeSource
 from streamconv.io.background import ReadAhead, WriteBehind
 from streamconv.io.base import Sink, Source
 from streamconv.io.locators import open_sink, open_source
 from streamconv.io.memory import MemorySink, MemorySource, NullSink
 from streamconv.io.network import UdpSink, UdpSource
 from streamconv.io.pipes import RawSink, RawSource
+from streamconv.io.pipesinks import PipeSoundFileSink, PipeWavSink
 
 RATE = 8000
 FRAMES = 1009  # prime: the last block of every chunking is a partial one

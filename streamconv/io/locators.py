@@ -159,7 +159,7 @@ def open_sink(
         ``--float-format`` of a ``.csv`` sink: a printf format for its numbers.
     file_type : str, optional
         ``--out-type`` of ``-``: an audio type written to the pipe (``wav``, ``flac``, ``ogg``,
-        ``au``; `streamconv.io.audiopipes`), or None/``raw`` for raw PCM.
+        ``au``; `streamconv.io.pipesinks`), or None/``raw`` for raw PCM.
 
     Returns
     -------
@@ -186,7 +186,7 @@ def open_sink(
     if loc.kind == "pipe":
         stream = stdout if stdout is not None else sys.stdout.buffer
         if file_type not in (None, "raw"):
-            from streamconv.io.audiopipes import open_pipe_sink
+            from streamconv.io.pipesinks import open_pipe_sink
 
             subtype = subtype or files.pcm_subtype(fmt)
             return open_pipe_sink(stream, file_type, sample_rate, channels, subtype, name="-")
