@@ -6,7 +6,8 @@ adds its parser and sets ``run=<function(args) -> int>`` as a default.
 Exit codes: 0 success; 1 runtime failure; 2 bad usage, config or input; 130 interrupted.
 
 Every subcommand's ``--help`` ends with examples (`EXAMPLES`); a mistake on the command line is
-one ``error:`` line and one ``hint:`` line (exit 2), not argparse's usage block. ``-v`` and
+one ``error:`` line and one ``hint:`` line (exit 2), not argparse's usage block: argparse's own
+errors (`_Parser.error`) and the commands' `CommandLineError` alike. ``-v`` and
 ``-q`` are added to every subcommand here: ``-v`` shows the messages the sound libraries print
 while they start (`streamconv.io.chatter`), ``-q`` hides progress and notes.
 """
@@ -23,7 +24,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from streamconv import __version__
-from streamconv.errors import StreamconvError
+from streamconv.errors import CommandLineError, StreamconvError
 
 # numpy's OpenBLAS starts a thread per core when it loads (numpy loads with the command's
 # module, below), which costs every run ~50 ms of CPU and start-up; streamconv makes no large
@@ -80,6 +81,11 @@ class _HelpFormatter(argparse.HelpFormatter):
         return super()._fill_text(text, width, indent)
 
 
+def _help_hint(parser: argparse.ArgumentParser) -> str:
+    """The ``hint:`` line of a mistake on a command's command line."""
+    return f"{parser.prog} --help shows the options and examples"
+
+
 class _Parser(argparse.ArgumentParser):
     """A parser whose usage errors are one ``error:`` line and a ``hint:`` line, exit 2."""
 
@@ -88,7 +94,7 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         message = message.replace("\n", " ")
-        hint = f"{self.prog} --help shows the options and examples"
+        hint = _help_hint(self)
         if "invalid choice" in message and self.prog == "streamconv":
             wrong = message.split("'")[1] if "'" in message else ""
             close = difflib.get_close_matches(wrong, COMMAND_MODULES, n=1)
@@ -174,7 +180,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except StreamconvError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        hint = ""
+        if isinstance(exc, CommandLineError):  # as argparse's errors: the command's --help
+            hint = f"\nhint: {_help_hint(parser._subcommands.get(args.command, parser))}"
+        print(f"error: {exc}{hint}", file=sys.stderr)
         return exc.exit_code
     finally:
         if program:

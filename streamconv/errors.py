@@ -5,6 +5,8 @@
     StreamconvError              anything streamconv raises on purpose; the CLI prints it as
     |                            ``error: <message>`` and exits with ``exit_code``
     +-- UsageError        (2)    bad command line, bad config, bad input file or sample
+    |   +-- CommandLineError (2) a mistake on the command line itself: the CLI adds a
+    |   |                        ``hint:`` line, as to argparse's own usage errors
     |   +-- ConfigError   (2)    a config that does not validate (every problem listed)
     +-- RuntimeFailure    (1)    the environment failed: device lost for good, disk full
 
@@ -27,6 +29,13 @@ class UsageError(StreamconvError):
     """The user asked for something that cannot be done: bad arguments, file, or samples."""
 
     exit_code = 2
+
+
+class CommandLineError(UsageError):
+    """A mistake on the command line itself: an option or value the command cannot take, or
+    options that do not go together. The CLI prints ``hint: streamconv CMD --help ...`` after
+    it, as after argparse's own errors; a bad file, config or sample named on the command line
+    is a plain `UsageError` (its ``--help`` would not help)."""
 
 
 class ConfigError(UsageError):

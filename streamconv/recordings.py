@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable
 
 from streamconv.detect import MatchOptions, Template, to_record
-from streamconv.errors import UsageError
+from streamconv.errors import CommandLineError, UsageError
 from streamconv.io import files, open_source, pcm
 from streamconv.io.pipes import RawSource
 from streamconv.locator import file_kind
@@ -43,7 +43,7 @@ def expand(items: list[str]) -> list[str]:
     out: list[str] = []
     for item in items:
         if item == "-":  # each file is opened more than once (its plan, its match, snippets)
-            raise UsageError(
+            raise CommandLineError(
                 "-: match reads recorded files, not stdin (save the stream to a file, or run "
                 "the templates on a live stream with streamconv run)"
             )

@@ -14,7 +14,7 @@ import numpy as np
 from scipy import signal
 
 from streamconv.dsp.matcher import Matcher
-from streamconv.errors import UsageError
+from streamconv.errors import CommandLineError, UsageError
 from streamconv.io.arrays import read_array
 
 __all__ = [
@@ -175,7 +175,7 @@ def load_templates(arguments: Iterable[str]) -> list[Template]:
     for text in arguments:
         name, path = template_name(text)
         if name in seen:
-            raise UsageError(f"template name {name!r} given twice (use NAME=PATH)")
+            raise CommandLineError(f"template name {name!r} given twice (use NAME=PATH)")
         seen.add(name)
         out.append(Template(name, path))
     return out

@@ -49,8 +49,9 @@ def _filter(tmp_path, inp, out, *args):
 def test_options_that_do_not_apply_are_refused(job, capsys, inp, out, args, message):
     assert _filter(job, inp, out, *args) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and err.count("\n") == 1, err
-    assert message.format(d=job) in err
+    error, hint = err.splitlines()  # a mistake on the command line: the error and the hint
+    assert error.startswith("error: ") and message.format(d=job) in error, err
+    assert hint == "hint: streamconv filter --help shows the options and examples"
     assert not (job / out).exists() and not [p for p in job.iterdir() if p.name.startswith(".")]
 
 

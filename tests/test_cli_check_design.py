@@ -116,7 +116,10 @@ def test_check_schema_with_a_config_is_refused_not_ignored(capsys):
     """`check --schema x.toml` printed the schema and exit 0, as if x.toml had been checked."""
     assert main(["check", "--schema", "x.toml"]) == 2
     out, err = capsys.readouterr()
-    assert out == "" and err == "error: check --schema takes no CONFIG and no --calibrate\n"
+    assert out == "" and err == (
+        "error: check --schema takes no CONFIG and no --calibrate\n"
+        "hint: streamconv check --help shows the options and examples\n"
+    )
 
 
 def run_design(args, capsys):
@@ -160,6 +163,10 @@ def test_design_takes_toml_values_and_spec_files(tmp_path, capsys):
     code, from_file, _ = run_design([str(spec)], capsys)
     assert code == 0 and from_file == out
     assert len(out.splitlines()) == 31
+    # A mistake in a spec file is the file's: one error line, no hint to --help.
+    spec.write_text('type = "lowpass"\ncutoff_hz = 100\ntaps = 11\ncutof_hz = 1\n')
+    code, _, err = run_design([str(spec)], capsys)
+    assert code == 2 and err == "error: design: cutof_hz: unknown key (did you mean 'cutoff_hz'?)\n"
 
 
 def test_design_plot_writes_a_png(tmp_path, capsys):
@@ -195,8 +202,12 @@ def test_design_plot_writes_a_png(tmp_path, capsys):
     ],
 )
 def test_design_errors_exit_2_with_one_line(args, fragment, capsys):
+    """One ``error:`` line; a mistake in SPEC or an option (not a file's) adds the hint every
+    command-line mistake gets (it had none)."""
     code, out, err = run_design(args, capsys)
     assert code == 2
     assert out == ""
-    assert err.startswith("error: ") and fragment in err
-    assert len(err.splitlines()) == 1
+    lines = err.splitlines()
+    assert lines[0].startswith("error: ") and fragment in lines[0]
+    hint = "hint: streamconv design --help shows the options and examples"
+    assert lines[1:] == ([] if "no such" in fragment else [hint]), err

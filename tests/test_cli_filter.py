@@ -11,6 +11,9 @@ import soundfile as sf
 
 from streamconv.cli import main
 
+#: The line after the error of a mistake on filter's command line (not a file's).
+HINT = "hint: streamconv filter --help shows the options and examples"
+
 
 def _filter(tmp_path, inp, out, *args):
     """Run ``streamconv filter -i tmp_path/inp -o tmp_path/out ARGS`` in-process."""
@@ -188,8 +191,12 @@ def test_bad_input_one_line_exit_2_no_output(workdir, args, message, capsys, mon
     code, err = _cli([*args, "-o", "out.wav"], capsys)
     assert code == 2, err
     assert message in err
-    if "not allowed" not in message:  # argparse prints usage first; ours is one line
-        assert err.count("\n") == 1 and err.startswith("error: ")
+    lines = err.splitlines()
+    assert lines[0].startswith("error: ")
+    # Missing or wrong options are the command line's mistakes: a hint to --help follows; a
+    # bad file or config is one line.
+    mistake = "not allowed" in message or "--" in message
+    assert lines[1:] == ([HINT] if mistake else []), err
     assert not (workdir / "out.wav").exists()
     assert not [p for p in os.listdir(workdir) if p.startswith(".out.wav")]
 
@@ -206,7 +213,7 @@ def test_a_raw_output_of_an_audio_input_asks_for_out_format(
     monkeypatch.chdir(workdir)
     code, err = _cli(["-i", "in.wav", "--fir", "h.txt", "-o", out, *more], capsys)
     assert code == 2, err
-    assert err == f"error: {out}: raw PCM needs --out-format\n"
+    assert err == f"error: {out}: raw PCM needs --out-format\n{HINT}\n"
     assert not (workdir / "out.raw").exists()
 
 
@@ -261,7 +268,7 @@ def test_output_that_is_the_input_file_is_refused(workdir, spelling, capsys, mon
     code, err = _cli(["-i", "in.wav", "--fir", "h.txt", "-o", out], capsys)
     assert code == 2 and err == (
         f"error: {out}: is the input file; the output would overwrite the input "
-        "(write another file, then rename it)\n"
+        f"(write another file, then rename it)\n{HINT}\n"
     )
     assert (workdir / "in.wav").read_bytes() == before
     assert not [p for p in os.listdir(workdir) if p.startswith(".")]

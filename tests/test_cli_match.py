@@ -12,6 +12,8 @@ from streamconv import Matcher
 from streamconv.cli import main
 
 RATE = 8000
+#: The line after the error of every mistake on match's command line (not a file's).
+HINT = "hint: streamconv match --help shows the options and examples\n"
 
 
 def chirp(n=400):
@@ -116,7 +118,7 @@ def test_stdin_is_refused_in_one_line(capsys, recording, monkeypatch):
     assert (code, records) == (2, [])
     assert err == (
         "error: -: match reads recorded files, not stdin (save the stream to a file, or run "
-        "the templates on a live stream with streamconv run)\n"
+        "the templates on a live stream with streamconv run)\n" + HINT
     )
 
 
@@ -215,7 +217,10 @@ def test_bad_input_is_one_clear_line(capsys, recording, make, args, message):
     code, lines, err = run(capsys, "match", path, *[a.format(d=d) for a in args])
     assert code == 2
     assert lines == []
-    assert err.count("\n") == 1 and err.startswith("error: ") and message in err
+    first, _, rest = err.partition("\n")
+    assert first.startswith("error: ") and message in first
+    # The command line's mistakes end with the hint to --help; a file's do not.
+    assert rest == (HINT if message in ("at least one template", "given twice") else ""), err
 
 
 def test_bad_arguments_exit_2(capsys, recording):
@@ -334,8 +339,11 @@ def test_refused_options(capsys, recording, args, message):
         code = exc.code
     err = capsys.readouterr().err
     assert code == 2 and message in err and "Traceback" not in err
-    if message.startswith("error: "):  # the whole of stderr, one line
-        assert err == message
+    # Every one is a mistake on the command line: the error, then the hint (argparse's own
+    # errors had it; the command's, such as --tolerance without --domain, had none).
+    assert len(err.splitlines()) == 2 and err.endswith(HINT), err
+    if message.startswith("error: "):  # the whole of stderr
+        assert err == message + HINT
 
 
 def test_stereo_template_on_a_mono_recording_needs_downmix(capsys, tmp_path):

@@ -51,6 +51,17 @@ def test_every_subcommand_help_ends_with_an_example(command, capsys):
         (["filter", "-i", "a", "-o", "b", "--fir", "t", "--block", "2000000"],
          "error: argument --block: at most 1048576 frames: '2000000'",
          "hint: streamconv filter --help"),
+        # Mistakes the commands find after argparse (CommandLineError) had no hint.
+        (["match", "x.wav", "-t", "t.wav", "--tolerance", "0.1"],
+         "error: --tolerance needs --domain spectrogram",
+         "hint: streamconv match --help shows the options and examples"),
+        (["match", "x.wav"], "error: match: give at least one template",
+         "hint: streamconv match --help"),
+        (["check", "--schema", "x.toml"], "error: check --schema takes no CONFIG",
+         "hint: streamconv check --help"),
+        (["design", "lowpass", "cutoff_hz=100", "taps=11", "cutof_hz=1"],
+         "error: design: cutof_hz: unknown key",
+         "hint: streamconv design --help"),
     ],
 )  # fmt: skip
 def test_usage_errors_are_one_error_line_and_a_hint(argv, message, hint):
@@ -60,6 +71,18 @@ def test_usage_errors_are_one_error_line_and_a_hint(argv, message, hint):
     lines = run.stderr.splitlines()
     assert len(lines) == 2, run.stderr
     assert lines[0].startswith(message) and lines[1].startswith(hint)
+
+
+def test_a_file_or_config_error_is_one_line_without_a_hint(tmp_path):
+    """The hint is for mistakes on the command line: --help says nothing about a file that is
+    missing or a config that does not validate."""
+    (tmp_path / "bad.toml").write_text('[source]\nuri = "in.wav"\nbogus = 1\n')
+    for argv in (["filter", "-i", str(tmp_path / "no.wav"), "-o", "o.wav", "--fir", "t.txt"],
+                 ["check", str(tmp_path / "bad.toml")],
+                 ["match", str(tmp_path / "no.wav"), "-t", str(tmp_path / "no.npy")]):  # fmt: skip
+        run = _cli(*argv)
+        assert run.returncode == 2 and run.stderr.startswith("error: "), run.stderr
+        assert "hint:" not in run.stderr and "Traceback" not in run.stderr, run.stderr
 
 
 def test_no_command_prints_help_and_exits_2():

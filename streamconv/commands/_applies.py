@@ -10,7 +10,7 @@ that has no sample format (``.csv``, ``null``, a device).
 
 from __future__ import annotations
 
-from streamconv.errors import UsageError
+from streamconv.errors import CommandLineError
 from streamconv.locator import parse_locator
 
 #: libsndfile sample types and the raw format that says the same.
@@ -27,7 +27,7 @@ def locator_kind(locator: str) -> str:
 
 
 def refuse_unused(args, source) -> None:
-    """Raise `UsageError` for the first option of `args` that the job would not use.
+    """Raise `CommandLineError` for the first option of `args` that the job would not use.
 
     Parameters
     ----------
@@ -39,36 +39,38 @@ def refuse_unused(args, source) -> None:
     inp, out = locator_kind(args.input), locator_kind(args.output)
     opt = vars(args)
     if opt.get("type") and inp != "pipe":
-        raise UsageError(f"--type applies to -i - (a pipe), not to {args.input}")
+        raise CommandLineError(f"--type applies to -i - (a pipe), not to {args.input}")
     if opt.get("out_type") and out != "pipe":
-        raise UsageError(f"--out-type applies to -o - (a pipe), not to {args.output}")
+        raise CommandLineError(f"--out-type applies to -o - (a pipe), not to {args.output}")
     if opt.get("columns") and inp != "csv":
-        raise UsageError(f"--columns applies to a .csv input, not to {args.input}")
+        raise CommandLineError(f"--columns applies to a .csv input, not to {args.input}")
     if opt.get("float_format") and out != "csv":
-        raise UsageError(f"--float-format applies to a .csv output, not to {args.output}")
+        raise CommandLineError(f"--float-format applies to a .csv output, not to {args.output}")
     if opt.get("out_format") and out in ("csv", "null", "device"):
-        raise UsageError(f"--out-format does not apply to {args.output}: it has no sample format")
+        raise CommandLineError(
+            f"--out-format does not apply to {args.output}: it has no sample format"
+        )
     subtype = getattr(source, "subtype", None)
     if subtype is not None and inp in ("audio", "pipe"):  # the input has a header
         what = f"{args.input}: the {'stream' if inp == 'pipe' else 'file'}'s header says"
         if args.rate is not None and args.rate != source.sample_rate:
-            raise UsageError(
+            raise CommandLineError(
                 f"--rate {args.rate:g} contradicts the input ({what} {source.sample_rate:g} Hz; "
                 "streamconv does not resample)"
             )
         if args.channels is not None and args.channels != source.channels:
-            raise UsageError(
+            raise CommandLineError(
                 f"--channels {args.channels} contradicts the input ({what} {source.channels})"
             )
         if args.format is not None and args.format != _SUBTYPE_FORMAT.get(subtype):
-            raise UsageError(
+            raise CommandLineError(
                 f"--format {args.format} contradicts the input ({what} {subtype}); "
                 "--out-format sets the output's sample format"
             )
     if inp == "csv" and args.format is not None and out not in ("pipe", "raw", "udp", "audio"):
-        raise UsageError(f"--format does not apply: {args.input} holds numbers as text")
+        raise CommandLineError(f"--format does not apply: {args.input} holds numbers as text")
     if inp == "csv" and args.channels is not None and args.channels != source.channels:
-        raise UsageError(
+        raise CommandLineError(
             f"--channels {args.channels} contradicts the input ({args.input} has "
             f"{source.channels} data columns; --columns chooses them)"
         )

@@ -63,21 +63,21 @@ def key_values(tokens: list[str], where: str) -> dict:
     """``["cutoff_hz=1000", "window='hann'"]`` -> ``{"cutoff_hz": 1000, "window": "hann"}``.
 
     Each value is read as TOML (``0.05``, ``true``, ``'hann'``, ``[1, 2]``), a bare word as
-    text. `where` starts the `UsageError` of a token without ``=`` or a key given twice.
+    text. `where` starts the `CommandLineError` of a token without ``=`` or a key given twice.
     """
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # Python 3.10: the same parser from PyPI
         import tomli as tomllib
-    from streamconv.errors import UsageError
+    from streamconv.errors import CommandLineError
 
     out: dict = {}
     for token in tokens:
         key, sep, text = token.partition("=")
         if not sep or not key:
-            raise UsageError(f"{where} {token!r}: expected KEY=VALUE")
+            raise CommandLineError(f"{where} {token!r}: expected KEY=VALUE")
         if key in out:
-            raise UsageError(f"{where} {key}: given twice")
+            raise CommandLineError(f"{where} {key}: given twice")
         try:
             out[key] = tomllib.loads(f"v = {text}")["v"]
         except tomllib.TOMLDecodeError:

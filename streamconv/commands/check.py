@@ -18,7 +18,7 @@ from streamconv.dsp import compiled, costmodel
 from streamconv.dsp.convolve import Convolver
 from streamconv.dsp.design import analyze
 from streamconv.dsp.group_delay import chain_delay
-from streamconv.errors import ConfigError, UsageError
+from streamconv.errors import CommandLineError, ConfigError
 from streamconv.runner import block_size_for
 
 
@@ -48,11 +48,11 @@ def register(subparsers) -> None:
 def run(args) -> int:
     if args.schema:
         if args.config is not None or args.calibrate:  # it would be ignored, as if checked
-            raise UsageError("check --schema takes no CONFIG and no --calibrate")
+            raise CommandLineError("check --schema takes no CONFIG and no --calibrate")
         print(config_schema())
         return 0
     if args.config is None and not args.calibrate:
-        raise UsageError("check needs a CONFIG file (or --schema, --calibrate)")
+        raise CommandLineError("check needs a CONFIG file (or --schema, --calibrate)")
     wisdom.load()  # FFT plans and the cost model measured on this machine, if any
     if args.calibrate:
         backend = "compiled" if compiled.available() else "numpy"

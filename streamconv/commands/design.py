@@ -25,7 +25,7 @@ from streamconv.commands._args import key_values
 from streamconv.config.models import FILTER_TYPES, Filter
 from streamconv.config.parse import did_you_mean, format_path, read_document
 from streamconv.dsp.design import analyze, design, design_bands, frequency_response
-from streamconv.errors import UsageError
+from streamconv.errors import CommandLineError, UsageError
 from streamconv.io.arrays import read_array
 
 _ADAPTER = TypeAdapter(Filter)
@@ -53,17 +53,21 @@ def register(subparsers) -> None:
     parser.set_defaults(run=run)
 
 
+#: What a SPEC file ends in.
+SPEC_FILES = (".toml", ".yaml", ".yml")
+
+
 def parse_spec(tokens: list[str]) -> dict:
     """``["lowpass", "cutoff_hz=1000"]`` or ``["spec.toml"]`` -> a filter table."""
     first = tokens[0]
-    if len(tokens) == 1 and os.path.splitext(first)[1].lower() in (".toml", ".yaml", ".yml"):
+    if _spec_file(tokens):
         data, _ = read_document(first)
         return data
     if "=" in first:
         return key_values(tokens, "design:")
     spec = key_values(tokens[1:], "design:")
     if "type" in spec:
-        raise UsageError(f"design: type: given twice ({first!r} and {spec['type']!r})")
+        raise CommandLineError(f"design: type: given twice ({first!r} and {spec['type']!r})")
     return {"type": first, **spec}
 
 
@@ -75,7 +79,12 @@ def _keys_of(kind) -> list[str]:
     return []
 
 
-def _validate(spec: dict):
+def _spec_file(tokens: list[str]) -> bool:
+    """Whether SPEC names a spec file (whose mistakes are the file's, not the command line's)."""
+    return len(tokens) == 1 and os.path.splitext(tokens[0])[1].lower() in SPEC_FILES
+
+
+def _validate(spec: dict, mistake: type[UsageError] = UsageError):
     designable = [t for t in FILTER_TYPES if t != "mix"]
     try:
         flt = _ADAPTER.validate_python(spec)
@@ -97,14 +106,15 @@ def _validate(spec: dict):
             else:
                 message = err["msg"].removeprefix("Value error, ")
             problems.append(f"{key}: {message}")
-        raise UsageError("design: " + "; ".join(problems)) from None
+        raise mistake("design: " + "; ".join(problems)) from None
     if flt.type == "mix":
-        raise UsageError("design: type: mix is a channel routing matrix, not a filter")
+        raise mistake("design: type: mix is a channel routing matrix, not a filter")
     return flt
 
 
-def design_taps(flt, sample_rate: float) -> np.ndarray:
-    """Taps of a validated filter model (``file`` paths relative to the working directory)."""
+def design_taps(flt, sample_rate: float, mistake: type[UsageError] = UsageError) -> np.ndarray:
+    """Taps of a validated filter model (``file`` paths relative to the working directory);
+    `mistake` is raised for parameters the designer refuses."""
     if flt.type == "file":
         data, file_rate = read_array(flt.path)
         if file_rate is not None and file_rate != sample_rate:
@@ -120,7 +130,7 @@ def design_taps(flt, sample_rate: float) -> np.ndarray:
     try:
         return design(flt.type, sample_rate, **flt.design_params())
     except ValueError as exc:
-        raise UsageError(f"design: {exc}") from None
+        raise mistake(f"design: {exc}") from None
 
 
 def _db(value: float) -> str:
@@ -154,10 +164,10 @@ PLOT_FORMATS = ("png", "svg", "pdf")
 
 
 def plot_format(path: str) -> str:
-    """The plot type of a path's extension, or `UsageError` naming the path."""
+    """The plot type of a path's extension, or `CommandLineError` naming the path."""
     ext = os.path.splitext(path)[1].lower().lstrip(".")
     if ext not in PLOT_FORMATS:
-        raise UsageError(
+        raise CommandLineError(
             f"{path}: unknown plot type {('.' + ext) if ext else '(no extension)'} "
             f"(expected {', '.join('.' + f for f in PLOT_FORMATS)})"
         )
@@ -216,11 +226,12 @@ def plot_response(h: np.ndarray, rate: float, path: str, title: str, stops=()) -
 
 def run(args) -> int:
     if not args.rate > 0:
-        raise UsageError(f"--rate must be positive, got {args.rate:g}")
+        raise CommandLineError(f"--rate must be positive, got {args.rate:g}")
     if args.plot:
         plot_format(args.plot)  # before the design work
-    flt = _validate(parse_spec(args.spec))
-    h = design_taps(flt, args.rate)
+    mistake = UsageError if _spec_file(args.spec) else CommandLineError
+    flt = _validate(parse_spec(args.spec), mistake)
+    h = design_taps(flt, args.rate, mistake)
     lines, _, stops = _properties(flt, h, args.rate)
     if args.plot:
         plot_response(h, args.rate, args.plot, " ".join(args.spec), stops)

@@ -11,7 +11,7 @@ from streamconv.commands._args import (
     positive_float,
     positive_int,
 )
-from streamconv.errors import UsageError
+from streamconv.errors import CommandLineError, UsageError
 from streamconv.io.pcm import PCM_FORMATS
 
 METHODS = ("auto", "direct", "ola", "partitioned")
@@ -207,7 +207,7 @@ def _refuse_overwriting_the_input(source: str, sink: str) -> None:
     except ValueError:
         return  # a malformed locator: the runner says what is wrong with it
     if same:
-        raise UsageError(
+        raise CommandLineError(
             f"{sink}: is the input file; the output would overwrite the input "
             "(write another file, then rename it)"
         )

@@ -27,7 +27,7 @@ from streamconv.detect import (
     RecordWriter,
     load_templates,
 )
-from streamconv.errors import StreamconvError, UsageError
+from streamconv.errors import CommandLineError, StreamconvError, UsageError
 from streamconv.io.pcm import PCM_FORMATS
 from streamconv.progress import Progress
 from streamconv.recordings import expand, match_file
@@ -205,11 +205,11 @@ def _spectrogram(args) -> dict | None:
     tokens = args.spectrogram or []
     for option, given in (("--tolerance", args.tolerance is not None), ("--spectrogram", tokens)):
         if given and args.domain != "spectrogram":
-            raise UsageError(f"{option} needs --domain spectrogram")
+            raise CommandLineError(f"{option} needs --domain spectrogram")
     table = key_values(tokens, "--spectrogram")
     if args.tolerance is not None:
         if "tolerance" in table:
-            raise UsageError("--tolerance and --spectrogram tolerance=: give one")
+            raise CommandLineError("--tolerance and --spectrogram tolerance=: give one")
         table["tolerance"] = args.tolerance
     if not table:
         return None
@@ -224,25 +224,25 @@ def _spectrogram(args) -> dict | None:
     except ValidationError as exc:
         keys = [problem_from_pydantic(err, LineMap()) for err in exc.errors()]
         text = "; ".join(f"--spectrogram {format_path(p.path)}: {p.message}" for p in keys)
-        raise UsageError(text.replace("--spectrogram :", "--spectrogram:")) from None
+        raise CommandLineError(text.replace("--spectrogram :", "--spectrogram:")) from None
 
 
 def run(args) -> int:
     if not args.template and not args.periodicity:
-        raise UsageError("match: give at least one template (-t TEMPLATE) or --periodicity")
+        raise CommandLineError("match: give at least one template (-t TEMPLATE) or --periodicity")
+    opts = options(args)  # the command line's own mistakes before any file is read
     if args.plot:
         _check_plot_dir(args.plot)
     paths = expand(args.files)
     templates = load_templates(args.template)
-    opts = options(args)
     if args.jobs or args.scheduler or args.resume:
         if args.snippets:
-            raise UsageError(
+            raise CommandLineError(
                 "--snippets works on one process only: drop --jobs/--scheduler/--resume"
             )
         return _run_archive(args, paths, templates, opts)
     if args.snippets and not (0 <= args.snippet_pre <= 60 and 0 <= args.snippet_post <= 60):
-        raise UsageError("--snippet-pre and --snippet-post are seconds from 0 to 60")
+        raise CommandLineError("--snippet-pre and --snippet-post are seconds from 0 to 60")
     from streamconv.archive import Report
 
     names = [t.name for t in templates] + ([PERIODICITY] if opts.periodicity else [])
@@ -277,7 +277,7 @@ def _run_archive(args, paths, templates, opts) -> int:
     from streamconv import archive
 
     if args.plot:
-        raise UsageError("--plot works on one process only: drop --jobs/--scheduler/--resume")
+        raise CommandLineError("--plot works on one process only: drop --jobs/--scheduler/--resume")
     if args.resume:
         archive.check_state_dir(args.resume)
     client = archive.make_client(args.jobs, args.scheduler)

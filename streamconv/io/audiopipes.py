@@ -36,7 +36,7 @@ import threading
 import numpy as np
 import soundfile as sf
 
-from streamconv.errors import UsageError
+from streamconv.errors import CommandLineError, UsageError
 from streamconv.io.base import float_type
 from streamconv.io.files import (
     _EXACT_IN_FLOAT64_ONLY,
@@ -79,12 +79,12 @@ def sniff(head: bytes) -> str | None:
 
 
 def check_type(name: str | None, option: str = "--type") -> str | None:
-    """A ``--type`` value (``raw`` or one of `TYPES`), lower-cased, or `UsageError`."""
+    """A ``--type`` value (``raw`` or one of `TYPES`), lower-cased, or `CommandLineError`."""
     if name is None:
         return None
     name = name.lower()
     if name != "raw" and name not in TYPES:
-        raise UsageError(f"{option}: unknown type {name!r} (raw, {', '.join(TYPES)})")
+        raise CommandLineError(f"{option}: unknown type {name!r} (raw, {', '.join(TYPES)})")
     return name
 
 
@@ -298,7 +298,7 @@ class AudioPipeSource(SoundFileSource):
         found = self._file.format
         if found != TYPES[kind] and not (kind == "wav" and found in ("WAV", "WAVEX", "RF64")):
             self._file.close()
-            raise UsageError(f"{name}: --type {kind}, but the stream is {found.lower()}")
+            raise CommandLineError(f"{name}: --type {kind}, but the stream is {found.lower()}")
         self.kind = kind
         self.sample_rate = float(self._file.samplerate)
         self.channels = self._file.channels

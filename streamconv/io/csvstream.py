@@ -36,7 +36,7 @@ import re
 
 import numpy as np
 
-from streamconv.errors import UsageError
+from streamconv.errors import CommandLineError, UsageError
 from streamconv.io.base import Sink, Source, float_type
 from streamconv.io.rows import Columns, columns_of, content, is_header, not_a_number
 
@@ -47,13 +47,15 @@ _DECIMALS = re.compile(r"^\s*[-+]?\d*[.,]?(\d*)\s*$")
 
 
 def check_float_format(fmt: str) -> str:
-    """A printf format for one number (``%.6f``, ``%.4e``, ``%g``), or `UsageError`."""
+    """A printf format for one number (``%.6f``, ``%.4e``, ``%g``), or `CommandLineError`."""
     try:
         text = fmt % 1.0
     except (TypeError, ValueError):
         text = None
     if text is None or fmt.count("%") != 1 or fmt.strip() != fmt:
-        raise UsageError(f"--float-format: {fmt!r} is not a format for one number (like %.6f)")
+        raise CommandLineError(
+            f"--float-format: {fmt!r} is not a format for one number (like %.6f)"
+        )
     return fmt
 
 
@@ -109,11 +111,11 @@ def _select(spec: str, names: list[str] | None, columns: int, path: str) -> list
             index = int(item) - 1
         else:
             known = f"names: {', '.join(n.strip() for n in names)}; " if names else ""
-            raise UsageError(
+            raise CommandLineError(
                 f"{path}: --columns: no column {item!r} ({known}numbers 1 to {columns})"
             )
         if index in chosen:
-            raise UsageError(f"{path}: --columns: column {item!r} given twice")
+            raise CommandLineError(f"{path}: --columns: column {item!r} given twice")
         chosen.append(index)
     return chosen
 
@@ -143,7 +145,7 @@ class CsvSource(Source):
 
         _check_readable(path)
         if sample_rate is None:
-            raise UsageError(f"{path}: a .csv stream needs --rate (its sample rate)")
+            raise CommandLineError(f"{path}: a .csv stream needs --rate (its sample rate)")
         self.name = path
         self.sample_rate = float(sample_rate)
         self.dtype = float_type(dtype, False)

@@ -19,7 +19,7 @@ import tempfile
 import numpy as np
 import soundfile as sf
 
-from streamconv.errors import RuntimeFailure, UsageError
+from streamconv.errors import CommandLineError, RuntimeFailure, UsageError
 from streamconv.io import pcm
 from streamconv.io.base import Sink, Source, float_type
 from streamconv.io.pipes import RawSink, RawSource
@@ -447,11 +447,11 @@ def raw_params(
     format_option: str = "--format",
 ) -> tuple[str, float, int]:
     """``(fmt, sample_rate, channels)`` of a raw PCM stream, all given (and the format known);
-    else `UsageError` naming the missing options (`format_option`: ``--out-format`` for an
+    else `CommandLineError` naming the missing options (`format_option`: ``--out-format`` for an
     output, whose ``--format`` would describe the input)."""
     if fmt is None or sample_rate is None or channels is None:
         given = ((format_option, fmt), ("--rate", sample_rate), ("--channels", channels))
         missing = [opt for opt, value in given if value is None]
-        raise UsageError(f"{name}: raw PCM needs {', '.join(missing)}")
+        raise CommandLineError(f"{name}: raw PCM needs {', '.join(missing)}")
     pcm.pcm_dtype(fmt)
     return fmt, sample_rate, channels

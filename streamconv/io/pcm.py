@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from streamconv.errors import UsageError
+from streamconv.errors import CommandLineError, UsageError
 
 #: The raw PCM formats of the command line (``--format``), little-endian, interleaved.
 PCM_FORMATS: dict[str, np.dtype] = {
@@ -22,7 +22,8 @@ PCM_FORMATS: dict[str, np.dtype] = {
 
 
 def pcm_dtype(fmt: str | None, where: str = "--format") -> np.dtype:
-    """Return the numpy dtype of a raw PCM format name, or raise `UsageError` naming it.
+    """Return the numpy dtype of a raw PCM format name, or raise `UsageError` naming it
+    (`CommandLineError` when `where` is an option).
 
     Parameters
     ----------
@@ -36,12 +37,14 @@ def pcm_dtype(fmt: str | None, where: str = "--format") -> np.dtype:
     numpy.dtype
         The little-endian sample type.
     """
+    # An option's mistake is the command line's (a hint to --help); a config field's is not.
+    mistake = CommandLineError if where.startswith("--") else UsageError
     if fmt is None:
-        raise UsageError(f"raw PCM needs {where} (one of {', '.join(PCM_FORMATS)})")
+        raise mistake(f"raw PCM needs {where} (one of {', '.join(PCM_FORMATS)})")
     try:
         return PCM_FORMATS[fmt]
     except KeyError:
-        raise UsageError(
+        raise mistake(
             f"{where}: unknown sample format {fmt!r} (expected one of {', '.join(PCM_FORMATS)})"
         ) from None
 

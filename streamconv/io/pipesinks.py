@@ -19,7 +19,7 @@ import struct
 import numpy as np
 import soundfile as sf
 
-from streamconv.errors import RuntimeFailure, UsageError
+from streamconv.errors import CommandLineError, RuntimeFailure, UsageError
 from streamconv.io import pcm
 from streamconv.io.audiopipes import _SOX_UNKNOWN, PIPE_WRITABLE, TYPES
 from streamconv.io.base import Sink
@@ -203,8 +203,8 @@ class PipeWavSink(Sink):
 
 def open_pipe_sink(stream, kind: str, sample_rate, channels, subtype=None, name="-") -> Sink:
     """``-o -`` as an audio file of type `kind` (see the module docstring)."""
-    if kind not in PIPE_WRITABLE:
-        raise UsageError(
+    if kind not in PIPE_WRITABLE:  # asked for by --out-type (or --type): the input's goes as wav
+        raise CommandLineError(
             f"{name}: {'an' if kind[0] in 'aeiou' else 'a'} {kind} file cannot be written to a "
             f"pipe (its header must hold the length); on a pipe: {', '.join(PIPE_WRITABLE)}"
         )
