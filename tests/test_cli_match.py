@@ -448,3 +448,77 @@ def test_the_summary_ends_a_run_on_a_terminal_only(
     assert err.endswith("; detections: chirp 3\n")
     code, lines, err = run(capsys, "match", path, "-t", tpath, "-q", *jobs)
     assert code == 0 and len(lines) == 3 and err == ""
+
+
+@pytest.fixture
+def kinds(recording, tmp_path):
+    """The recording (8 kHz stereo WAV, float64), and the same samples as raw f64 and CSV."""
+    path, tpath, x, _ = recording
+    x.astype("<f8").tofile(tmp_path / "rec.raw")
+    np.savetxt(tmp_path / "rec.csv", x, delimiter=",")
+    return path, tpath, tmp_path / "rec.raw", tmp_path / "rec.csv"
+
+
+@pytest.mark.parametrize(
+    ("files", "args", "message"),
+    [
+        # Options that act only beside another were ignored without it.
+        (["wav"], ["--snippet-pre", "0.5"], "--snippet-pre needs --snippets"),
+        (["wav"], ["--snippet-post", "0.5"], "--snippet-post needs --snippets"),
+        (["wav"], ["--mad-window", "5"], "--mad-window needs --mad"),
+        (["wav"], ["--threshold", "0.5", "--mad-hop", "0.5"], "--mad-hop needs --mad"),
+        (["wav"], ["--periodicity-threshold", "0.3"],
+         "--periodicity-threshold needs --periodicity"),
+        (["wav"], ["--chunk", "60"], "--chunk needs --jobs, --scheduler or --resume"),
+        # A stream option that no recording takes and that contradicts one (as filter does).
+        (["wav"], ["--rate", "16000"], "--rate 16000 contradicts the input ({wav}: the file's "
+         "header says 8000 Hz; streamconv does not resample)"),
+        (["wav", "wav"], ["--channels", "1"],
+         "--channels 1 contradicts the input ({wav}: the file's header says 2)"),
+        (["wav"], ["--format", "s16le"],
+         "--format s16le contradicts the input ({wav}: the file's header says DOUBLE)"),
+        (["csv"], ["--rate", str(RATE), "--format", "f64le"],
+         "--format does not apply: {csv} holds numbers as text"),
+        (["csv"], ["--rate", str(RATE), "--channels", "3"],
+         "--channels 3 contradicts the input ({csv} has 2 data columns)"),
+        (["csv", "wav"], ["--rate", str(RATE), "--channels", "1"],
+         "--channels 1 contradicts the input ({csv} has 2 data columns)"),
+    ],
+)  # fmt: skip
+def test_options_that_do_not_apply_are_refused(capsys, kinds, tmp_path, files, args, message):
+    """As filter: one error line and the hint, exit 2, before any detection is printed."""
+    wav, tpath, raw, csv_ = kinds
+    named = {"wav": wav, "raw": raw, "csv": csv_}
+    out = tmp_path / "dets.jsonl"
+    code, lines, err = run(capsys, "match", *[named[f] for f in files], "-t", tpath,
+                           "-o", out, *args)  # fmt: skip
+    assert (code, lines) == (2, [])
+    assert err == f"error: {message.format(wav=wav, csv=csv_)}\n{HINT}", err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("files", "args"),
+    [
+        (["wav"], ["--rate", str(RATE), "--channels", "2", "--format", "f64le"]),  # agree
+        (["csv"], ["--rate", str(RATE), "--channels", "2"]),
+        # Beside a raw (or CSV) recording they are its: a WAV keeps its header.
+        (["raw", "wav"], ["--rate", str(RATE), "--channels", "2", "--format", "f64le"]),
+        (["wav", "csv"], ["--rate", "16000"]),  # the CSV's rate; the WAV says 8000
+        (["wav"], ["--snippets", "SNIPS", "--snippet-pre", "0.1", "--snippet-post", "0.1"]),
+        (["wav"], ["--mad", "6", "--mad-window", "0.5", "--mad-hop", "0.1"]),
+        (["wav"], ["--periodicity", "0.3:1", "--periodicity-threshold", "0.9"]),
+    ],
+)
+def test_options_that_apply_are_taken(capsys, kinds, tmp_path, files, args):
+    wav, tpath, raw, csv_ = kinds
+    named = {"wav": wav, "raw": raw, "csv": csv_}
+    args = [a.replace("SNIPS", str(tmp_path / "snips")) for a in args]
+    code, lines, err = run(capsys, "match", *[named[f] for f in files], "-t", tpath, *args)
+    assert code == 0, err
+    chirps = [r for r in lines if r["template"] == "chirp"]
+    matched = files if "16000" not in args else ["wav"]  # a CSV at 16 kHz has no chirp
+    if "--mad" not in args:
+        assert {(r["file"], r["sample"]) for r in chirps} == {
+            (str(named[f]), s) for f in matched for s in (1000, 9000, 17777)
+        }

@@ -19,6 +19,7 @@ import math
 import os
 import sys
 
+from streamconv.commands._applies import refuse_unused_by_match
 from streamconv.commands._args import finite_float, key_values, positive_float, positive_int
 from streamconv.detect import (
     DEFAULT_THRESHOLD,
@@ -31,6 +32,19 @@ from streamconv.errors import CommandLineError, StreamconvError, UsageError
 from streamconv.io.pcm import PCM_FORMATS
 from streamconv.progress import Progress
 from streamconv.recordings import expand, match_file
+
+#: Defaults of options that act only beside another (None until given: commands/_applies).
+SNIPPET_PRE_S = 1.0
+SNIPPET_POST_S = 2.0
+CHUNK_S = 600.0
+
+
+def _snippet_pre(args) -> float:
+    return SNIPPET_PRE_S if args.snippet_pre is None else args.snippet_pre
+
+
+def _snippet_post(args) -> float:
+    return SNIPPET_POST_S if args.snippet_post is None else args.snippet_post
 
 
 def _period_range(text: str) -> tuple[float, float]:
@@ -93,10 +107,11 @@ def register(subparsers) -> None:
     thr.add_argument(
         "--mad", type=positive_float, metavar="K", help="threshold: K times the score's MAD"
     )
-    parser.add_argument("--mad-window", type=positive_float, default=10.0, metavar="S",
-                        help="MAD trailing window in seconds (default 10)")  # fmt: skip
-    parser.add_argument("--mad-hop", type=positive_float, default=1.0, metavar="S",
-                        help="MAD update hop in seconds (default 1)")  # fmt: skip
+    # Options that act only beside another default to None (given or not: commands/_applies).
+    parser.add_argument("--mad-window", type=positive_float, metavar="S",
+                        help="with --mad: its trailing window in seconds (default 10)")  # fmt: skip
+    parser.add_argument("--mad-hop", type=positive_float, metavar="S",
+                        help="with --mad: its update hop in seconds (default 1)")  # fmt: skip
     parser.add_argument(
         "--min-distance",
         type=positive_float,
@@ -140,18 +155,20 @@ def register(subparsers) -> None:
         metavar="MIN:MAX",
         help="also report periodicity with a period between MIN and MAX seconds",
     )
-    parser.add_argument("--periodicity-threshold", type=_periodicity_score, default=0.5,
-                        metavar="X", help="score in [0, 1] a periodicity detection needs "
-                        "(default 0.5)")  # fmt: skip
+    parser.add_argument("--periodicity-threshold", type=_periodicity_score, metavar="X",
+                        help="with --periodicity: the score in [0, 1] a periodicity detection "
+                        "needs (default 0.5)")  # fmt: skip
     parser.add_argument("-o", "--output", metavar="OUT", help="write to OUT (.csv: CSV)")
     parser.add_argument("--plot", metavar="DIR", help="write DIR/<file>.png: scores and detections")
     parser.add_argument("--snippets", metavar="DIR",
                         help="save the audio around each detection as DIR/<file>-<template>-"
                         "<sample>.wav, named in its record (docs/snippets.md)")  # fmt: skip
-    parser.add_argument("--snippet-pre", type=finite_float, default=1.0, metavar="S",
-                        help="seconds of a snippet before the detection (default 1)")  # fmt: skip
-    parser.add_argument("--snippet-post", type=finite_float, default=2.0, metavar="S",
-                        help="seconds of a snippet from the detection on (default 2)")  # fmt: skip
+    parser.add_argument("--snippet-pre", type=finite_float, metavar="S",
+                        help=f"with --snippets: seconds of a snippet before the detection "
+                        f"(default {SNIPPET_PRE_S:g})")  # fmt: skip
+    parser.add_argument("--snippet-post", type=finite_float, metavar="S",
+                        help=f"with --snippets: seconds of a snippet from the detection on "
+                        f"(default {SNIPPET_POST_S:g})")  # fmt: skip
     parser.add_argument("--block", type=positive_int, default=65536, metavar="N",
                         help="frames read at a time (default 65536)")  # fmt: skip
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress or notes")
@@ -168,9 +185,15 @@ def register(subparsers) -> None:
                          help="run on a dask.distributed scheduler (tcp://HOST:8786)")  # fmt: skip
     archive.add_argument("--resume", metavar="STATE_DIR",
                          help="keep finished work here; a rerun does the rest")  # fmt: skip
-    archive.add_argument("--chunk", type=positive_float, default=600.0, metavar="S",
-                         help="seconds per chunk of a long audio file (default 600)")  # fmt: skip
-    group = parser.add_argument_group("raw and csv files")
+    archive.add_argument("--chunk", type=positive_float, metavar="S",
+                         help=f"seconds per chunk of a long audio file (default "
+                         f"{CHUNK_S:g})")  # fmt: skip
+    group = parser.add_argument_group(
+        "raw and csv files",
+        "--rate is the rate of the raw and .csv recordings, --channels and --format describe the "
+        "raw ones; an audio file's header says its own. When no recording takes one, it must "
+        "agree with every recording (streamconv does not resample).",
+    )
     group.add_argument("--rate", type=positive_float, help="sample rate in Hz")
     group.add_argument("--channels", type=positive_int, help="channels per frame")
     group.add_argument("--format", metavar="FMT", help=f"raw PCM format: {', '.join(PCM_FORMATS)}")
@@ -178,20 +201,24 @@ def register(subparsers) -> None:
 
 
 def options(args) -> MatchOptions:
-    """The `MatchOptions` of parsed ``match`` arguments."""
+    """The `MatchOptions` of parsed ``match`` arguments (`MatchOptions`' defaults for the
+    options not given)."""
     spectrogram = _spectrogram(args)
+    given = {
+        "mad_window_s": args.mad_window,
+        "mad_hop_s": args.mad_hop,
+        "periodicity_threshold": args.periodicity_threshold,
+    }
     return MatchOptions(
+        **{key: value for key, value in given.items() if value is not None},
         threshold=args.threshold,
         mad=args.mad,
-        mad_window_s=args.mad_window,
-        mad_hop_s=args.mad_hop,
         min_distance_s=args.min_distance,
         combine=args.combine,
         domain=args.domain,
         spectrogram=spectrogram,
         downmix=args.downmix,
         periodicity=args.periodicity,
-        periodicity_threshold=args.periodicity_threshold,
         rate=args.rate,
         channels=args.channels,
         fmt=args.format,
@@ -202,10 +229,7 @@ def options(args) -> MatchOptions:
 def _spectrogram(args) -> dict | None:
     """The spectrogram parameters of ``--spectrogram KEY=VALUE`` and ``--tolerance``, checked
     as a config's ``spectrogram = {...}`` is (the same keys, bounds, defaults and messages)."""
-    tokens = args.spectrogram or []
-    for option, given in (("--tolerance", args.tolerance is not None), ("--spectrogram", tokens)):
-        if given and args.domain != "spectrogram":
-            raise CommandLineError(f"{option} needs --domain spectrogram")
+    tokens = args.spectrogram or []  # with --domain spectrogram (commands/_applies)
     table = key_values(tokens, "--spectrogram")
     if args.tolerance is not None:
         if "tolerance" in table:
@@ -230,10 +254,11 @@ def _spectrogram(args) -> dict | None:
 def run(args) -> int:
     if not args.template and not args.periodicity:
         raise CommandLineError("match: give at least one template (-t TEMPLATE) or --periodicity")
-    opts = options(args)  # the command line's own mistakes before any file is read
+    paths = expand(args.files)
+    refuse_unused_by_match(args, paths)  # the command line's mistakes before any work
+    opts = options(args)
     if args.plot:
         _check_plot_dir(args.plot)
-    paths = expand(args.files)
     templates = load_templates(args.template)
     if args.jobs or args.scheduler or args.resume:
         if args.snippets:
@@ -241,7 +266,7 @@ def run(args) -> int:
                 "--snippets works on one process only: drop --jobs/--scheduler/--resume"
             )
         return _run_archive(args, paths, templates, opts)
-    if args.snippets and not (0 <= args.snippet_pre <= 60 and 0 <= args.snippet_post <= 60):
+    if args.snippets and not (0 <= _snippet_pre(args) <= 60 and 0 <= _snippet_post(args) <= 60):
         raise CommandLineError("--snippet-pre and --snippet-post are seconds from 0 to 60")
     from streamconv.archive import Report
 
@@ -284,7 +309,8 @@ def _run_archive(args, paths, templates, opts) -> int:
     writer = RecordWriter(args.output)
     ok = False
     try:
-        code = archive.run_archive(paths, templates, opts, writer.write, client, args.chunk,
+        chunk = args.chunk or CHUNK_S
+        code = archive.run_archive(paths, templates, opts, writer.write, client, chunk,
                                    resume=args.resume, quiet=args.quiet)  # fmt: skip
         ok = True
     finally:
@@ -340,7 +366,7 @@ def _snippets(path: str, records: list[dict], opts: MatchOptions, args) -> list[
     with open_source(path, sample_rate=opts.rate, channels=opts.channels, fmt=opts.fmt) as src:
         stem = os.path.splitext(os.path.basename(path))[0]
         return save_file_snippets(
-            src, records, args.snippets, args.snippet_pre, args.snippet_post, stem, opts.block
+            src, records, args.snippets, _snippet_pre(args), _snippet_post(args), stem, opts.block
         )
 
 
