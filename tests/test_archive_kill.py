@@ -76,9 +76,9 @@ def long_file(tmp_path):
 def test_killed_run_resumes_to_the_single_process_detections(tmp_path, long_file, marker):
     recording, chirp = long_file
     state, out = tmp_path / "state", tmp_path / "dets.jsonl"
-    argv = [recording, "-t", chirp, "--threshold", "0.3", "--chunk", CHUNK_S]
-    cmd = [sys.executable, "-m", "streamconv.cli", "match", *map(str, argv), "--jobs", "2",
-           "--resume", str(state), "-o", str(out)]  # fmt: skip
+    argv = [recording, "-t", chirp, "--threshold", "0.3"]
+    cmd = [sys.executable, "-m", "streamconv.cli", "match", *map(str, argv), "--chunk",
+           str(CHUNK_S), "--jobs", "2", "--resume", str(state), "-o", str(out)]  # fmt: skip
     key, value = marker.split("=")
     env = {**os.environ, key: value}
 
