@@ -7,6 +7,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -276,3 +277,23 @@ def test_close_during_a_long_backoff_ends_by_its_timeout():
     assert time.monotonic() - t0 < 1.0
     assert not out._thread.is_alive()
     assert out.pending == 1 and out.sent == 0
+
+
+def test_mqtt_broker_away_logs_only_our_own_lines():
+    """While the broker is away paho logs 'Client is not connected. Socket: None). ...' at
+    ERROR level each time its loop finds no socket; with its logger on, Python's last-resort
+    handler put those lines on the service's stderr. Only our own log lines may show."""
+    port = _free_port()  # nothing listens there
+    script = (
+        "import time\n"
+        "from streamconv.outputs import MqttOutput\n"
+        f"out = MqttOutput('mqtt://127.0.0.1:{port}', log=print).start()\n"
+        "time.sleep(2.5)\n"
+        "out.close()\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    assert "Client is not connected" not in proc.stdout

@@ -111,7 +111,11 @@ class MqttOutput(QueuedOutput):
             client_id=client_id or f"streamconv-{os.getpid()}",
             clean_session=True,
         )
-        self._client.enable_logger(None)  # paho's own logging stays off
+        # paho's own logging stays off: our log says connected / lost / reconnected. (Its
+        # enable_logger(None) would turn it ON, and its ERROR lines while the broker is away,
+        # "Client is not connected. Socket: None). ...", reached stderr through Python's
+        # last-resort handler.)
+        self._client.disable_logger()
         if user is not None:
             self._client.username_pw_set(user, password)
         if scheme == "mqtts":
