@@ -73,6 +73,21 @@ def sd_notify(message: str) -> bool:
     return True
 
 
+_LOG_LOCK = threading.Lock()
+
+
+def log_line(line: str) -> None:
+    """The service log's default: one line to stderr (which journald keeps) in one write.
+
+    The processing loop, the control server and each output log from threads of their own;
+    ``print`` writes the text and its newline in two calls, so two lines could run together
+    (``...: connectedcontrol: listening on ...``). One write under a lock keeps them whole.
+    """
+    with _LOG_LOCK:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+
 def _device_state(stream) -> dict:
     """A live device's ``device_state()`` (`streamconv.io.reopen`); empty for other streams."""
     state = getattr(stream, "device_state", None)
@@ -149,7 +164,7 @@ class Service(Observer):
 
     def __init__(self, config_path: str, log=None, quiet: bool = False):
         self.config_path = config_path
-        self.log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+        self.log = log or log_line
         self.quiet = quiet
         self.loaded = load_config(config_path)
         self.generation = 1

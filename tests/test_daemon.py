@@ -362,3 +362,39 @@ def test_periodicity_detections_carry_the_period_as_match_prints_it(tmp_path, rn
     assert [{k: v for k, v in d.items() if k not in ("file", "template")} for d in matched] == [
         {k: v for k, v in d.items() if k not in service} for d in logged
     ]
+
+
+def test_service_log_lines_stay_whole_across_threads(tmp_path, monkeypatch):
+    """The loop, the control server and each output log from their own threads: every line
+    must reach stderr in one write, never `...: connectedcontrol: listening on ...`."""
+    import sys
+    import threading
+
+    from streamconv.daemon import Service as InProcess
+
+    writes: list[str] = []
+
+    class Recorder:
+        def write(self, text):
+            writes.append(text)
+            return len(text)
+
+        def flush(self):
+            pass
+
+    cfg = _config(tmp_path, RAW_IN, '[sink]\nuri = "null"\n', [1.0])
+    svc = InProcess(str(cfg))
+    monkeypatch.setattr(sys, "stderr", Recorder())
+
+    def burst(name):
+        for i in range(200):
+            svc.log(f"{name}: line {i}")
+
+    threads = [threading.Thread(target=burst, args=(f"t{k}",)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    monkeypatch.undo()
+    assert all(w.endswith("\n") and w.count("\n") == 1 for w in writes), writes[:4]
+    assert sorted(writes) == sorted(f"t{k}: line {i}\n" for k in range(4) for i in range(200))
