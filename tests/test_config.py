@@ -238,6 +238,19 @@ def test_cross_checks_list_every_problem_at_once(workdir):
     assert keys == ["filters[1].name", "filters[0].taps", "filters[1].path", "detections.path"]
 
 
+def test_a_bad_template_is_reported_beside_a_bad_filter(workdir):
+    """docs/configuration.md's example: a filter above Nyquist and a missing template file,
+    both in one run of `check` (the templates were skipped when the chain failed)."""
+    path = write(
+        workdir,
+        BASE + '[[filters]]\ntype = "lowpass"\ncutoff_hz = 30000\ntaps = 11\n'
+        '[[templates]]\nname = "t"\npath = "/srv/t.wav"\n',
+    )
+    errors = errors_of(path)
+    assert [e.split(": ")[1] for e in errors] == ["filters[0].cutoff_hz", "templates[0].path"]
+    assert errors[1] == f"{path}:11: templates[0].path: /srv/t.wav: no such file"
+
+
 def test_yaml_errors_carry_lines(workdir):
     path = write(
         workdir,

@@ -210,8 +210,10 @@ def _spectrogram_params(tpl) -> dict:
 
 
 def _resolve_templates(
-    cfg: Config, base: str, rate: float, channels: int, out: Collector
+    cfg: Config, base: str, rate: float, channels: int | None, out: Collector
 ) -> list[TemplateInfo]:
+    """The templates at the stream's rate; ``channels`` None (the chain has an error) skips
+    only the channel-count check, so a bad template is reported beside a bad filter."""
     infos = []
     for i, tpl in enumerate(cfg.templates):
         where = ("templates", i)
@@ -230,7 +232,7 @@ def _resolve_templates(
                 )
                 continue
             data = resample(data, file_rate, rate)
-        if data.shape[1] not in (1, channels):
+        if channels is not None and data.shape[1] not in (1, channels):
             out.add(
                 (*where, "path"),
                 f"{path}: template has {data.shape[1]} channels; the filtered stream has "
@@ -361,7 +363,7 @@ def resolve(cfg: Config, path: str) -> tuple[LoadedConfig | None, list[Problem]]
         taps, filters = _build_filters(cfg, base, source.rate, source.channels, out)
         if taps is not None:
             channels_out = taps.shape[2]
-            templates = _resolve_templates(cfg, base, source.rate, channels_out, out)
+        templates = _resolve_templates(cfg, base, source.rate, channels_out, out)
     sink = resolve_sink(cfg, base, rate, channels_out, out)
     detections = None
     if cfg.detections is not None and cfg.detections.path is not None:
