@@ -53,3 +53,25 @@ def test_code_fences_stand_on_their_own_lines(doc):
                 bad.append(f"line {number}: {stripped[:40]!r}")
     assert not bad, f"{doc.relative_to(ROOT)}: text beside a fence: " + "; ".join(bad)
     assert fences % 2 == 0, f"{doc.relative_to(ROOT)}: {fences} fences, one unclosed"
+
+
+def test_metric_names_in_the_docs_are_the_ones_served():
+    """Every `streamconv_*` metric the README and docs/ name is in `GET /metrics`, spelt as
+    served (a counter ends in `_total`)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from streamconv.control.metrics import registry_for, render
+
+    device = {"uri": "device:x", "state": "running", "reopens": 0}
+    status = {
+        **{k: 0 for k in ("frames_in", "frames_out", "overflows", "underflows")},
+        **{k: 0 for k in ("dropped_frames", "reloads_failed", "clipped")},
+        "source": device, "sink": device, "detections": {"bell": 1}, "load": 0.1,
+        "uptime_s": 1.0, "config_generation": 1, "sample_rate": 48000.0,
+    }  # fmt: skip
+    text = render(registry_for(lambda: status)).decode()
+    served = {s.name for f in text_string_to_metric_families(text) for s in f.samples}
+    docs = [p for p in DOCUMENTS if p.name != "CHANGELOG.md"]  # the changelog is history
+    named = {m for p in docs for m in re.findall(r"\bstreamconv_[a-z_]+", p.read_text())}
+    assert named, "no metric named in the docs"
+    assert named <= served, sorted(named - served)
