@@ -151,8 +151,15 @@ class ControlPlane:
             self.server.stop()
         if self.snippets is not None:
             self.snippets.close()
+        # Every output's stop begins at once: they share CLOSE_TIMEOUT_S, not one each in turn.
         for out in self.outputs:
-            out.close()
+            if hasattr(out, "begin_close"):
+                out.begin_close()
+        for out in self.outputs:
+            if hasattr(out, "wait_closed"):
+                out.wait_closed()
+            else:
+                out.close()
 
     # -- the processing loop's thread ------------------------------------------------------
 

@@ -190,7 +190,10 @@ class MqttOutput(QueuedOutput):
         while unacked() > 0 and time.monotonic() < self._deadline:
             time.sleep(0.02)
         if unacked() > 0:
-            self.log(f"output {self.name}: {unacked()} detections not acknowledged by the broker")
+            self.log(
+                f"output {self.name}: {unacked()} detections not delivered at stop "
+                "(not acknowledged by the broker)"
+            )
         self._closing = True
         self._client.disconnect()
         self._client.loop_stop()
