@@ -160,3 +160,32 @@ def test_a_busy_port_is_a_one_line_runtime_failure(tmp_path):
         stderr
         == f"error: [control] listen 127.0.0.1:{port}: cannot listen: Address already in use\n"
     )
+
+
+def test_a_malformed_request_is_one_log_line(tmp_path):
+    """aiohttp's parse errors are several lines (the bad header, a caret under it); the
+    service log gets one line for each, and the server goes on answering."""
+    from streamconv.control.server import ControlServer
+
+    log: list[str] = []
+    server = ControlServer("127.0.0.1:0", lambda: {}, list, log=log.append).start()
+    try:
+        host, port = server.address.rsplit("/", 1)[-1].rsplit(":", 1)
+        for raw in (
+            b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+            b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+        ):
+            with socket.create_connection((host, int(port)), timeout=5) as s:
+                s.sendall(raw)
+                assert s.recv(100).startswith(b"HTTP/1.")
+        deadline = time.monotonic() + 5
+        while len(log) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(log) == 2, log
+        assert all("\n" not in line and line.startswith("control: ") for line in log), log
+        assert "Invalid character in Content-Length" in log[0], log
+        conn = http.client.HTTPConnection(host, int(port), timeout=5)
+        conn.request("GET", "/health")
+        assert conn.getresponse().status == 200
+    finally:
+        server.stop()

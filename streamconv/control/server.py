@@ -49,7 +49,9 @@ class _OneLine(logging.Handler):
         text = record.getMessage().splitlines()[0] if record.getMessage() else record.name
         if record.exc_info and record.exc_info[1] is not None:
             exc = record.exc_info[1]
-            text += f": {type(exc).__name__}: {exc}"
+            # aiohttp's parse errors span lines (the bad header, a caret under it): joined.
+            words = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+            text += f": {type(exc).__name__}: {words}"
         self._log(f"control: {text}")
 
 
