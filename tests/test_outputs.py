@@ -329,3 +329,44 @@ def test_outputs_share_the_stop_timeout_and_say_what_was_not_delivered(tmp_path,
         svc.log
     )
     assert took < 9.0, (took, svc.log)  # one 5 s for both, not 5 s each
+
+
+def test_a_broker_that_refuses_is_one_log_line_not_one_per_attempt():
+    """A wrong password is refused at every reconnect (0.25 s doubling to 30 s): one line
+    for the run of refusals, as the webhook says an outage in one line, not thousands a day."""
+    from streamconv.outputs import MqttOutput
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    attempts = []
+
+    def refuse():  # CONNACK with return code 5, "not authorized", to every CONNECT
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            attempts.append(conn.recv(1024)[:1])
+            conn.sendall(b"\x20\x02\x00\x05")
+            time.sleep(0.1)
+            conn.close()
+
+    threading.Thread(target=refuse, daemon=True).start()
+    log: list[str] = []
+    port = listener.getsockname()[1]
+    out = MqttOutput(f"mqtt://alice:wrong@127.0.0.1:{port}", log=log.append).start()
+    try:
+        deadline = time.monotonic() + 20
+        while len(attempts) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(attempts) >= 3, (attempts, log)
+        assert attempts[0] == b"\x10"  # they were MQTT CONNECTs
+        refused = [line for line in log if "refused" in line]
+        assert refused == [
+            f"output mqtt://127.0.0.1:{port}: broker refused the connection: Not authorized"
+            "; trying again with backoff"
+        ], log
+    finally:
+        out.close(timeout_s=0.2)
+        listener.close()

@@ -133,13 +133,22 @@ class MqttOutput(QueuedOutput):
         self.acked = 0  # acknowledged by the broker (QoS 1/2) or written (QoS 0)
         self._ever_connected = False
         self._closing = False  # set by _finish before it disconnects
+        self._refused: str | None = None  # the broker's reason, while it refuses us
 
     # -- paho's network thread -------------------------------------------------------------
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
-            self.log(f"output {self.name}: broker refused the connection: {reason_code}")
+            # paho tries again with backoff, and the broker refuses each time (a wrong
+            # password): one line for the run of refusals, another if the reason changes.
+            if str(reason_code) != self._refused:
+                self._refused = str(reason_code)
+                self.log(
+                    f"output {self.name}: broker refused the connection: {reason_code}"
+                    "; trying again with backoff"
+                )
             return
+        self._refused = None
         self.connected.set()
         self.log(f"output {self.name}: {'re' if self._ever_connected else ''}connected")
         self._ever_connected = True
