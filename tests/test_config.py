@@ -367,3 +367,21 @@ def test_schema_is_json_and_forbids_unknown_keys():
     assert set(schema["required"]) == {"source", "sink"}
     assert schema["additionalProperties"] is False
     assert "filters" in schema["properties"]
+
+
+def test_a_key_of_another_type_names_the_keys_of_this_one(workdir):
+    """`timeout_s` (a webhook's) on an mqtt output was "unknown key (did you mean
+    'timeout_s'?)": the very key written. It now says which keys the type takes."""
+    path = write(
+        workdir,
+        BASE + '[[filters]]\ntype = "gain"\ngain_db = 1\ncutoff_hz = 5\n'
+        '[[outputs]]\ntype = "mqtt"\nurl = "mqtt://127.0.0.1"\ntimeout_s = 1\n'
+        '[[outputs]]\ntype = "webhook"\nurl = "http://127.0.0.1/x"\ntimeot_s = 1\n',
+    )
+    errors = [e.split(": ", 1)[1] for e in errors_of(path)]
+    assert errors == [
+        "filters[0].cutoff_hz: not a key for type 'gain'; its keys: channels, gain_db, name",
+        "outputs[0].timeout_s: not a key for type 'mqtt'; its keys: client_id, qos, queue, "
+        "retain, topic, url",
+        "outputs[1].timeot_s: unknown key (did you mean 'timeout_s'?)",
+    ]

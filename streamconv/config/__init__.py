@@ -11,6 +11,7 @@ listing every problem found, each as ``FILE:LINE: key.path: message``.
 from __future__ import annotations
 
 import json
+import typing
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
@@ -48,22 +49,41 @@ def _known_keys() -> set[str]:
     return keys
 
 
+def _keys_of_type(tag: str) -> set[str]:
+    """The keys of the filter or output model whose ``type`` is `tag` (empty if none)."""
+    for obj in vars(models).values():
+        if isinstance(obj, type) and issubclass(obj, BaseModel) and "type" in obj.model_fields:
+            if tag in typing.get_args(obj.model_fields["type"].annotation):
+                return set(obj.model_fields)
+    return set()
+
+
 def problem_from_pydantic(err: ErrorDetails, lines: LineMap) -> Problem:
     """One pydantic error as a `Problem`: the key path as the config writes it, a message a
     user can act on (a "did you mean" for an unknown key, the value given), its line."""
     loc = list(err["loc"])
     # A discriminated union puts the tag in the path: filters.0.lowpass.cutoff_hz.
+    tag = None  # the entry's type, when pydantic names it
     if len(loc) >= 3 and loc[0] == "filters" and loc[2] in FILTER_TYPES:
-        del loc[2]
+        tag = loc.pop(2)
     if len(loc) >= 3 and loc[0] == "outputs" and loc[2] in OUTPUT_TYPES:
-        del loc[2]
+        tag = loc.pop(2)
     types, what = (
         (OUTPUT_TYPES, "output") if loc and loc[0] == "outputs" else (FILTER_TYPES, "filter")
     )
     kind = err["type"]
     value = err["input"]
     if kind == "extra_forbidden":
-        message = "unknown key" + did_you_mean(loc[-1], _known_keys())
+        word = str(loc[-1])
+        own = _keys_of_type(tag) - {"type"} if tag else set()
+        hint = did_you_mean(word, (own or _known_keys()) - {word})
+        if own and not hint:
+            # A key of another type (a webhook's timeout_s on an mqtt output) or none near:
+            # say which keys this type takes, never "did you mean" the very same word.
+            what_here = "unknown key" if word not in _known_keys() else "not a key"
+            message = f"{what_here} for type {tag!r}; its keys: {', '.join(sorted(own))}"
+        else:
+            message = "unknown key" + hint
     elif kind == "missing":
         message = "required key is missing"
     elif kind == "union_tag_not_found":
