@@ -385,3 +385,16 @@ def test_a_key_of_another_type_names_the_keys_of_this_one(workdir):
         "retain, topic, url",
         "outputs[1].timeot_s: unknown key (did you mean 'timeout_s'?)",
     ]
+
+
+def test_an_mqtt_url_or_topic_error_names_its_key_and_line(workdir):
+    path = write(
+        workdir,
+        BASE + '[[outputs]]\ntype = "mqtt"\nurl = "http://x"\ntopic = "a/{foo}"\n',
+    )
+    errors = errors_of(path)
+    assert errors == [
+        f"{path}:7: outputs[0].url: 'http://x': the broker URL must start with mqtt:// or mqtts://",
+        f"{path}:8: outputs[0].topic: 'a/{{foo}}': unknown field {{foo}}; use {{channel}}, "
+        "{sample}, {template}",
+    ]

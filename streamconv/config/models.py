@@ -443,13 +443,22 @@ class MqttOutputConfig(_Model):
         10000, description="Detections kept while the broker is away; then the oldest go."
     )
 
-    @model_validator(mode="after")
-    def _url_and_topic(self):
-        from streamconv.outputs.mqtt import check_topic, check_url
+    # One validator per field, so an error names its key and line (outputs[0].topic), not
+    # only the entry (outputs[0]).
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: str) -> str:
+        from streamconv.outputs.mqtt import check_url
 
-        check_url(self.url)
-        check_topic(self.topic)
-        return self
+        check_url(url)
+        return url
+
+    @field_validator("topic")
+    @classmethod
+    def _topic(cls, topic: str) -> str:
+        from streamconv.outputs.mqtt import check_topic
+
+        return check_topic(topic)
 
 
 class WebhookOutputConfig(_Model):
