@@ -101,6 +101,32 @@ def test_check_lists_every_error_and_exits_2(tmp_path, capsys):
     assert "Traceback" not in err
 
 
+def test_check_summary_shows_snippets_and_outputs_without_passwords(tmp_path, capsys):
+    """A new user checks the config before the first run: the snippets and every output are
+    in the summary (they were left out), a password in a URL is not."""
+    config = tmp_path / "svc.toml"
+    config.write_text(
+        '[source]\nuri = "-"\nformat = "s16le"\nrate = 8000\nchannels = 1\n'
+        '[sink]\nuri = "null"\n'
+        '[detections]\nsnippets = { dir = "snips", pre_s = 0.5, filtered = true }\n'
+        '[[outputs]]\ntype = "mqtt"\nurl = "mqtt://alice:s3cret@127.0.0.1:18883"\n'
+        '[[outputs]]\ntype = "webhook"\nurl = "http://127.0.0.1:18880/hook"\n'
+        'headers = { Authorization = "Bearer 0123" }\n'
+    )
+    assert main(["check", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert (
+        f"  snippets   {tmp_path / 'snips'}: 0.5 s before, 2 s from each detection, "
+        "at most 100 MB, filtered too\n"
+    ) in out
+    assert (
+        "  output     mqtt mqtt://alice:***@127.0.0.1:18883 topic streamconv/{template}, "
+        "qos 1, queue 10000\n"
+    ) in out
+    assert "  output     webhook http://127.0.0.1:18880/hook, timeout 5 s, queue 10000" in out
+    assert "s3cret" not in out and "Bearer" not in out
+
+
 def test_check_without_a_config_is_a_usage_error(capsys):
     assert main(["check"]) == 2
     assert capsys.readouterr().err.startswith("error: ")

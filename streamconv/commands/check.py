@@ -8,7 +8,9 @@ saves it beside the FFTW wisdom (:mod:`streamconv.wisdom`).
 
 from __future__ import annotations
 
+import os
 import sys
+import urllib.parse
 
 import numpy as np
 
@@ -173,9 +175,31 @@ def summary(loaded: LoadedConfig) -> str:
         )
     if loaded.detections_path:
         lines.append(f"  detections {loaded.detections_path}")
+    cfg = loaded.config
+    snips = cfg.detections.snippets if cfg.detections is not None else None
+    if snips is not None:
+        base = os.path.dirname(loaded.path)
+        where = os.path.normpath(os.path.join(base, os.path.expanduser(snips.dir)))
+        lines.append(
+            f"  snippets   {where}: {snips.pre_s:g} s before, {snips.post_s:g} s from each "
+            f"detection, at most {snips.max_mb:g} MB" + (", filtered too" if snips.filtered else "")
+        )
+    for out in cfg.outputs:
+        lines.append(f"  output     {_output(out)}")
     if loaded.control_listen:
         lines.append(f"  control    {loaded.control_listen}")
     return "\n".join(lines)
+
+
+def _output(out) -> str:
+    """An ``[[outputs]]`` entry in one line, without a password from its URL."""
+    parts = urllib.parse.urlsplit(out.url)
+    url = out.url
+    if parts.password is not None:
+        url = parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")).geturl()
+    if out.type == "mqtt":
+        return f"mqtt {url} topic {out.topic}, qos {out.qos}, queue {out.queue}"
+    return f"webhook {url}, timeout {out.timeout_s:g} s, queue {out.queue}"
 
 
 def _spectrogram(template, rate: float) -> str:
