@@ -370,3 +370,16 @@ def test_a_broker_that_refuses_is_one_log_line_not_one_per_attempt():
     finally:
         out.close(timeout_s=0.2)
         listener.close()
+
+
+def test_a_webhook_password_stays_out_of_the_log():
+    log: list[str] = []
+    out = WebhookOutput(f"http://bob:s3cret@127.0.0.1:{_free_port()}/hook", log=log.append)
+    out.start()
+    out.send({"template": "bell", "sample": 1})
+    deadline = time.monotonic() + 10
+    while not log and time.monotonic() < deadline:
+        time.sleep(0.02)
+    out.close(timeout_s=0.2)
+    assert log and all("s3cret" not in line for line in log), log
+    assert "http://bob:***@127.0.0.1:" in log[0], log

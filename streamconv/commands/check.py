@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import sys
-import urllib.parse
 
 import numpy as np
 
@@ -21,6 +20,7 @@ from streamconv.dsp.convolve import Convolver
 from streamconv.dsp.design import analyze
 from streamconv.dsp.group_delay import chain_delay
 from streamconv.errors import CommandLineError, ConfigError
+from streamconv.outputs.base import shown_url
 from streamconv.runner import block_size_for
 
 
@@ -193,10 +193,7 @@ def summary(loaded: LoadedConfig) -> str:
 
 def _output(out) -> str:
     """An ``[[outputs]]`` entry in one line, without a password from its URL."""
-    parts = urllib.parse.urlsplit(out.url)
-    url = out.url
-    if parts.password is not None:
-        url = parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")).geturl()
+    url = shown_url(out.url)
     if out.type == "mqtt":
         return f"mqtt {url} topic {out.topic}, qos {out.qos}, queue {out.queue}"
     return f"webhook {url}, timeout {out.timeout_s:g} s, queue {out.queue}"

@@ -5,11 +5,24 @@ from __future__ import annotations
 import collections
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 
 CLOSE_TIMEOUT_S = 5.0  # at stop, how long what is queued may still take to go out
 MIN_BACKOFF_S = 0.25
 MAX_BACKOFF_S = 30.0
+
+
+def shown_url(url: str) -> str:
+    """`url` for log lines and summaries: a password in it (``user:PASSWORD@host``) as ``***``.
+
+    >>> shown_url("http://bob:s3cret@host/hook"), shown_url("mqtt://host:1883")
+    ('http://bob:***@host/hook', 'mqtt://host:1883')
+    """
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")).geturl()
 
 
 class QueuedOutput:

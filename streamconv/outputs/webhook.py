@@ -7,7 +7,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 
-from streamconv.outputs.base import MAX_BACKOFF_S, MIN_BACKOFF_S, QueuedOutput
+from streamconv.outputs.base import MAX_BACKOFF_S, MIN_BACKOFF_S, QueuedOutput, shown_url
 
 RETRY_STATUS = frozenset({408, 425, 429})  # and every 5xx
 
@@ -40,7 +40,7 @@ class WebhookOutput(QueuedOutput):
         queue_size: int = 10000,
         log: Callable[[str], None] | None = None,
     ):
-        super().__init__(f"webhook {url}", queue_size, log)
+        super().__init__(f"webhook {shown_url(url)}", queue_size, log)
         self.url = url
         self.headers = {"Content-Type": "application/json", "User-Agent": "streamconv"}
         self.headers.update(headers or {})
