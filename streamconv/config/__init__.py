@@ -75,7 +75,7 @@ def problem_from_pydantic(err: ErrorDetails, lines: LineMap) -> Problem:
     value = err["input"]
     if kind == "extra_forbidden":
         word = str(loc[-1])
-        own = _keys_of_type(tag) - {"type"} if tag else set()
+        own = _keys_of_type(str(tag)) - {"type"} if tag else set()
         hint = did_you_mean(word, (own or _known_keys()) - {word})
         if own and not hint:
             # A key of another type (a webhook's timeout_s on an mqtt output) or none near:
