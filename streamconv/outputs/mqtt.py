@@ -9,8 +9,11 @@ the records wait in paho's queue and in this output's, both bounded by ``queue``
 from __future__ import annotations
 
 import json
+import os
 import re
+import ssl
 import string
+import sys
 import threading
 import time
 import urllib.parse
@@ -94,7 +97,6 @@ class MqttOutput(QueuedOutput):
         queue_size: int = 10000,
         log: Callable[[str], None] | None = None,
     ):
-        import os
 
         from paho.mqtt import client as mqtt
 
@@ -125,6 +127,7 @@ class MqttOutput(QueuedOutput):
         self._client.reconnect_delay_set(min_delay=0.25, max_delay=MAX_BACKOFF_S)  # type: ignore[arg-type]
         self._client.max_queued_messages_set(self.queue_size)
         self._client.on_connect = self._on_connect
+        self._client.on_connect_fail = self._on_connect_fail
         self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = self._on_publish
         self._lock = threading.Lock()
@@ -134,6 +137,7 @@ class MqttOutput(QueuedOutput):
         self._ever_connected = False
         self._closing = False  # set by _finish before it disconnects
         self._refused: str | None = None  # the broker's reason, while it refuses us
+        self._unreachable = False  # said so since the last connection
 
     # -- paho's network thread -------------------------------------------------------------
 
@@ -149,6 +153,7 @@ class MqttOutput(QueuedOutput):
                 )
             return
         self._refused = None
+        self._unreachable = False
         self.connected.set()
         self.log(f"output {self.name}: {'re' if self._ever_connected else ''}connected")
         self._ever_connected = True
@@ -157,7 +162,22 @@ class MqttOutput(QueuedOutput):
         # Our own disconnect at stop is no loss: paho reports it here as "Normal disconnection".
         if self.connected.is_set() and not self._closing:
             self.log(f"output {self.name}: connection lost ({reason_code}); reconnecting")
+            self._unreachable = True  # the failed attempts that follow are this outage
         self.connected.clear()
+
+    def _on_connect_fail(self, client, userdata) -> None:
+        # paho calls this inside its `except OSError`, which is the reason: a broker down at
+        # start, a TLS handshake with a plain port. Said once per outage, not per attempt.
+        if self._unreachable or self._closing:
+            return
+        self._unreachable = True
+        exc = sys.exc_info()[1]
+        reason = (
+            os.strerror(exc.errno)
+            if isinstance(exc, OSError) and exc.errno and not isinstance(exc, ssl.SSLError)
+            else str(exc or "no answer")
+        )
+        self.log(f"output {self.name}: cannot connect ({reason}); trying again with backoff")
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         with self._lock:
