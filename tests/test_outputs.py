@@ -232,7 +232,10 @@ def test_webhook_queue_is_bounded_retries_and_rejects(tmp_path):
     time.sleep(0.5)
     assert out.dropped >= 14 and out.pending <= 5
     assert any("queue full (5), dropping the oldest" in line for line in lines), lines
-    assert any("Connection refused" in line or "ConnectionRefused" in line for line in lines)
+    assert (
+        f"output webhook http://127.0.0.1:{port}/hook: cannot connect (Connection refused); "
+        "retrying with backoff"
+    ) in lines, lines
 
     got = []
 
@@ -387,3 +390,21 @@ def test_a_webhook_password_stays_out_of_the_log():
     out.close(timeout_s=0.2)
     assert log and all("s3cret" not in line for line in log), log
     assert "http://bob:***@127.0.0.1:" in log[0], log
+
+
+def test_a_webhook_that_does_not_answer_is_said_in_words():
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()  # accepts (the kernel does), never answers
+    log: list[str] = []
+    url = f"http://127.0.0.1:{silent.getsockname()[1]}/hook"
+    out = WebhookOutput(url, timeout_s=0.3, log=log.append).start()
+    try:
+        out.send({"template": "bell", "sample": 1})
+        deadline = time.monotonic() + 10
+        while not log and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert log[:1] == [f"output webhook {url}: no answer in 0.3 s; retrying with backoff"]
+    finally:
+        out.close(timeout_s=0.2)
+        silent.close()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
+import ssl
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -10,6 +13,20 @@ from collections.abc import Callable
 from streamconv.outputs.base import MAX_BACKOFF_S, MIN_BACKOFF_S, QueuedOutput, shown_url
 
 RETRY_STATUS = frozenset({408, 425, 429})  # and every 5xx
+
+
+def _reason(cause, timeout_s: float) -> str:
+    """A failed request in the words of the other log lines: ``cannot connect (Connection
+    refused)``, ``no answer in 5 s``; not the exception's class name and errno."""
+    if isinstance(cause, TimeoutError):  # socket.timeout too
+        return f"no answer in {timeout_s:g} s"
+    if isinstance(cause, ssl.SSLError):
+        return f"TLS: {cause.reason or cause}"
+    if isinstance(cause, socket.gaierror):
+        return f"cannot resolve the host ({cause.strerror})"
+    if isinstance(cause, OSError) and cause.errno:
+        return f"cannot connect ({os.strerror(cause.errno)})"
+    return f"{type(cause).__name__}: {cause}" if isinstance(cause, Exception) else str(cause)
 
 
 class WebhookOutput(QueuedOutput):
@@ -67,12 +84,7 @@ class WebhookOutput(QueuedOutput):
                 reason = f"HTTP {status}"
             except (OSError, ValueError) as exc:  # refused, reset, timeout, DNS
                 status = None
-                cause = getattr(exc, "reason", None) or exc
-                reason = (
-                    f"{type(cause).__name__}: {cause}"
-                    if isinstance(cause, Exception)
-                    else str(cause)
-                )
+                reason = _reason(getattr(exc, "reason", None) or exc, self.timeout_s)
             if status is not None and 200 <= status < 300:
                 if failing is not None:
                     self.log(f"output {self.name}: delivering again after {failing}")
