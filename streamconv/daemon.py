@@ -135,6 +135,10 @@ def _same_streams(a: LoadedConfig, b: LoadedConfig) -> list[str]:
         changed.append("[detections] path changed")
     if a.control_listen != b.control_listen:
         changed.append("[control] listen changed")
+    elif a.config.control != b.config.control:
+        # idle_timeout_s, allow_remote, socket_group: the server was set up with them at
+        # start; a reload that took them would say "generation N" and change nothing.
+        changed.append("[control] changed")
     snippets = [c.config.detections.snippets if c.config.detections else None for c in (a, b)]
     if snippets[0] != snippets[1]:
         changed.append("[detections] snippets changed")

@@ -398,3 +398,18 @@ def test_service_log_lines_stay_whole_across_threads(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert all(w.endswith("\n") and w.count("\n") == 1 for w in writes), writes[:4]
     assert sorted(writes) == sorted(f"t{k}: line {i}\n" for k in range(4) for i in range(200))
+
+
+def test_a_reload_refuses_control_changes_it_could_not_apply(tmp_path):
+    """The control server keeps the idle timeout, allow_remote and socket group it started
+    with: a reload changing them was "generation 2" and changed nothing."""
+    from streamconv.config import load_config
+    from streamconv.daemon import _same_streams
+
+    a = load_config(str(_config(tmp_path, RAW_IN, RAW_OUT, [1.0], CONTROL, name="a.toml")))
+    b = load_config(
+        str(_config(tmp_path, RAW_IN, RAW_OUT, [0.5], CONTROL + "idle_timeout_s = 2\n", "b.toml"))
+    )
+    c = load_config(str(_config(tmp_path, RAW_IN, RAW_OUT, [0.5], CONTROL, name="c.toml")))
+    assert _same_streams(a, b) == ["[control] changed"]
+    assert _same_streams(a, c) == []  # a new filter is what a reload is for
