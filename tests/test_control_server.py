@@ -189,3 +189,22 @@ def test_a_malformed_request_is_one_log_line(tmp_path):
         assert conn.getresponse().status == 200
     finally:
         server.stop()
+
+
+def test_a_unix_socket_in_use_is_a_busy_address_not_taken_over(tmp_path):
+    """A second service on the same unix: path unlinked the first one's live socket, listened
+    in its place and removed it at its stop: the first was left unreachable."""
+    sock = tmp_path / "control.sock"
+    first_cfg = tmp_path / "first.toml"
+    first_cfg.write_text(_config(tmp_path).read_text().replace('"127.0.0.1:0"', f'"unix:{sock}"'))
+    first = Service(first_cfg, stdin=subprocess.PIPE)
+    try:
+        first.wait_line("control: listening on unix:")
+        proc = subprocess.run([*CLI, "run", "-c", str(first_cfg)], input=b"", capture_output=True)
+        assert proc.returncode == 1, proc.stderr
+        assert proc.stderr.decode() == (
+            f"error: [control] listen unix:{sock}: cannot listen: Address already in use\n"
+        )
+        assert get(f"unix:{sock}", "/health").strip() == "ok"  # the first still answers
+    finally:
+        first.kill()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -53,6 +54,18 @@ class _OneLine(logging.Handler):
             words = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
             text += f": {type(exc).__name__}: {words}"
         self._log(f"control: {text}")
+
+
+def _answers(path: str) -> bool:
+    """Whether a process accepts connections on the unix socket at `path` (a live service,
+    whose socket must not be unlinked), not a stale file a killed run left."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        try:
+            probe.connect(path)
+        except OSError:
+            return False
+        return True
 
 
 class ControlServer:
@@ -142,7 +155,8 @@ class ControlServer:
             with contextlib.suppress(Exception):
                 asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(10)
         self._halt()
-        if self._unix_path and os.path.exists(self._unix_path):
+        # Only a socket this server bound: one that failed to start leaves the other's alone.
+        if self._unix_path and self.address is not None and os.path.exists(self._unix_path):
             os.unlink(self._unix_path)
 
     def _halt(self) -> None:
@@ -193,6 +207,8 @@ class ControlServer:
         await self._runner.setup()
         if self._unix_path is not None:
             if os.path.exists(self._unix_path):
+                if _answers(self._unix_path):  # another service listens there: not ours
+                    raise OSError(errno.EADDRINUSE, os.strerror(errno.EADDRINUSE))
                 os.unlink(self._unix_path)  # a stale socket of an earlier run
             unix = web.UnixSite(self._runner, self._unix_path, backlog=BACKLOG)
             await unix.start()
