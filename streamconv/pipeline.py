@@ -228,10 +228,7 @@ class Pipeline:
         for detector in self._detectors.detectors if self._detectors is not None else ():
             if name in getattr(detector, "names", ()):
                 step = int(detector.score_step)
-        offset = self.detector_start
-        if self.chain_delay is not None:
-            offset -= whole_delay(self.chain_delay)
-        return offset, step
+        return self._timeline()[0], step
 
     def _remember(self, x: np.ndarray) -> None:
         n, m, at = len(self._history), len(x), self._history_at
@@ -246,14 +243,17 @@ class Pipeline:
         self._history[: m - first] = x[first:]
         self._history_at = (at + m) % n
 
+    def _timeline(self) -> tuple[int, str]:
+        """``(offset, timeline)``: detector sample ``s`` is sample ``s + offset`` of the
+        detections' timeline, ``"input"`` when the chain's delay is compensated, else
+        ``"filtered"`` (see the class notes)."""
+        if self.chain_delay is None:
+            return self.detector_start, "filtered"
+        return self.detector_start - whole_delay(self.chain_delay), "input"
+
     def _global(self, found: list[Detection]) -> list[Detection]:
         """Detector samples -> the service's input timeline (see the class notes)."""
-        s0, delay = self.detector_start, self.chain_delay
-        if delay is None:
-            timeline = "filtered"
-        else:
-            s0 -= whole_delay(delay)
-            timeline = "input"
+        s0, timeline = self._timeline()
         # Samples count from the input's first (docs/contract.md): a window that starts in the
         # chain's start-up (its first D filtered samples, the filter's ramp over the zeros
         # before the input) starts at input sample 0, not before it.
@@ -263,7 +263,7 @@ class Pipeline:
                 sample=max(d.sample + s0, 0),
                 time=max(d.sample + s0, 0) / self.sample_rate,
                 timeline=timeline,
-                chain_delay=delay,
+                chain_delay=self.chain_delay,
             )
             for d in found
         ]
