@@ -153,13 +153,9 @@ class ControlPlane:
             self.snippets.close()
         # Every output's stop begins at once: they share CLOSE_TIMEOUT_S, not one each in turn.
         for out in self.outputs:
-            if hasattr(out, "begin_close"):
-                out.begin_close()
+            out.begin_close()
         for out in self.outputs:
-            if hasattr(out, "wait_closed"):
-                out.wait_closed()
-            else:
-                out.close()
+            out.wait_closed()
 
     # -- the processing loop's thread ------------------------------------------------------
 
