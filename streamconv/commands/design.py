@@ -16,13 +16,12 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-import typing
 
 import numpy as np
 from pydantic import TypeAdapter, ValidationError
 
 from streamconv.commands._args import key_values
-from streamconv.config.models import FILTER_TYPES, Filter
+from streamconv.config.models import FILTER_TYPES, Filter, keys_of_type
 from streamconv.config.parse import did_you_mean, format_path, read_document
 from streamconv.dsp.design import analyze, design, design_bands, frequency_response
 from streamconv.errors import CommandLineError, UsageError
@@ -71,14 +70,6 @@ def parse_spec(tokens: list[str]) -> dict:
     return {"type": first, **spec}
 
 
-def _keys_of(kind) -> list[str]:
-    """The keys of filter type `kind` (for "did you mean"); none for an unknown type."""
-    for model in typing.get_args(typing.get_args(Filter)[0]):
-        if kind in typing.get_args(model.model_fields["type"].annotation):
-            return sorted(model.model_fields)
-    return []
-
-
 def _spec_file(tokens: list[str]) -> bool:
     """Whether SPEC names a spec file (whose mistakes are the file's, not the command line's)."""
     return len(tokens) == 1 and os.path.splitext(tokens[0])[1].lower() in SPEC_FILES
@@ -94,7 +85,7 @@ def _validate(spec: dict, mistake: type[UsageError] = UsageError):
             loc = [p for p in err["loc"] if p not in FILTER_TYPES]
             key = format_path(tuple(loc)) or "type"
             if err["type"] == "extra_forbidden":
-                message = "unknown key" + did_you_mean(loc[-1], _keys_of(spec.get("type")))
+                message = "unknown key" + did_you_mean(loc[-1], keys_of_type(spec.get("type")))
             elif err["type"] == "missing":
                 message = "required key is missing"
             elif err["type"] == "union_tag_invalid":

@@ -11,7 +11,6 @@ listing every problem found, each as ``FILE:LINE: key.path: message``.
 from __future__ import annotations
 
 import json
-import typing
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
@@ -49,15 +48,6 @@ def _known_keys() -> set[str]:
     return keys
 
 
-def _keys_of_type(tag: str) -> set[str]:
-    """The keys of the filter or output model whose ``type`` is `tag` (empty if none)."""
-    for obj in vars(models).values():
-        if isinstance(obj, type) and issubclass(obj, BaseModel) and "type" in obj.model_fields:
-            if tag in typing.get_args(obj.model_fields["type"].annotation):
-                return set(obj.model_fields)
-    return set()
-
-
 def problem_from_pydantic(err: ErrorDetails, lines: LineMap) -> Problem:
     """One pydantic error as a `Problem`: the key path as the config writes it, a message a
     user can act on (a "did you mean" for an unknown key, the value given), its line."""
@@ -75,7 +65,7 @@ def problem_from_pydantic(err: ErrorDetails, lines: LineMap) -> Problem:
     value = err["input"]
     if kind == "extra_forbidden":
         word = str(loc[-1])
-        own = _keys_of_type(str(tag)) - {"type"} if tag else set()
+        own = models.keys_of_type(str(tag)) - {"type"} if tag else set()
         hint = did_you_mean(word, (own or _known_keys()) - {word})
         if own and not hint:
             # A key of another type (a webhook's timeout_s on an mqtt output) or none near:

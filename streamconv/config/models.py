@@ -9,6 +9,7 @@ samples are plain (``taps``, ``samples``, ``block_size``).
 from __future__ import annotations
 
 import re
+import typing
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -500,3 +501,13 @@ class Config(_Model):
     detections: Detections | None = None
     control: Control | None = None
     outputs: list[Output] = Field(default_factory=list)
+
+
+def keys_of_type(tag) -> set[str]:
+    """The keys of the filter or output model whose ``type`` is `tag` (empty if none), for a
+    "did you mean" or the list of the keys a type takes."""
+    for obj in list(globals().values()):
+        if isinstance(obj, type) and issubclass(obj, BaseModel) and "type" in obj.model_fields:
+            if tag in typing.get_args(obj.model_fields["type"].annotation):
+                return set(obj.model_fields)
+    return set()
